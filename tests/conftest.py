@@ -1,0 +1,54 @@
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from zeroshot_unlearn import load_model
+from zeroshot_unlearn.data import load_data, retained_subset
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ZEROSHOT_UNLEARN_SHARED", REPO.parent / "shared")) / "data"
+
+# A fast version of the digits recipe for tests that check behaviour, not final quality.
+FAST = {"generator.steps": 5, "impair.epochs": 0.5, "repair.epochs": 0.25}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    # One cache per test session: retrain references are computed once, never in the user's cache.
+    monkeypatch.setenv("ZEROSHOT_UNLEARN_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    return load_model("digits_cnn", pretrained=True)
+
+
+@pytest.fixture(scope="session")
+def digits(digits_model):
+    return load_data("digits", digits_model)
+
+
+@pytest.fixture(scope="session")
+def digits_retain(digits):
+    return retained_subset(digits.train, [3, 7], 400, seed=0)
+
+
+@pytest.fixture
+def model_copy(digits_model):
+    return copy.deepcopy(digits_model)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"benchmark data folder {SHARED_DATA} is missing (expected ../shared/data beside the repo)")
+    return SHARED_DATA
+
+
+def state_equal(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -1,0 +1,33 @@
+"""forget_classes on timm models: a BatchNorm ResNet and a LayerNorm ViT (random weights, tiny data)."""
+
+import copy
+
+import pytest
+import torch
+
+from conftest import state_equal
+from zeroshot_unlearn import forget_classes, load_model
+from zeroshot_unlearn.data import ImageTensorDataset
+
+TINY = {"generator.steps": 2, "generator.batch_size": 8, "impair.epochs": 1.0, "repair.epochs": 1.0,
+        "impair.batch_size": 16, "repair.batch_size": 16, "impair.anti_memory_batch": 8}
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("resnet10t", {}),
+    ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 2}),
+])
+def test_timm_models_run_end_to_end(name, kwargs):
+    torch.manual_seed(0)
+    model = load_model(name, num_classes=4, **kwargs)
+    size = model.pretrained_cfg["input_size"]
+    if name.startswith("resnet"):
+        size = (3, 32, 32)
+        model.pretrained_cfg["input_size"] = size
+    retain = ImageTensorDataset(torch.randn(48, *size), torch.tensor([0, 1, 2] * 16))
+    before = copy.deepcopy(model)
+    result = forget_classes(model, [3], retain=retain, overrides=TINY, progress=False)
+    assert state_equal(model, before)
+    assert not state_equal(result.model, before)
+    with torch.no_grad():
+        assert result.model(retain.x[:2]).shape == (2, 4)

@@ -1,0 +1,142 @@
+"""``forget_classes``: the one entry point, and the :class:`ForgetResult` it returns."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset
+
+from . import __version__
+from .data.datasets import materialise
+from .errors import InvalidRequestError
+from .io import save_state_dict, sha256_state_dict, write_text
+from .methods import ForgetContext, get_method
+from .recipes import Recipe, resolve_recipe
+from .validate import model_num_classes, validate_classes, validate_model, validate_retain
+from .zoo.loading import METADATA_KEY
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ForgetResult:
+    """What :func:`forget_classes` returns. ``model`` is new unless ``inplace=True`` was asked."""
+
+    model: nn.Module
+    generator: nn.Module | None
+    recipe: Recipe
+    method: str
+    classes: list[int]
+    timings: dict[str, float]
+    retained_images: int
+    forget_images_used: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write ``model.safetensors`` (with its config and history), ``recipe.yaml`` and the generator."""
+        folder = Path(folder)
+        cfg = dict(getattr(self.model, "pretrained_cfg", {}) or {})
+        metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": _jsonable(cfg), "history": self.history})}
+        save_state_dict(folder / "model.safetensors", self.model.state_dict(), metadata)
+        write_text(folder / "recipe.yaml", self.recipe.to_yaml())
+        if self.generator is not None:
+            save_state_dict(folder / "generator.safetensors", self.generator.state_dict(),
+                            {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.classes})})
+        return folder
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+
+
+def model_architecture(model: nn.Module) -> str:
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
+    return str(cfg.get("architecture") or type(model).__name__.lower())
+
+
+def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
+                   recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
+                   overrides: Mapping[str, Any] | None = None, seed: int = 0, inplace: bool = False,
+                   progress: bool = True) -> ForgetResult:
+    """Make ``model`` forget ``classes`` without any image of them.
+
+    Args:
+        model: a classifier (timm model, zoo model, or any ``nn.Module`` with a linear head), float32 on CPU.
+        classes: class ids to forget.
+        retain: a small set of retained-class samples (images normalised for the model, labels); it must
+            not contain any forget-class sample.
+        recipe: ``"auto"`` (by architecture), a registered recipe name, a YAML path, a dict or a ``Recipe``.
+        method: a registered method name (default: the recipe's ``method``).
+        overrides: recipe values to change, nested or dotted (``{"impair.lr": 0.02}``).
+        seed: makes the run reproducible on CPU; the caller's global RNG state is left as it was.
+        inplace: write the result into ``model`` as well (otherwise ``model`` is untouched).
+        progress: show tqdm progress bars.
+    """
+    validate_model(model)
+    num_classes = model_num_classes(model)
+    forget = validate_classes(classes, num_classes)
+    resolved = resolve_recipe(recipe, model_architecture(model), overrides)
+    algorithm = get_method(method or resolved.method)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
+    if "forget" in algorithm.needs:
+        raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images, which forget_classes never "
+                                  "takes; use a method that needs only retained data (see list_methods())")
+    retain_data = None
+    if retain is None:
+        if "retain" in algorithm.needs:
+            raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
+    else:
+        retain_data = materialise(retain)
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    input_size = tuple(cfg.get("input_size") or (tuple(retain_data.x.shape[1:]) if retain_data is not None else ()))
+    if retain_data is not None:
+        validate_retain(retain_data, forget, num_classes, input_size, resolved.min_per_class)
+    if len(input_size) != 3:
+        raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = (C, H, W)")
+    channels = input_size[0]
+    mean = tuple(cfg.get("mean") or (0.0,) * channels)
+    std = tuple(cfg.get("std") or (1.0,) * channels)
+
+    start = time.perf_counter()
+    original_hash = sha256_state_dict(model.state_dict())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        original = copy.deepcopy(model).eval()
+        for p in original.parameters():
+            p.requires_grad_(False)
+        student = copy.deepcopy(model)
+        ctx = ForgetContext(original=original, student=student, forget=forget, retain=retain_data, recipe=resolved,
+                            seed=seed, num_classes=num_classes, input_size=input_size, mean=mean, std=std,
+                            progress=progress)
+        algorithm.run(ctx)
+    student = ctx.student.eval()
+    timings = dict(ctx.timings)
+    timings["total"] = time.perf_counter() - start
+    entry = {
+        "classes": forget, "method": algorithm.name, "recipe": resolved.name, "seed": seed,
+        "retained_images": len(retain_data) if retain_data is not None else 0, "forget_images_used": 0,
+        "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
+        "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    history = list(getattr(model, "unlearning_history", [])) + [entry]
+    student.pretrained_cfg = cfg
+    student.unlearning_history = history
+    if inplace:
+        model.load_state_dict(student.state_dict())
+        model.unlearning_history = history
+        student = model
+    log.info("forgot classes %s with %s in %.1fs", forget, algorithm.name, timings["total"])
+    return ForgetResult(model=student, generator=ctx.generator, recipe=resolved, method=algorithm.name,
+                        classes=forget, timings=timings, retained_images=entry["retained_images"],
+                        forget_images_used=0, history=history)

@@ -1,0 +1,188 @@
+"""Protocol suites -> ``results.json`` (one row per request) and a markdown table.
+
+Suites and requests follow ``PROTOCOL.md``: every single class, the pairs {3,7} {0,2}
+{1,9} {4,5} and {0,1,2,3,4}; zero forget images; a class-balanced retained subset.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from .api import forget_classes
+from .data import DataSplits, load_data, retained_subset
+from .errors import InvalidRequestError
+from .io import write_json, write_text
+from .metrics import epoch_seconds, forget_retain_accuracy
+from .train import TrainConfig, retrain_reference
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_REQUESTS: list[list[int]] = [[c] for c in range(10)] + [[3, 7], [0, 2], [1, 9], [4, 5], [0, 1, 2, 3, 4]]
+DIGITS_TRAIN = TrainConfig(epochs=10, lr=0.1)
+"""The recipe the shipped digits checkpoint was trained with; retrain references reuse it."""
+
+
+@dataclass
+class Suite:
+    name: str
+    load: Callable[[str | None], tuple[nn.Module, DataSplits]]
+    full_train_per_class: Callable[[DataSplits], list[int]]
+    default_budget: int
+    retrain: Callable[[DataSplits, list[int]], tuple[nn.Module, float]] | None = None
+
+
+def _digits(_data_dir: str | None):
+    from .zoo import load_model
+
+    model = load_model("digits_cnn", pretrained=True)
+    return model, load_data("digits", model)
+
+
+def _cifar10_resnet20(data_dir: str | None):
+    from .zoo import load_model
+
+    if data_dir is None:
+        raise InvalidRequestError("suite cifar10-resnet20 needs --data-dir (a folder with cifar10_*.npz and "
+                                  "checkpoints/resnet20-12fca82f.th)")
+    model = load_model("cifar10_resnet20", Path(data_dir) / "checkpoints" / "resnet20-12fca82f.th")
+    return model, load_data(data_dir, model)
+
+
+def _digits_retrain(data: DataSplits, forget: list[int]):
+    return retrain_reference("digits_cnn", data.train, forget, DIGITS_TRAIN, progress=False)
+
+
+SUITES: dict[str, Suite] = {
+    "digits": Suite("digits", _digits, lambda d: torch.bincount(d.train.y, minlength=10).tolist(), 400,
+                    _digits_retrain),
+    # The full CIFAR-10 training set has 5,000 images per class (the shipped subset has 1,000).
+    "cifar10-resnet20": Suite("cifar10-resnet20", _cifar10_resnet20, lambda d: [5000] * 10, 2500),
+}
+
+
+def parse_requests(text: str) -> list[list[int]]:
+    """``protocol`` or ``3,7;0;1,9`` -> list of class lists."""
+    if text == "protocol":
+        return [list(r) for r in PROTOCOL_REQUESTS]
+    try:
+        return [[int(c) for c in part.split(",")] for part in text.replace(" ", "").split(";") if part]
+    except ValueError:
+        raise InvalidRequestError(f"--requests must be 'protocol' or class lists like '3,7;0;1,9', got {text!r}") \
+            from None
+
+
+def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
+    """Dr ceiling: retained-class accuracy with the forget logits masked out (argmax over retained classes)."""
+    keep = ~torch.isin(data.y, torch.as_tensor(list(forget)))
+    x, y = data.x[keep], data.y[keep]
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+    logits[:, list(forget)] = float("-inf")
+    return float((logits.argmax(1) == y).float().mean() * 100)
+
+
+def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Sequence[int]] | None = None,
+              retain_budget: int | float | None = None, methods: Sequence[str] = ("anti_memory",),
+              references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
+              progress: bool = True) -> dict:
+    if suite not in SUITES:
+        raise InvalidRequestError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
+    spec = SUITES[suite]
+    model, data = spec.load(data_dir)
+    if data.test is None:
+        raise InvalidRequestError(f"suite {suite} needs a test split")
+    requests = [sorted(r) for r in (requests or PROTOCOL_REQUESTS)]
+    budget = retain_budget or spec.default_budget
+    per_class_full = spec.full_train_per_class(data)
+    input_size = tuple(model.pretrained_cfg["input_size"])
+    seconds_per_image = epoch_seconds(model, input_size, 1)
+    rows = []
+    for forget in requests:
+        retain = retained_subset(data.train, forget, budget, seed=seed)
+        df_orig, dr_orig = forget_retain_accuracy(model, data.test, forget)
+        ceiling = masked_accuracy(model, data.test, forget)
+        reference = (references or {}).get(tuple(forget))
+        retrain_seconds = None
+        if reference is None and spec.retrain is not None:
+            reference, retrain_seconds = spec.retrain(data, forget)
+        df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
+        retained_full = sum(n for c, n in enumerate(per_class_full) if c not in forget)
+        epoch_s = seconds_per_image * retained_full
+        for method in methods:
+            start = time.perf_counter()
+            result = forget_classes(model, forget, retain=retain, method=method, seed=seed, progress=progress)
+            seconds = time.perf_counter() - start
+            df, dr = forget_retain_accuracy(result.model, data.test, forget)
+            rows.append({
+                "method": method, "classes": forget, "df": round(df, 2), "dr": round(dr, 2),
+                "df_original": round(df_orig, 2), "dr_original": round(dr_orig, 2),
+                "dr_original_masked": round(ceiling, 2),
+                "df_retrain": None if df_ref is None else round(df_ref, 2),
+                "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
+                "time_s": round(seconds, 2), "epoch_equivalents": round(seconds / epoch_s, 4),
+                "epoch_seconds": round(epoch_s, 2), "retained_images": result.retained_images,
+                "forget_images_used": result.forget_images_used,
+                "retrain_time_s": None if retrain_seconds is None else round(retrain_seconds, 2),
+            })
+            log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f) in %.1fs", method, forget, df, dr, df_orig, dr_orig,
+                     seconds)
+    return {"suite": suite, "seed": seed, "retain_budget": budget, "rows": rows}
+
+
+def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Per method: Df mean/max, ΔDr (vs original) mean/worst, mean epoch-equivalents."""
+    out: dict[str, dict[str, float]] = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        deltas = [r["dr"] - r["dr_original"] for r in mine]
+        out[method] = {
+            "requests": len(mine),
+            "df_mean": statistics.fmean(r["df"] for r in mine), "df_max": max(r["df"] for r in mine),
+            "ddr_mean": statistics.fmean(deltas), "ddr_worst": min(deltas),
+            "epoch_eq_mean": statistics.fmean(r["epoch_equivalents"] for r in mine),
+            "epoch_eq_max": max(r["epoch_equivalents"] for r in mine),
+        }
+    return out
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(results: dict) -> str:
+    rows = results["rows"]
+    lines = [f"### Suite `{results['suite']}` (retained budget {results['retain_budget']}, seed {results['seed']})", "",
+             "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | epoch-eq. | "
+             "retained imgs | forget imgs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['df'])} | {_fmt(r['dr'])} | "
+                     f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
+                     f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['epoch_equivalents']:.3f} | "
+                     f"{r['retained_images']} | {r['forget_images_used']} |")
+    lines += ["", "| method | requests | Df mean | Df max | ΔDr mean | ΔDr worst | epoch-eq. mean | epoch-eq. max |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for method, s in summarise(rows).items():
+        lines.append(f"| {method} | {s['requests']} | {s['df_mean']:.2f} | {s['df_max']:.2f} | {s['ddr_mean']:+.2f} | "
+                     f"{s['ddr_worst']:+.2f} | {s['epoch_eq_mean']:.3f} | {s['epoch_eq_max']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def save_results(results: dict, out: str | Path, markdown: str | Path | None = None) -> None:
+    write_json(out, results)
+    write_text(markdown or Path(out).with_suffix(".md"), markdown_table(results))
+
+
+__all__ = ["run_bench", "save_results", "markdown_table", "summarise", "parse_requests", "PROTOCOL_REQUESTS",
+           "SUITES"]

@@ -1,0 +1,251 @@
+"""Command line: ``zeroshot-unlearn {demo,forget,bench,recipes,train}``.
+
+Exit codes: 0 success, 2 usage or validation error, 1 runtime failure. Errors print as one
+line; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import DivergenceError, OutputError, UnlearnError
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    from .recipes import parse_override
+
+    return dict(parse_override(p) for p in pairs or [])
+
+
+def cmd_demo(args) -> int:
+    from .api import forget_classes
+    from .bench import DIGITS_TRAIN, masked_accuracy
+    from .data import load_data, retained_subset
+    from .metrics import forget_retain_accuracy, per_class_accuracy
+    from .train import retrain_reference
+    from .zoo import load_model
+
+    start = time.perf_counter()
+    forget = sorted(args.classes)
+    model = load_model("digits_cnn", pretrained=True)
+    data = load_data("digits", model)
+    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
+    print(f"digits demo: forgetting classes {forget} from the shipped digits_cnn with {len(retain)} retained images "
+          "and 0 forget images")
+    reference, retrain_s = retrain_reference("digits_cnn", data.train, forget, DIGITS_TRAIN, seed=args.seed,
+                                             progress=not args.quiet)
+    t0 = time.perf_counter()
+    result = forget_classes(model, forget, retain=retain, seed=args.seed, progress=not args.quiet)
+    forget_s = time.perf_counter() - t0
+    rows = {name: per_class_accuracy(m, data.test, 10)
+            for name, m in (("original", model), ("unlearned", result.model), ("retrain", reference))}
+    print(f"\n{'class':>5} | {'original':>8} | {'unlearned':>9} | {'retrain':>7}")
+    for c in range(10):
+        mark = "  <- forgotten" if c in forget else ""
+        print(f"{c:>5} | {rows['original'][c]:8.2f} | {rows['unlearned'][c]:9.2f} | {rows['retrain'][c]:7.2f}{mark}")
+    summary = {name: forget_retain_accuracy(m, data.test, forget)
+               for name, m in (("original", model), ("unlearned", result.model), ("retrain", reference))}
+    print(f"\n{'model':>9} | {'Df':>6} | {'Dr':>6}")
+    for name, (df, dr) in summary.items():
+        print(f"{name:>9} | {df:6.2f} | {dr:6.2f}")
+    print(f"Dr ceiling (original, forget logits masked): {masked_accuracy(model, data.test, forget):.2f}")
+    retrain_note = f"{retrain_s:.1f}s" if retrain_s else "cached"
+    print(f"\ntime: forgetting {forget_s:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in result.timings.items())}); "
+          f"retrain reference {retrain_note}; total {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from .api import forget_classes
+    from .bench import masked_accuracy
+    from .data import load_data, retained_subset
+    from .io import write_json
+    from .metrics import forget_retain_accuracy
+    from .zoo import load_model
+
+    out = Path(args.out)
+    _prepare_out(out, args.overwrite)
+    model = load_model(args.model, args.checkpoint, trust_checkpoint=args.trust_checkpoint)
+    data = load_data(args.retain_data, model)
+    budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
+    retain = retained_subset(data.train, sorted(args.classes), budget, seed=args.seed)
+    start = time.perf_counter()
+    result = forget_classes(model, args.classes, retain=retain, recipe=args.recipe, method=args.method,
+                            overrides=_overrides(args.set), seed=args.seed, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    result.save(out)
+    row = {"method": result.method, "classes": result.classes, "time_s": round(seconds, 2),
+           "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
+           "timings": {k: round(v, 2) for k, v in result.timings.items()}}
+    evaluation = data.test if data.test is not None else None
+    if evaluation is not None:
+        df, dr = forget_retain_accuracy(result.model, evaluation, result.classes)
+        df0, dr0 = forget_retain_accuracy(model, evaluation, result.classes)
+        row.update(df=round(df, 2), dr=round(dr, 2), df_original=round(df0, 2), dr_original=round(dr0, 2),
+                   dr_original_masked=round(masked_accuracy(model, evaluation, result.classes), 2), dr_retrain=None)
+        print(f"Df {df:.2f} (original {df0:.2f}), Dr {dr:.2f} (original {dr0:.2f}) on the test split")
+    write_json(out / "metrics.json", {"suite": str(args.retain_data), "rows": [row]})
+    print(f"wrote {out}/model.safetensors, recipe.yaml, metrics.json in {seconds:.1f}s")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import parse_requests, run_bench, save_results
+    from .zoo import load_model
+
+    references = {}
+    for spec in args.reference or []:
+        classes, _, path = spec.partition(":")
+        if not path:
+            raise UnlearnError(f"--reference must look like CLASSES:PATH (e.g. 3,7:retrain.th), got {spec!r}")
+        references[tuple(sorted(int(c) for c in classes.split(",")))] = load_model(args.reference_model, path)
+    budget = None
+    if args.retain_budget:
+        budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
+    results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
+                        retain_budget=budget, methods=args.methods, references=references, seed=args.seed,
+                        progress=not args.quiet)
+    save_results(results, args.out, args.markdown)
+    from .bench import markdown_table
+
+    print(markdown_table(results))
+    return 0
+
+
+def cmd_recipes(_args) -> int:
+    from .recipes import list_recipes, load_recipe
+
+    for name, patterns in list_recipes().items():
+        recipe = load_recipe(name)
+        print(f"{name:<14} matches {', '.join(patterns):<40} {recipe.description}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import json
+
+    import torch
+
+    from .bench import DIGITS_TRAIN
+    from .data import load_data
+    from .io import save_state_dict, sha256_file, write_text
+    from .metrics import predict
+    from .train import train_classifier
+    from .zoo import build_model
+    from .zoo.loading import METADATA_KEY
+
+    if args.model != "digits_cnn" or args.data != "digits":
+        raise UnlearnError("train currently builds the digits demo checkpoint: --model digits_cnn --data digits")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = build_model(args.model)
+    data = load_data(args.data, model)
+    start = time.perf_counter()
+    train_classifier(model, data.train, DIGITS_TRAIN, seed=args.seed, progress=not args.quiet)
+    seconds = time.perf_counter() - start
+    accuracy = float((predict(model, data.test.x) == data.test.y).float().mean() * 100)
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in model.pretrained_cfg.items()}
+    save_state_dict(args.out, model.state_dict(), {METADATA_KEY: json.dumps({"pretrained_cfg": cfg})})
+    card = {"model": args.model, "data": args.data, "train_images": len(data.train), "test_images": len(data.test),
+            "recipe": DIGITS_TRAIN.__dict__, "seed": args.seed, "test_accuracy": round(accuracy, 2),
+            "train_seconds": round(seconds, 1), "sha256": sha256_file(args.out)}
+    write_text(Path(args.out).with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+    print(f"test accuracy {accuracy:.2f}% after {seconds:.1f}s; wrote {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zeroshot-unlearn", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="forget digits 3 and 7 from the shipped demo model (about a minute)")
+    demo.add_argument("--classes", type=int, nargs="+", default=[3, 7])
+    demo.add_argument("--retain-budget", type=int, default=400)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    forget = sub.add_parser("forget", help="forget classes from a model and write the result")
+    forget.add_argument("--model", required=True, help="zoo or timm model name")
+    forget.add_argument("--checkpoint", help="checkpoint file (.th/.pth/.safetensors)")
+    forget.add_argument("--classes", type=int, nargs="+", required=True)
+    forget.add_argument("--retain-data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder")
+    forget.add_argument("--retain-budget", default="2500", help="retained images (count, or a fraction like 0.05)")
+    forget.add_argument("--recipe", default="auto")
+    forget.add_argument("--method", default=None)
+    forget.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override, e.g. impair.lr=0.02")
+    forget.add_argument("--seed", type=int, default=0)
+    forget.add_argument("--out", required=True)
+    forget.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
+    forget.add_argument("--trust-checkpoint", action="store_true", help="allow pickles that weights_only refuses")
+    forget.add_argument("--quiet", action="store_true")
+    forget.set_defaults(func=cmd_forget)
+
+    bench = sub.add_parser("bench", help="run the protocol requests of a suite and write results.json + a table")
+    bench.add_argument("--suite", required=True, choices=["digits", "cifar10-resnet20"])
+    bench.add_argument("--data-dir", default=None)
+    bench.add_argument("--requests", default="protocol", help="'protocol' or '3,7;0;1,9'")
+    bench.add_argument("--retain-budget", default=None)
+    bench.add_argument("--methods", nargs="+", default=["anti_memory"])
+    bench.add_argument("--reference", action="append", metavar="CLASSES:PATH",
+                       help="retrain reference for a request, e.g. 3,7:path/resnet20-retrain-without-3-7.th")
+    bench.add_argument("--reference-model", default="cifar10_resnet20")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--out", default="results.json")
+    bench.add_argument("--markdown", default=None, help="markdown table path (default: OUT with .md)")
+    bench.add_argument("--quiet", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+
+    recipes = sub.add_parser("recipes", help="list the recipes and the architectures they match")
+    recipes.set_defaults(func=cmd_recipes)
+
+    train = sub.add_parser("train", help="train the digits demo checkpoint")
+    train.add_argument("--model", default="digits_cnn")
+    train.add_argument("--data", default="digits")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="checkpoints/digits_cnn.safetensors")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except DivergenceError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except UnlearnError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; outputs are written atomically, nothing half-written was left", file=sys.stderr)
+        return 1
+    except Exception as err:  # a runtime failure: one line unless --debug
+        if args.debug:
+            raise
+        print(f"error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Data: the embedded digits, CIFAR-10 (torchvision or npz), ImageFolder trees, and the retained-subset sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch.nn as nn
+
+from ..errors import DataError, InvalidRequestError
+from .cifar import CIFAR10_CLASSES, load_cifar10_torchvision, load_npz_dir
+from .datasets import DataSplits, ImageTensorDataset, materialise, normalise_uint8
+from .digits import load_digits
+from .folder import load_image_folder
+
+
+def load_data(source: str | Path, model: nn.Module | None = None, *, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None, input_size: Sequence[int] | None = None) -> DataSplits:
+    """Load ``source`` normalised for ``model`` (its ``pretrained_cfg`` mean/std/input size).
+
+    ``source`` is ``"digits"`` (embedded), a folder of ``*train*.npz``/``*test*.npz`` files,
+    or an ImageFolder tree. For CIFAR-10 from the internet use :func:`load_cifar10_torchvision`.
+    """
+    cfg = getattr(model, "pretrained_cfg", {}) if model is not None else {}
+    mean = tuple(mean or cfg.get("mean") or ())
+    std = tuple(std or cfg.get("std") or ())
+    input_size = tuple(input_size or cfg.get("input_size") or ())
+    if str(source) == "digits":
+        return load_digits(mean or (0.1307,), std or (0.3081,))
+    if not mean or not std:
+        raise DataError("pass a model (or mean= and std=) so the images can be normalised the way it expects")
+    folder = Path(source)
+    if not folder.is_dir():
+        raise DataError(f"data folder {str(source)!r} does not exist (expected 'digits', a folder of .npz files "
+                        "or an ImageFolder tree)")
+    if any(folder.glob("*.npz")):
+        return load_npz_dir(folder, mean, std)
+    if not input_size:
+        raise DataError("an ImageFolder needs the model's input size (pass a model or input_size=)")
+    return load_image_folder(folder, input_size, mean, std)
+
+
+def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: int | float, *,
+                    seed: int = 0, num_classes: int | None = None) -> ImageTensorDataset:
+    """A class-balanced sample of the retained classes: ``budget`` images (int) or a fraction of ``dataset``.
+
+    Forget-class samples are never drawn. Each retained class gets ``budget // n_retained``
+    images (fewer if the class has fewer), chosen with ``seed``.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0:
+        raise InvalidRequestError(f"retain budget must be a positive count or a fraction in (0, 1], got {budget!r}")
+    if isinstance(budget, float):
+        if budget > 1:
+            raise InvalidRequestError(f"a fractional retain budget must be in (0, 1], got {budget}")
+        budget = max(1, int(round(budget * len(dataset))))
+    n_classes = num_classes or int(dataset.y.max()) + 1
+    retained = [c for c in range(n_classes) if c not in set(forget)]
+    per_class = budget // len(retained)
+    if per_class < 1:
+        raise InvalidRequestError(f"a budget of {budget} images cannot cover {len(retained)} retained classes")
+    rng = np.random.default_rng(seed)
+    labels = dataset.y.numpy()
+    rows = []
+    for c in retained:
+        candidates = np.flatnonzero(labels == c)
+        rows.append(np.sort(rng.choice(candidates, size=min(per_class, len(candidates)), replace=False)))
+    return dataset.subset(np.concatenate(rows))
+
+
+__all__ = ["DataSplits", "ImageTensorDataset", "load_data", "load_digits", "load_npz_dir", "load_image_folder",
+           "load_cifar10_torchvision", "retained_subset", "materialise", "normalise_uint8", "CIFAR10_CLASSES"]

@@ -1,0 +1,143 @@
+"""The one training loop every method uses: batches, optimiser, schedule, BN policy, guard, progress.
+
+Methods differ in the loss they compute per step; they never write their own loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import DivergenceError
+from .recipes import PhaseConfig
+
+log = logging.getLogger(__name__)
+BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def batchnorm_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, BN_TYPES)]
+
+
+@contextlib.contextmanager
+def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
+    """BatchNorm layers in eval mode inside the block: normalise with running statistics, update nothing.
+
+    Synthetic batches go through this, so their statistics never enter the running
+    buffers (which must keep describing real images) and a batch of anti-memories is
+    normalised like real data would be.
+    """
+    layers = [m for m in batchnorm_modules(model) if m.training]
+    for m in layers:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.train()
+
+
+def set_train_mode(model: nn.Module, bn_policy: str) -> None:
+    model.train()
+    if bn_policy == "frozen":
+        for m in batchnorm_modules(model):
+            m.eval()
+
+
+class BatchStream:
+    """Endless shuffled mini-batches from in-memory tensors, reproducible through its own RNG."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int):
+        self.x, self.y = x, y
+        self.batch_size = min(batch_size, len(y))
+        self.rng = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._pos + self.batch_size > len(self._order):
+            self._order = torch.randperm(len(self.y), generator=self.rng)
+            self._pos = 0
+        rows = self._order[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return self.x[rows], self.y[rows]
+
+    def steps_for(self, epochs: float) -> int:
+        return max(1, math.ceil(epochs * len(self.y) / self.batch_size)) if epochs > 0 else 0
+
+
+def masked_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, forget: torch.Tensor,
+                        temperature: float) -> torch.Tensor:
+    """Cross-entropy to the teacher's softmax with the forget classes removed (scaled by T^2)."""
+    masked = teacher_logits.detach().clone()
+    masked[:, forget] = float("-inf")
+    target = F.softmax(masked / temperature, dim=1)
+    log_p = F.log_softmax(student_logits / temperature, dim=1)
+    return -(target * log_p).sum(1).mean() * temperature ** 2
+
+
+def make_optimizer(cfg: PhaseConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class PhaseStats:
+    name: str
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(torch.isfinite(t).all() for t in list(model.parameters()) + list(model.buffers())
+               if t.is_floating_point())
+
+
+def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Callable[[int], torch.Tensor], *,
+                name: str, bn_policy: str = "real_only", progress: bool = True) -> PhaseStats:
+    """Run ``steps`` optimiser steps of ``step_loss``; roll back and raise on NaN/Inf."""
+    start = time.perf_counter()
+    if steps == 0:
+        return PhaseStats(name, 0, 0.0, float("nan"), float("nan"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(cfg, params)
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if cfg.schedule == "cosine"
+                 else None)
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    set_train_mode(model, bn_policy)
+    losses: list[float] = []
+    try:
+        for step in tqdm(range(steps), desc=name, disable=not progress, leave=False):
+            loss = step_loss(step)
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"{name}: the loss became {float(loss)} at step {step}; the model was rolled "
+                                      f"back to the state before {name}. Lower {name}.lr in the recipe")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            losses.append(float(loss.detach()))
+        if not _all_finite(model):
+            raise DivergenceError(f"{name}: weights became NaN/Inf; the model was rolled back to the state before "
+                                  f"{name}. Lower {name}.lr in the recipe")
+    except BaseException:
+        model.load_state_dict(last_good)
+        raise
+    finally:
+        model.eval()
+    return PhaseStats(name, steps, time.perf_counter() - start, losses[0], losses[-1])

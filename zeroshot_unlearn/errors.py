@@ -1,0 +1,39 @@
+"""Exception types. Every problem the library detects is an :class:`UnlearnError`.
+
+The subclasses say which input was wrong, so callers (and the CLI's exit codes) can
+tell a bad request from a bad file from a failed run.
+"""
+
+from __future__ import annotations
+
+
+class UnlearnError(Exception):
+    """Base class of every error raised on purpose by zeroshot-unlearn."""
+
+
+class InvalidRequestError(UnlearnError, ValueError):
+    """The forget request itself is wrong (classes, method, arguments)."""
+
+
+class RecipeError(UnlearnError, ValueError):
+    """A recipe has an unknown key, a wrong type or an out-of-range value."""
+
+
+class CheckpointError(UnlearnError):
+    """A checkpoint is missing, corrupt, untrusted or does not fit the architecture."""
+
+
+class DataError(UnlearnError, ValueError):
+    """A dataset has the wrong content, shape, dtype or labels for the request."""
+
+
+class ModelError(UnlearnError, ValueError):
+    """The model cannot be used as given (no classifier head, precision, device)."""
+
+
+class DivergenceError(UnlearnError, RuntimeError):
+    """Training produced NaN/Inf; the phase was rolled back and the run stopped."""
+
+
+class OutputError(UnlearnError):
+    """An output location cannot be written without losing something."""

@@ -1,0 +1,118 @@
+"""Anti-memory generators: what they are and how they are fitted against a frozen model."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..recipes import GeneratorConfig
+
+log = logging.getLogger(__name__)
+
+
+class AntiMemoryGenerator(nn.Module):
+    """Produces samples for given forget-class labels, in the model's normalised input space."""
+
+    def __init__(self, num_classes: int, input_size: Sequence[int], mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.num_classes = num_classes
+        self.input_size = tuple(input_size)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def sample(self, labels: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        return self.sample(labels)
+
+    def regulariser(self, samples: torch.Tensor) -> torch.Tensor:
+        """Keeps samples bounded: mean squared magnitude in input space."""
+        return samples.pow(2).mean()
+
+
+class _BatchNormPrior:
+    """DeepInversion-style prior: batch statistics of each BN input should match its running statistics."""
+
+    def __init__(self, model: nn.Module):
+        self.losses: list[torch.Tensor] = []
+        self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
+                        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+
+    def _hook(self, module, inputs, _output) -> None:
+        x = inputs[0]
+        dims = [0] + list(range(2, x.ndim))
+        mean, var = x.mean(dims), x.var(dims, unbiased=False)
+        self.losses.append(torch.norm(mean - module.running_mean, 2) + torch.norm(var - module.running_var, 2))
+
+    def pop(self) -> torch.Tensor:
+        total = torch.stack(self.losses).sum() if self.losses else torch.zeros(())
+        self.losses = []
+        return total
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def diversity_loss(samples: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Negative mean distance between samples of the same class (lower = more diverse)."""
+    flat = samples.flatten(1)
+    dist = torch.cdist(flat, flat, p=1) / flat.shape[1]
+    same = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    if not same.any():
+        return torch.zeros((), device=samples.device)
+    return -dist[same].mean()
+
+
+def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequence[int], cfg: GeneratorConfig,
+                  augment: Callable[[torch.Tensor], torch.Tensor], *, progress: bool = True) -> list[float]:
+    """Train ``generator`` against the frozen ``model`` (eval mode: its BN buffers are never touched).
+
+    ``error_max`` maximises the model's cross-entropy at the forget label (UNSIR's
+    error-maximising noise); ``impression`` minimises it, with the BN-statistics prior,
+    so samples look like the forget classes to the model's features.
+    """
+    was_training = model.training
+    model.eval()
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    prior = _BatchNormPrior(model) if cfg.bn_prior_weight > 0 else None
+    optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
+    forget_t = torch.as_tensor(list(forget), dtype=torch.long)
+    history: list[float] = []
+    generator.train()
+    try:
+        for _ in tqdm(range(cfg.steps), desc="anti-memory generator", disable=not progress, leave=False):
+            labels = forget_t[torch.randint(len(forget_t), (cfg.batch_size,))]
+            samples = generator.sample(labels)
+            logits = model(augment(samples))
+            ce = F.cross_entropy(logits, labels)
+            loss = -ce if cfg.objective == "error_max" else ce
+            loss = loss + cfg.bound_weight * generator.regulariser(samples)
+            if cfg.diversity_weight:
+                loss = loss + cfg.diversity_weight * diversity_loss(samples, labels)
+            if prior is not None:
+                loss = loss + cfg.bn_prior_weight * prior.pop()
+            if not torch.isfinite(loss):
+                from ..errors import DivergenceError
+
+                raise DivergenceError("the anti-memory generator's loss became NaN/Inf; lower generator.lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history.append(float(ce.detach()))
+    finally:
+        if prior is not None:
+            prior.close()
+        for p in frozen:
+            p.requires_grad_(True)
+        model.train(was_training)
+        generator.eval()
+    return history

@@ -1,0 +1,34 @@
+"""Forgetting methods, registered by name. ``forget_classes(..., method=NAME)`` picks one."""
+
+from __future__ import annotations
+
+import difflib
+
+from ..errors import InvalidRequestError
+from .anti_memory import AntiMemory
+from .base import ForgetContext, Method, describe_needs
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> dict[str, str]:
+    """Registered method names with the data each one needs."""
+    return {name: describe_needs(cls.needs) for name, cls in sorted(METHODS.items())}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, list(METHODS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InvalidRequestError(f"unknown method {name!r}.{hint} Registered methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]()
+
+
+register_method(AntiMemory)
+
+__all__ = ["ForgetContext", "Method", "METHODS", "register_method", "list_methods", "get_method"]

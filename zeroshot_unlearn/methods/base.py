@@ -1,0 +1,72 @@
+"""What a forgetting method is: a small class with a data need and a loss, run by the shared engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..augment import Augment
+from ..data.datasets import ImageTensorDataset
+from ..engine import BatchStream, masked_distillation
+from ..recipes import PhaseConfig, Recipe
+
+
+@dataclass
+class ForgetContext:
+    """Everything a method may use. ``original`` is a frozen copy; ``student`` is the copy it trains."""
+
+    original: nn.Module
+    student: nn.Module
+    forget: list[int]
+    retain: ImageTensorDataset | None
+    recipe: Recipe
+    seed: int
+    num_classes: int
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    progress: bool = True
+    generator: nn.Module | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def forget_tensor(self) -> torch.Tensor:
+        return torch.as_tensor(self.forget, dtype=torch.long)
+
+    def augment(self) -> Augment:
+        return Augment(self.recipe.augment, self.mean, self.std, self.input_size[1:])
+
+    def retain_stream(self, cfg: PhaseConfig, offset: int = 0) -> BatchStream:
+        assert self.retain is not None
+        return BatchStream(self.retain.x, self.retain.y, cfg.batch_size, self.seed + offset)
+
+    def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: PhaseConfig) -> torch.Tensor:
+        """The retained-data objective shared by methods: label CE plus masked distillation."""
+        loss = logits.new_zeros(())
+        if cfg.ce_weight:
+            loss = loss + cfg.ce_weight * torch.nn.functional.cross_entropy(logits, y)
+        if cfg.distill_weight:
+            with torch.no_grad():
+                teacher = self.original(x)
+            loss = loss + cfg.distill_weight * masked_distillation(logits, teacher, self.forget_tensor,
+                                                                   cfg.distill_temperature)
+        return loss
+
+
+class Method:
+    """Base class. Subclasses set ``name``, ``needs`` and implement :meth:`run` with the engine."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()
+    """Data the method reads: ``retain``, ``forget`` (forget-class images), or nothing."""
+    description: ClassVar[str] = ""
+
+    def run(self, ctx: ForgetContext) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def describe_needs(needs: Sequence[str]) -> str:
+    return ", ".join(sorted(needs)) or "none"

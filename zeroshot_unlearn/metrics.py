@@ -1,0 +1,65 @@
+"""Accuracy measurements shared by the benchmark, the demo and the audit."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data.datasets import ImageTensorDataset
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+def per_class_accuracy(model: nn.Module, data: ImageTensorDataset, num_classes: int) -> list[float]:
+    """Accuracy in percent for each class (NaN where the class has no sample)."""
+    correct = predict(model, data.x) == data.y
+    out = []
+    for c in range(num_classes):
+        mask = data.y == c
+        out.append(float(correct[mask].float().mean() * 100) if mask.any() else float("nan"))
+    return out
+
+
+def forget_retain_accuracy(model: nn.Module, data: ImageTensorDataset, forget: Sequence[int]) -> tuple[float, float]:
+    """(Df, Dr): accuracy in percent on the forget-class and on the retained-class samples of ``data``."""
+    correct = predict(model, data.x) == data.y
+    is_forget = torch.isin(data.y, torch.as_tensor(list(forget)))
+    return float(correct[is_forget].float().mean() * 100), float(correct[~is_forget].float().mean() * 100)
+
+
+def epoch_seconds(model: nn.Module, input_size: Sequence[int], images: int, *, batch_size: int = 128,
+                  steps: int = 20) -> float:
+    """Seconds one training epoch over ``images`` would take: ``steps`` timed SGD steps, scaled.
+
+    Measured on a copy of ``model`` with random inputs of the model's input size, in this
+    process, so that epoch-equivalents compare like with like on the same machine.
+    """
+    import copy
+
+    probe = copy.deepcopy(model).train()
+    optimizer = torch.optim.SGD(probe.parameters(), lr=1e-3, momentum=0.9)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        x = torch.randn(batch_size, *input_size)
+        logits = probe(x[:2])
+        y = torch.randint(logits.shape[1], (batch_size,))
+        for step in range(steps + 2):
+            if step == 2:  # two warm-up steps
+                start = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(probe(x), y).backward()
+            optimizer.step()
+    per_image = (time.perf_counter() - start) / (steps * batch_size)
+    return per_image * images

@@ -1,0 +1,330 @@
+"""Recipes: the hyper-parameters of a forgetting run, as data.
+
+One YAML file per architecture family lives in the top-level ``recipes/`` folder.
+Each is parsed into the frozen :class:`Recipe` dataclass; unknown keys, wrong types
+and out-of-range values raise :class:`~zeroshot_unlearn.errors.RecipeError` naming
+the key. ``recipe="auto"`` picks the file whose ``matches`` patterns fit the model's
+architecture name (the most specific pattern wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import functools
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ._resources import recipes_dir
+from .errors import RecipeError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """How anti-memories are synthesised."""
+
+    kind: str = "network"
+    """Registered generator name: ``network`` (class-conditional net) or ``noise`` (per-class tensors)."""
+    objective: str = "error_max"
+    """``error_max``: maximise the model's loss on the forget label (UNSIR);
+    ``impression``: samples the model recognises as the forget class."""
+    steps: int = 40
+    batch_size: int = 32
+    lr: float = 0.01
+    latent_dim: int = 32
+    width: int = 32
+    samples_per_class: int = 8
+    bound_weight: float = 0.1
+    diversity_weight: float = 0.1
+    bn_prior_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_choice("generator.objective", self.objective, ("error_max", "impression"))
+        _check_range("generator.steps", self.steps, 0, None)
+        _check_range("generator.batch_size", self.batch_size, 1, None)
+        _check_range("generator.lr", self.lr, 0.0, 10.0, open_low=True)
+        _check_range("generator.latent_dim", self.latent_dim, 1, 4096)
+        _check_range("generator.width", self.width, 1, 4096)
+        _check_range("generator.samples_per_class", self.samples_per_class, 1, 100_000)
+        for name in ("bound_weight", "diversity_weight", "bn_prior_weight"):
+            _check_range(f"generator.{name}", getattr(self, name), 0.0, None)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """kornia augmentations applied to anti-memories (and retained batches) in the loop."""
+
+    crop_padding: int = 4
+    flip: bool = True
+    color_jitter: float = 0.0
+    noise_std: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_range("augment.crop_padding", self.crop_padding, 0, 64)
+        _check_range("augment.color_jitter", self.color_jitter, 0.0, 1.0)
+        _check_range("augment.noise_std", self.noise_std, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One training phase (impair or repair) of the shared engine."""
+
+    epochs: float = 1.0
+    """Passes over the retained subset (fractions allowed)."""
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    batch_size: int = 128
+    ce_weight: float = 1.0
+    """Cross-entropy on the retained labels."""
+    distill_weight: float = 0.0
+    """KL to the original model with the forget logits removed (masked teacher)."""
+    distill_temperature: float = 4.0
+    anti_memory_batch: int = 0
+    """Anti-memory samples per step (0 = none; repair must use 0)."""
+    anti_memory_weight: float = 1.0
+    anti_memory_target: str = "forget_label"
+    """``forget_label``: anti-memories labelled with their forget class (UNSIR);
+    ``masked_teacher``: pushed to the masked teacher's retained-class distribution."""
+    anti_memory_scope: str = "all"
+    """Which weights the anti-memory loss trains: ``all``, or ``head`` (features detached, so only
+    the classifier learns from synthetic samples and the backbone only from real ones)."""
+    grad_clip: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check_choice("anti_memory_scope", self.anti_memory_scope, ("all", "head"))
+        _check_range("epochs", self.epochs, 0.0, 1000.0)
+        _check_range("lr", self.lr, 0.0, 10.0)
+        _check_choice("optimizer", self.optimizer, ("sgd", "adam"))
+        _check_range("momentum", self.momentum, 0.0, 1.0)
+        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_choice("schedule", self.schedule, ("cosine", "constant"))
+        _check_range("batch_size", self.batch_size, 1, None)
+        _check_range("ce_weight", self.ce_weight, 0.0, None)
+        _check_range("distill_weight", self.distill_weight, 0.0, None)
+        _check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
+        _check_range("anti_memory_batch", self.anti_memory_batch, 0, None)
+        _check_range("anti_memory_weight", self.anti_memory_weight, 0.0, None)
+        _check_choice("anti_memory_target", self.anti_memory_target, ("forget_label", "masked_teacher"))
+        _check_range("grad_clip", self.grad_clip, 0.0, None)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A complete, resolved recipe. Immutable: overrides produce a new one."""
+
+    name: str = "default"
+    description: str = ""
+    matches: tuple[str, ...] = ("*",)
+    method: str = "anti_memory"
+    bn_policy: str = "real_only"
+    """``real_only``: BatchNorm statistics update from real retained batches only, synthetic
+    batches are normalised with the running statistics; ``frozen``: statistics never change."""
+    retain_augment: bool = True
+    min_per_class: int = 4
+    """Fewest retained samples per retained class the recipe accepts."""
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    impair: PhaseConfig = field(default_factory=lambda: PhaseConfig(anti_memory_batch=32))
+    repair: PhaseConfig = field(default_factory=PhaseConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
+        _check_range("min_per_class", self.min_per_class, 1, None)
+        if self.repair.anti_memory_batch:
+            raise RecipeError("repair.anti_memory_batch must be 0: repair trains on retained data only")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["matches"] = list(self.matches)
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, overrides: Mapping[str, Any] | None) -> "Recipe":
+        """A new recipe with nested ``overrides`` applied (validated like a file)."""
+        if not overrides:
+            return self
+        return recipe_from_dict(_deep_merge(self.to_dict(), _expand_dotted(overrides)), source="overrides")
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _check_range(name: str, value, low, high, open_low: bool = False) -> None:
+    if low is not None and (value < low or (open_low and value == low)):
+        raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be {'>' if open_low else '>='} {low}")
+    if high is not None and value > high:
+        raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be <= {high}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RecipeError(f"recipe key '{name}' = {value!r} is not valid; choose one of: {', '.join(choices)}")
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, Mapping):
+            raise RecipeError(f"{source}: recipe key '{name}' must be a mapping, got {type(value).__name__}")
+        return _build(annotation, value, source, prefix=f"{name}.")
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{source}: recipe key '{name}' must be true/false, got {value!r}")
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{source}: recipe key '{name}' must be an integer, got {value!r}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{source}: recipe key '{name}' must be a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{source}: recipe key '{name}' must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise RecipeError(f"{source}: recipe key '{name}' must be a list of strings, got {value!r}")
+        return tuple(value)
+    raise RecipeError(f"{source}: unsupported recipe key '{name}'")  # pragma: no cover
+
+
+def _build(cls, data: Mapping[str, Any], source: str, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in valid:
+            raise RecipeError(f"{source}: unknown recipe key '{prefix}{key}'.{_suggest(str(key), valid)} "
+                              f"Valid keys here: {', '.join(valid)}")
+        kwargs[key] = _coerce(prefix + key, value, hints[key], source)
+    try:
+        return cls(**kwargs)
+    except RecipeError as err:
+        raise RecipeError(f"{source}: {err}") from None
+
+
+def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
+    if not isinstance(data, Mapping):
+        raise RecipeError(f"{source}: a recipe must be a mapping of keys, got {type(data).__name__}")
+    merged = dict(data)
+    # A phase given partially keeps the other defaults of that phase.
+    return _build(Recipe, merged, source)
+
+
+def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"override '{key}' conflicts with another override")
+        if isinstance(value, Mapping):
+            node[parts[-1]] = _deep_merge(node.get(parts[-1], {}), _expand_dotted(value))
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def _deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``impair.lr=0.02`` -> ("impair.lr", 0.02); the value is parsed as YAML."""
+    if "=" not in text:
+        raise RecipeError(f"recipe override {text!r} must look like key=value, e.g. impair.lr=0.02")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@functools.lru_cache(maxsize=None)
+def _load_file(path: str, mtime: float) -> Recipe:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    data = dict(data or {})
+    data.setdefault("name", Path(path).stem)
+    return recipe_from_dict(data, source=str(path))
+
+
+def _recipe_files() -> dict[str, Path]:
+    folder = recipes_dir()
+    if not folder.is_dir():
+        raise RecipeError(f"recipe folder {folder} does not exist (set ZEROSHOT_UNLEARN_RECIPES)")
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def list_recipes() -> dict[str, tuple[str, ...]]:
+    """Registered recipe names with the architecture patterns each one matches."""
+    return {name: load_recipe(name).matches for name in _recipe_files()}
+
+
+def load_recipe(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """Load a recipe by registered name or from a YAML path, then apply ``overrides``."""
+    path = Path(name_or_path)
+    files = _recipe_files()
+    if str(name_or_path) in files:
+        path = files[str(name_or_path)]
+    elif not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        raise RecipeError(f"unknown recipe {str(name_or_path)!r}.{_suggest(str(name_or_path), list(files))} "
+                          f"Registered recipes: {', '.join(files)}; or pass a path to a .yaml file")
+    return _load_file(str(path), path.stat().st_mtime).replace(overrides)
+
+
+def resolve_recipe_name(architecture: str) -> str:
+    """The registered recipe whose most specific ``matches`` pattern fits ``architecture``."""
+    best: tuple[int, str] | None = None
+    for name in _recipe_files():
+        for pattern in load_recipe(name).matches:
+            if fnmatch.fnmatchcase(architecture.lower(), pattern.lower()):
+                score = len(pattern.replace("*", ""))
+                if best is None or score > best[0]:
+                    best = (score, name)
+    if best is None:
+        raise RecipeError(f"no recipe matches architecture {architecture!r}; pass recipe=NAME or a YAML path "
+                          f"(registered: {', '.join(_recipe_files())})")
+    return best[1]
+
+
+def resolve_recipe(recipe: "str | os.PathLike | Recipe | Mapping[str, Any]", architecture: str,
+                   overrides: Mapping[str, Any] | None = None) -> Recipe:
+    if isinstance(recipe, Recipe):
+        return recipe.replace(overrides)
+    if isinstance(recipe, Mapping):
+        return recipe_from_dict(recipe, source="recipe dict").replace(overrides)
+    if isinstance(recipe, (str, os.PathLike)):
+        name = resolve_recipe_name(architecture) if str(recipe) == "auto" else recipe
+        return load_recipe(name, overrides)
+    raise RecipeError(f"recipe must be 'auto', a name, a YAML path, a dict or a Recipe; got {type(recipe).__name__}")

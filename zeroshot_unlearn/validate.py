@@ -1,0 +1,102 @@
+"""Checks shared by the API and the CLI. They run before any work and never modify their inputs."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from .data.datasets import ImageTensorDataset
+from .errors import DataError, InvalidRequestError, ModelError
+
+
+def classifier_head(model: nn.Module) -> nn.Module | None:
+    getter = getattr(model, "get_classifier", None)
+    head = getter() if callable(getter) else None
+    if isinstance(head, nn.Linear):
+        return head
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def model_num_classes(model: nn.Module) -> int:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    for value in (getattr(model, "num_classes", None), cfg.get("num_classes")):
+        if isinstance(value, int) and value > 0:
+            return value
+    head = classifier_head(model)
+    if head is None:
+        raise ModelError(f"{type(model).__name__} has no classifier head (no nn.Linear and no get_classifier()); "
+                         "forgetting classes needs a model that outputs one logit per class")
+    return head.out_features
+
+
+def validate_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    tensors = list(model.parameters()) + [b for b in model.buffers() if b.is_floating_point()]
+    if not tensors:
+        raise ModelError("the model has no parameters")
+    dtypes = {t.dtype for t in tensors if t.is_floating_point()}
+    if dtypes != {torch.float32}:
+        raise ModelError(f"the model is in {', '.join(sorted(str(d) for d in dtypes))}; forgetting runs in float32 "
+                         "on this device. Call model.float() first (mixed precision is a recipe option on CUDA)")
+    devices = {t.device.type for t in tensors}
+    if devices != {"cpu"}:
+        raise ModelError(f"the model is on {', '.join(sorted(devices))}; this run uses the CPU. Call model.cpu() "
+                         "first")
+    if classifier_head(model) is None and not isinstance(getattr(model, "num_classes", None), int):
+        raise ModelError(f"{type(model).__name__} has no classifier head (no nn.Linear and no get_classifier())")
+
+
+def validate_classes(classes: Any, num_classes: int) -> list[int]:
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, set, frozenset, torch.Tensor)):
+        raise InvalidRequestError(f"classes must be a list of class ids, e.g. [3, 7]; got {classes!r}")
+    values = classes.tolist() if isinstance(classes, torch.Tensor) else list(classes)
+    if not values:
+        raise InvalidRequestError("classes is empty: name at least one class to forget, e.g. [3]")
+    bad = [c for c in values if isinstance(c, bool) or not isinstance(c, numbers.Integral)]
+    if bad:
+        raise InvalidRequestError(f"class ids must be integers; got {bad[:5]!r}. Map class names to ids first")
+    values = [int(c) for c in values]
+    duplicates = sorted({c for c in values if values.count(c) > 1})
+    if duplicates:
+        raise InvalidRequestError(f"class {duplicates} is listed more than once")
+    out_of_range = [c for c in values if not 0 <= c < num_classes]
+    if out_of_range:
+        raise InvalidRequestError(f"class {out_of_range} is out of range: the model's head has {num_classes} classes "
+                                  f"(ids 0..{num_classes - 1})")
+    if len(values) >= num_classes:
+        raise InvalidRequestError(f"cannot forget all {num_classes} classes: at least one class must be retained")
+    return sorted(values)
+
+
+def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_classes: int,
+                    input_size: Sequence[int] | None, min_per_class: int) -> None:
+    if len(retain) == 0:
+        raise DataError("the retained dataset is empty; pass a few images of every retained class")
+    labels = retain.y
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise DataError(f"retained labels must be in 0..{num_classes - 1}; found {int(labels.min())}.."
+                        f"{int(labels.max())}")
+    leaked = torch.isin(labels, torch.as_tensor(list(forget)))
+    if leaked.any():
+        found = sorted(set(labels[leaked].tolist()))
+        raise DataError(f"the retained data contains {int(leaked.sum())} samples of forget class(es) {found}: "
+                        "forgetting must not see them. Filter them out (retained_subset() does)")
+    if input_size and tuple(retain.x.shape[1:]) != tuple(input_size):
+        raise DataError(f"retained images have shape {tuple(retain.x.shape[1:])}, the model expects "
+                        f"{tuple(input_size)} (C, H, W); resize/convert them first")
+    if not torch.isfinite(retain.x).all():
+        raise DataError("the retained images contain NaN or Inf")
+    if retain.x.min() >= 0 and retain.x.max() > 2.5:
+        raise DataError(f"retained images range over {float(retain.x.min()):.0f}..{float(retain.x.max()):.0f}: "
+                        "they look like raw 0-255 pixels; the model expects normalised floats "
+                        "(ToTensor() then Normalize(mean, std))")
+    counts = torch.bincount(labels, minlength=num_classes)
+    thin = [c for c in range(num_classes) if c not in forget and counts[c] < min_per_class]
+    if thin:
+        raise DataError(f"retained class(es) {thin} have fewer than {min_per_class} samples (the recipe's "
+                        "min_per_class); give more retained data or lower min_per_class")

@@ -1,0 +1,83 @@
+"""Registries of model architectures and of known checkpoint files."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+import yaml
+
+from .._resources import checkpoints_dir
+from .cifar_resnet import CifarResNet
+from .digits_cnn import DigitsCNN
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    num_classes: int
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    default_checkpoint: str | None = None
+    description: str = ""
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    _MODELS[entry.name] = entry
+    return entry
+
+
+def model_entry(name: str) -> ModelEntry | None:
+    return _MODELS.get(name)
+
+
+def list_models() -> list[str]:
+    """Names :func:`load_model` builds itself (any timm model name works as well)."""
+    return sorted(_MODELS)
+
+
+for _depth, _ckpt in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"),
+                      (44, "resnet44-014dd654.th"), (56, "resnet56-4bfd9763.th")):
+    register_model(ModelEntry(
+        name=f"cifar10_resnet{_depth}",
+        builder=functools.partial(CifarResNet, _depth),
+        num_classes=10, input_size=(3, 32, 32), mean=IMAGENET_MEAN, std=IMAGENET_STD,
+        default_checkpoint=_ckpt,
+        description=f"CIFAR ResNet{_depth} (He et al. 2016, option-A shortcuts), public CIFAR-10 weights",
+    ))
+
+register_model(ModelEntry(
+    name="digits_cnn", builder=DigitsCNN, num_classes=10, input_size=(1, 28, 28),
+    mean=MNIST_MEAN, std=MNIST_STD, default_checkpoint="digits_cnn.safetensors",
+    description="small CNN of the embedded digits demo (trained by this project on real MNIST digits)",
+))
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    file: str
+    model: str
+    sha256: str
+    url: str | None = None
+    licence: str = ""
+    source: str = ""
+
+
+@functools.lru_cache(maxsize=1)
+def checkpoint_registry() -> dict[str, CheckpointEntry]:
+    """Known checkpoint files (``checkpoints/registry.yaml``), by file name."""
+    path = checkpoints_dir() / "registry.yaml"
+    entries = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else []
+    return {e["file"]: CheckpointEntry(**e) for e in entries or []}
