@@ -16,8 +16,10 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
+from tqdm.auto import tqdm
 
 from .api import forget_classes
+from .audit import model_metrics
 from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
@@ -27,6 +29,7 @@ from .train import TrainConfig, retrain_reference
 log = logging.getLogger(__name__)
 
 PROTOCOL_REQUESTS: list[list[int]] = [[c] for c in range(10)] + [[3, 7], [0, 2], [1, 9], [4, 5], [0, 1, 2, 3, 4]]
+AUDIT_COLUMNS = ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df")
 DIGITS_TRAIN = TrainConfig(epochs=10, lr=0.1)
 """The recipe the shipped digits checkpoint was trained with; retrain references reuse it."""
 
@@ -93,7 +96,8 @@ def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
 def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Sequence[int]] | None = None,
               retain_budget: int | float | None = None, methods: Sequence[str] = ("anti_memory",),
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
-              progress: bool = True) -> dict:
+              audit: bool = False, progress: bool = True) -> dict:
+    """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns."""
     if suite not in SUITES:
         raise InvalidRequestError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
     spec = SUITES[suite]
@@ -106,7 +110,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     input_size = tuple(model.pretrained_cfg["input_size"])
     seconds_per_image = epoch_seconds(model, input_size, 1)
     rows = []
-    for forget in requests:
+    for forget in tqdm(requests, desc=f"bench {suite}", disable=not progress):
         retain = retained_subset(data.train, forget, budget, seed=seed)
         df_orig, dr_orig = forget_retain_accuracy(model, data.test, forget)
         ceiling = masked_accuracy(model, data.test, forget)
@@ -115,6 +119,9 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
         if reference is None and spec.retrain is not None:
             reference, retrain_seconds = spec.retrain(data, forget)
         df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
+        reference_metrics = None
+        if audit and reference is not None:
+            reference_metrics = model_metrics(reference, forget, data.train, data.test, retain, df_orig, seed=seed)[0]
         retained_full = sum(n for c, n in enumerate(per_class_full) if c not in forget)
         epoch_s = seconds_per_image * retained_full
         for method in methods:
@@ -133,9 +140,24 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
                 "forget_images_used": result.forget_images_used,
                 "retrain_time_s": None if retrain_seconds is None else round(retrain_seconds, 2),
             })
+            if audit:
+                measured = model_metrics(result.model, forget, data.train, data.test, retain, df_orig, seed=seed)[0]
+                rows[-1].update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})
+                rows[-1]["ain"] = (None if reference_metrics is None else
+                                   round(measured["relearn_steps"] / reference_metrics["relearn_steps"], 3))
+                rows[-1]["probe_df_retrain"] = None if reference_metrics is None else \
+                    round(reference_metrics["probe_df"], 2)
+                rows[-1]["relearn_steps_retrain"] = None if reference_metrics is None else \
+                    reference_metrics["relearn_steps"]
+            else:
+                rows[-1].update({key: None for key in AUDIT_COLUMNS})
             log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f) in %.1fs", method, forget, df, dr, df_orig, dr_orig,
                      seconds)
     return {"suite": suite, "seed": seed, "retain_budget": budget, "rows": rows}
+
+
+def _round(value):
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -154,10 +176,10 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def _fmt(value) -> str:
+def _fmt(value, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{value:.2f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def markdown_table(results: dict) -> str:
@@ -171,6 +193,15 @@ def markdown_table(results: dict) -> str:
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
                      f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['epoch_equivalents']:.3f} | "
                      f"{r['retained_images']} | {r['forget_images_used']} |")
+    if any(r.get("mia_forget_auc") is not None for r in rows):
+        lines += ["", "| method | classes | MIA-forget AUC | TPR@1% | MIA-SSD | probe-Df | probe-Df retrain | "
+                  "rebound Df | relearn steps | relearn retrain | AIN |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['mia_forget_auc'], 3)} | "
+                         f"{_fmt(r['mia_forget_tpr1'], 3)} | {_fmt(r['mia_ssd'])} | {_fmt(r['probe_df'])} | "
+                         f"{_fmt(r.get('probe_df_retrain'))} | {_fmt(r['rebound_df'])} | {_fmt(r['relearn_steps'])} | "
+                         f"{_fmt(r.get('relearn_steps_retrain'))} | {_fmt(r['ain'])} |")
     lines += ["", "| method | requests | Df mean | Df max | ΔDr mean | ΔDr worst | epoch-eq. mean | epoch-eq. max |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, s in summarise(rows).items():

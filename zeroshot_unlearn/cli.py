@@ -95,8 +95,66 @@ def cmd_forget(args) -> int:
         row.update(df=round(df, 2), dr=round(dr, 2), df_original=round(df0, 2), dr_original=round(dr0, 2),
                    dr_original_masked=round(masked_accuracy(model, evaluation, result.classes), 2), dr_retrain=None)
         print(f"Df {df:.2f} (original {df0:.2f}), Dr {dr:.2f} (original {dr0:.2f}) on the test split")
+    if args.audit and evaluation is not None:
+        report = _run_audit(model, result.model, result.classes, data, retain, source=args.retain_data,
+                            reference_path=args.reference, seed=args.seed, quiet=args.quiet,
+                            generator=result.generator, recipe=result.recipe)
+        report.save(out / "audit")
+        _print_audit(report)
+        for key in ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df"):
+            row[key] = report.metrics["unlearned"].get(key)
     write_json(out / "metrics.json", {"suite": str(args.retain_data), "rows": [row]})
     print(f"wrote {out}/model.safetensors, recipe.yaml, metrics.json in {seconds:.1f}s")
+    return 0
+
+
+def _run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
+               recipe=None):
+    from .audit import audit
+    from .bench import DIGITS_TRAIN
+    from .train import retrain_reference
+    from .zoo import load_model
+
+    if data.test is None:
+        raise UnlearnError("the audit needs a test split in the data (a *test*.npz or DIR/test)")
+    reference = None
+    if reference_path:
+        reference = load_model(original.pretrained_cfg["architecture"], reference_path)
+    elif str(source) == "digits":
+        reference, _ = retrain_reference("digits_cnn", data.train, classes, DIGITS_TRAIN, progress=not quiet)
+    return audit(original, unlearned, forget=classes, train=data.train, test=data.test, retain=retain,
+                 reference=reference, generator=generator, recipe=recipe, seed=seed, progress=not quiet)
+
+
+def _print_audit(report) -> None:
+    from .audit.report import ROWS
+
+    names = [n for n in ("original", "unlearned", "retrain") if n in report.metrics]
+    print(f"{'metric':<42}" + "".join(f"{n:>11}" for n in names))
+    for key, label, _unit in ROWS:
+        values = [report.metrics[n].get(key) for n in names]
+        print(f"{label:<42}" + "".join(f"{'–':>11}" if v is None else f"{v:>11.3f}" if isinstance(v, float)
+                                       else f"{v:>11}" for v in values))
+
+
+def cmd_audit(args) -> int:
+    from .data import load_data, retained_subset
+    from .zoo import load_model
+
+    out = Path(args.out)
+    _prepare_out(out, args.overwrite)
+    unlearned = load_model(args.model, args.unlearned)
+    original = load_model(unlearned.pretrained_cfg["architecture"], args.original,
+                          trust_checkpoint=args.trust_checkpoint)
+    data = load_data(args.data, original)
+    classes = sorted(args.classes)
+    budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
+    retain = retained_subset(data.train, classes, budget, seed=args.seed)
+    report = _run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
+                        seed=args.seed, quiet=args.quiet)
+    report.save(out)
+    _print_audit(report)
+    print(f"wrote {out}/report.json and {out}/report.html ({report.meta['seconds']}s)")
     return 0
 
 
@@ -115,7 +173,7 @@ def cmd_bench(args) -> int:
         budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
                         retain_budget=budget, methods=args.methods, references=references, seed=args.seed,
-                        progress=not args.quiet)
+                        audit=args.audit, progress=not args.quiet)
     save_results(results, args.out, args.markdown)
     from .bench import markdown_table
 
@@ -190,8 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--out", required=True)
     forget.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
     forget.add_argument("--trust-checkpoint", action="store_true", help="allow pickles that weights_only refuses")
+    forget.add_argument("--audit", action="store_true", help="run the audit right after and write OUT/audit/")
+    forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: computed)")
     forget.add_argument("--quiet", action="store_true")
     forget.set_defaults(func=cmd_forget)
+
+    aud = sub.add_parser("audit", help="measure forgetting: MIA, probe, rebound, relearn; report.json + report.html")
+    aud.add_argument("--model", default=None, help="architecture (default: read from the unlearned file)")
+    aud.add_argument("--original", required=True, help="original checkpoint")
+    aud.add_argument("--unlearned", required=True, help="unlearned model.safetensors")
+    aud.add_argument("--classes", type=int, nargs="+", required=True)
+    aud.add_argument("--data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder")
+    aud.add_argument("--retain-budget", default="2500")
+    aud.add_argument("--reference", help="retrain reference checkpoint (digits: computed and cached)")
+    aud.add_argument("--seed", type=int, default=0)
+    aud.add_argument("--out", required=True)
+    aud.add_argument("--overwrite", action="store_true")
+    aud.add_argument("--trust-checkpoint", action="store_true")
+    aud.add_argument("--quiet", action="store_true")
+    aud.set_defaults(func=cmd_audit)
 
     bench = sub.add_parser("bench", help="run the protocol requests of a suite and write results.json + a table")
     bench.add_argument("--suite", required=True, choices=["digits", "cifar10-resnet20"])
@@ -205,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--out", default="results.json")
     bench.add_argument("--markdown", default=None, help="markdown table path (default: OUT with .md)")
+    bench.add_argument("--audit", action="store_true",
+                       help="add the audit columns (MIA, probe-Df, rebound, relearn, AIN); slower")
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(func=cmd_bench)
 

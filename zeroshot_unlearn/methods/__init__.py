@@ -7,6 +7,7 @@ import difflib
 from ..errors import InvalidRequestError
 from .anti_memory import AntiMemory
 from .base import ForgetContext, Method, describe_needs
+from .logit_mask import LogitMask, LogitMaskMethod
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -30,5 +31,6 @@ def get_method(name: str) -> Method:
 
 
 register_method(AntiMemory)
+register_method(LogitMaskMethod)
 
-__all__ = ["ForgetContext", "Method", "METHODS", "register_method", "list_methods", "get_method"]
+__all__ = ["ForgetContext", "Method", "LogitMask", "METHODS", "register_method", "list_methods", "get_method"]

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from zeroshot_unlearn import audit, forget_classes
+from zeroshot_unlearn.audit.metrics import mia_forget, relearn_steps, rebound_df, tpr_at_fpr
+from zeroshot_unlearn.bench import DIGITS_TRAIN
+from zeroshot_unlearn.data import ImageTensorDataset
+from zeroshot_unlearn.methods import LogitMask
+from zeroshot_unlearn.metrics import forget_retain_accuracy
+from zeroshot_unlearn.train import retrain_reference
+
+
+@pytest.fixture(scope="session")
+def digits_reference(digits):
+    return retrain_reference("digits_cnn", digits.train, [3, 7], DIGITS_TRAIN, progress=False)[0]
+
+
+def test_identical_distributions_give_auc_near_half(digits_model, digits):
+    # A random split: MNIST's test set is ordered (its first half is easier), so an index split is not i.i.d.
+    data = digits.test.of_classes([3, 7])
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    half = len(data) // 2
+    a, b = data.subset(order[:half]), data.subset(order[half:2 * half])
+    result = mia_forget(digits_model, a, b)
+    assert abs(result.auc - 0.5) < 0.1
+
+
+def test_mia_separates_an_overfit_model_from_one_that_never_saw_the_members(digits):
+    """Known answer: a model memorises a small member set (AUC well above 0.5); a model trained on
+    disjoint images of the same classes cannot tell those members from non-members (AUC ~ 0.5)."""
+    from zeroshot_unlearn.train import TrainConfig, train_classifier
+    from zeroshot_unlearn.zoo import build_model
+
+    rows = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))
+    members, other = digits.train.subset(rows[:600]), digits.train.subset(rows[600:1200])
+    nonmembers = digits.test
+    overfit_cfg = TrainConfig(epochs=40, lr=0.05, crop_padding=0)
+    torch.manual_seed(0)
+    memoriser = train_classifier(build_model("digits_cnn"), members, overfit_cfg, progress=False)
+    torch.manual_seed(0)
+    outsider = train_classifier(build_model("digits_cnn"), other, overfit_cfg, progress=False)
+    seen = mia_forget(memoriser, members, nonmembers)
+    unseen = mia_forget(outsider, members, nonmembers)
+    assert seen.auc > 0.6 and abs(unseen.auc - 0.5) < 0.06
+    assert seen.auc > unseen.auc + 0.1
+
+
+def test_tpr_at_low_fpr():
+    fpr, tpr = np.array([0.0, 0.005, 0.02, 1.0]), np.array([0.0, 0.3, 0.6, 1.0])
+    assert tpr_at_fpr(fpr, tpr) == 0.3
+
+
+def test_logit_mask_hides_but_does_not_forget(digits_model, digits, digits_retain):
+    masked = LogitMask(digits_model, [3, 7])
+    assert forget_retain_accuracy(masked, digits.test, [3, 7])[0] == 0.0
+    # Under the mask the weights still know the classes: they come back at once.
+    assert rebound_df(digits_model, digits_retain, digits.test, [3, 7]) > 90
+    steps, _ = relearn_steps(digits_model, digits.train.of_classes([3, 7]), digits.test, [3, 7], 0.5 * 99.0)
+    assert steps <= 10
+
+
+def test_unlearned_is_harder_to_relearn_than_original(digits_model, digits, digits_retain, digits_reference):
+    result = forget_classes(digits_model, [3, 7], retain=digits_retain, progress=False)
+    target = 0.5 * forget_retain_accuracy(digits_model, digits.test, [3, 7])[0]
+    forget_train = digits.train.of_classes([3, 7])
+    original_steps, _ = relearn_steps(digits_model, forget_train, digits.test, [3, 7], target)
+    unlearned_steps, _ = relearn_steps(result.model, forget_train, digits.test, [3, 7], target)
+    retrain_steps, _ = relearn_steps(digits_reference, forget_train, digits.test, [3, 7], target)
+    assert original_steps <= 5 < retrain_steps
+    assert unlearned_steps > original_steps
+
+
+def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digits_reference):
+    result = forget_classes(digits_model, [3, 7], retain=digits_retain, progress=False)
+    report = audit(digits_model, result.model, forget=[3, 7], train=digits.train, test=digits.test,
+                   retain=digits_retain, reference=digits_reference, generator=result.generator,
+                   recipe=result.recipe, progress=False)
+    m = report.metrics
+    assert all(0 <= m[n]["mia_forget_auc"] <= 1 for n in ("original", "unlearned", "retrain"))
+    assert m["retrain"]["df"] == 0 and m["unlearned"]["df"] <= 1
+    assert m["original"]["relearn_steps"] < m["retrain"]["relearn_steps"]
+    assert m["retrain"]["ain"] == 1.0
+    report.save(tmp_path / "audit")
+    data = json.loads((tmp_path / "audit" / "report.json").read_text())
+    assert data["meta"]["sha256"]["original"] != data["meta"]["sha256"]["unlearned"]
+    assert set(data["metrics"]["unlearned"]) >= {"df", "dr", "df_train", "mia_forget_auc", "mia_forget_tpr1",
+                                                 "mia_ssd", "probe_df", "rebound_df", "relearn_steps", "ain"}
+    page = (tmp_path / "audit" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 6  # bars, ROC, anti-memories, 3 inversion grids

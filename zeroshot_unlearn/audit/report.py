@@ -1,0 +1,128 @@
+"""``report.json`` + a self-contained ``report.html`` (matplotlib figures inlined as PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..io import write_json, write_text
+
+ROWS = [
+    ("df", "Df (test, forget classes)", "%"), ("dr", "Dr (test, retained classes)", "%"),
+    ("dr_delta_original", "ΔDr vs original", "pt"), ("dr_delta_retrain", "ΔDr vs retrain", "pt"),
+    ("dr_delta_ceiling", "ΔDr vs Dr ceiling", "pt"), ("df_train", "Df-train (members)", "%"),
+    ("mia_forget_auc", "MIA-forget AUC", ""), ("mia_forget_tpr1", "MIA-forget TPR @ 1% FPR", ""),
+    ("mia_ssd", "MIA-SSD (forget train called member)", "%"), ("probe_df", "probe-Df", "%"),
+    ("rebound_df", "rebound Df (1 epoch retained fine-tune)", "%"), ("relearn_steps", "relearn steps", ""),
+    ("ain", "AIN (relearn vs retrain)", ""),
+]
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _grid_figure(images: torch.Tensor, title: str, rows: int):
+    import matplotlib.pyplot as plt
+
+    cols = math.ceil(len(images) / rows)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, images):
+        array = img.permute(1, 2, 0).numpy()
+        ax.imshow(array[..., 0] if array.shape[-1] == 1 else array, cmap="gray" if array.shape[-1] == 1 else None,
+                  vmin=0, vmax=1)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+@dataclass
+class AuditReport:
+    metrics: dict[str, Any]
+    per_class: dict[str, list[float]]
+    roc: dict[str, tuple[list[float], list[float]]]
+    images: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class}
+
+    def figures(self) -> dict[str, str]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out = {}
+        classes = self.meta.get("class_names") or [str(i) for i in range(len(self.per_class["original"]))]
+        fig, ax = plt.subplots(figsize=(8, 3))
+        width = 0.8 / len(self.per_class)
+        for i, (name, values) in enumerate(self.per_class.items()):
+            ax.bar([c + i * width for c in range(len(values))], values, width, label=name)
+        ax.set_xticks([c + 0.4 - width / 2 for c in range(len(classes))], classes, rotation=30, fontsize=8)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"Per-class accuracy; forgotten: {self.meta.get('forget')}")
+        ax.legend(fontsize=8)
+        out["per_class"] = _png(fig)
+        fig, ax = plt.subplots(figsize=(4, 4))
+        for name, (fpr, tpr) in self.roc.items():
+            ax.plot(fpr, tpr, label=f"{name} (AUC {self.metrics[name]['mia_forget_auc']:.3f})")
+        ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title("MIA-forget ROC (members: forget-class train)", fontsize=9)
+        ax.legend(fontsize=8)
+        out["roc"] = _png(fig)
+        per_row = len(self.meta.get("forget", [1]))
+        for key, images in self.images.items():
+            out[key] = _png(_grid_figure(images, key.replace("_", " "), rows=per_row))
+        return out
+
+    def html(self) -> str:
+        figures = self.figures()
+        names = [n for n in ("original", "unlearned", "retrain") if self.metrics.get(n)]
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+        body = []
+        for key, label, unit in ROWS:
+            cells = []
+            for n in names:
+                value = self.metrics[n].get(key)
+                cells.append("<td>–</td>" if value is None else
+                             f"<td>{value:.3f}</td>" if isinstance(value, float) and abs(value) < 1 and key.startswith("mia_forget")
+                             else f"<td>{value:.2f}</td>" if isinstance(value, float) else f"<td>{value}</td>")
+            body.append(f"<tr><th>{html.escape(label)}{' (' + unit + ')' if unit else ''}</th>{''.join(cells)}</tr>")
+        imgs = "".join(f'<figure><img alt="{k}" src="data:image/png;base64,{v}"><figcaption>{html.escape(k)}'
+                       "</figcaption></figure>" for k, v in figures.items())
+        meta = html.escape(json.dumps(self.meta, indent=1))
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>zeroshot-unlearn audit</title><style>"
+            "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+            "th:first-child{text-align:left}figure{display:inline-block;margin:8px}img{max-width:100%}"
+            "</style></head><body>"
+            f"<h1>Unlearning audit: forget classes {html.escape(str(self.meta.get('forget')))}</h1>"
+            "<p>Every metric of the evaluation protocol, for the original model, the unlearned model and, where "
+            "given, a model retrained without the forget classes.</p>"
+            f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{imgs}"
+            f"<h2>Run</h2><pre>{meta}</pre></body></html>"
+        )
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        write_json(folder / "report.json", self.to_json())
+        write_text(folder / "report.html", self.html())
+        return folder

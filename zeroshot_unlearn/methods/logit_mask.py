@@ -1,0 +1,43 @@
+"""``logit_mask``: hide the forget classes at the output, change no weight. A sanity baseline.
+
+It scores Df = 0 and Dr at the ceiling, so it shows which metrics only look at the output:
+rebound, relearn time, probe-Df and membership inference measure the weights under the
+mask (``LogitMask.unmasked``), as an attacker holding the weights would.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from .base import ForgetContext, Method
+
+
+class LogitMask(nn.Module):
+    def __init__(self, model: nn.Module, forget: Sequence[int]):
+        super().__init__()
+        self.unmasked = model
+        self.forget = list(forget)
+        self.pretrained_cfg = getattr(model, "pretrained_cfg", {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.unmasked(x).clone()
+        logits[:, self.forget] = float("-inf")
+        return logits
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unmasked.forward_features(x)
+
+    def forward_head(self, features: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.unmasked.forward_head(features, **kwargs)
+
+
+class LogitMaskMethod(Method):
+    name = "logit_mask"
+    needs = frozenset()
+    description = "forget logits set to -inf at the output; weights unchanged (sanity baseline)"
+
+    def run(self, ctx: ForgetContext) -> None:
+        ctx.student = LogitMask(ctx.student, ctx.forget)
