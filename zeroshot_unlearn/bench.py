@@ -88,7 +88,7 @@ def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
     keep = ~torch.isin(data.y, torch.as_tensor(list(forget)))
     x, y = data.x[keep], data.y[keep]
     with torch.no_grad():
-        logits = torch.cat([model(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
     logits[:, list(forget)] = float("-inf")
     return float((logits.argmax(1) == y).float().mean() * 100)
 

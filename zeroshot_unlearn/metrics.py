@@ -13,7 +13,7 @@ from .data.datasets import ImageTensorDataset
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     was_training = model.training
     model.eval()
     try:

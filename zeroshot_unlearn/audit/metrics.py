@@ -16,7 +16,7 @@ from ..metrics import forget_retain_accuracy
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     model.eval()
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
@@ -90,7 +90,7 @@ def mia_ssd(model: nn.Module, retain_train: ImageTensorDataset, test_nonmembers:
 
 
 @torch.no_grad()
-def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """The input of the classifier head (timm's ``forward_head(..., pre_logits=True)`` where available)."""
     model.eval()
     out = []
