@@ -23,7 +23,7 @@ from .audit import model_metrics
 from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
-from .metrics import epoch_seconds, forget_retain_accuracy
+from .metrics import epoch_seconds, forget_retain_accuracy, masked_accuracy
 from .train import TrainConfig, retrain_reference
 
 log = logging.getLogger(__name__)
@@ -81,16 +81,6 @@ def parse_requests(text: str) -> list[list[int]]:
     except ValueError:
         raise InvalidRequestError(f"--requests must be 'protocol' or class lists like '3,7;0;1,9', got {text!r}") \
             from None
-
-
-def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
-    """Dr ceiling: retained-class accuracy with the forget logits masked out (argmax over retained classes)."""
-    keep = ~torch.isin(data.y, torch.as_tensor(list(forget)))
-    x, y = data.x[keep], data.y[keep]
-    with torch.no_grad():
-        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
-    logits[:, list(forget)] = float("-inf")
-    return float((logits.argmax(1) == y).float().mean() * 100)
 
 
 def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Sequence[int]] | None = None,

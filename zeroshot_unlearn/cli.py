@@ -30,9 +30,9 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 def cmd_demo(args) -> int:
     from .api import forget_classes
-    from .bench import DIGITS_TRAIN, masked_accuracy
+    from .bench import DIGITS_TRAIN
     from .data import load_data, retained_subset
-    from .metrics import forget_retain_accuracy, per_class_accuracy
+    from .metrics import forget_retain_accuracy, masked_accuracy, per_class_accuracy
     from .train import retrain_reference
     from .zoo import load_model
 
@@ -68,10 +68,9 @@ def cmd_demo(args) -> int:
 
 def cmd_forget(args) -> int:
     from .api import forget_classes
-    from .bench import masked_accuracy
     from .data import load_data, retained_subset
     from .io import write_json
-    from .metrics import forget_retain_accuracy
+    from .metrics import forget_retain_accuracy, masked_accuracy
     from .zoo import load_model
 
     out = Path(args.out)

@@ -39,6 +39,16 @@ def forget_retain_accuracy(model: nn.Module, data: ImageTensorDataset, forget: S
     return float(correct[is_forget].float().mean() * 100), float(correct[~is_forget].float().mean() * 100)
 
 
+def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
+    """Dr ceiling: retained-class accuracy with the forget logits masked out (argmax over retained classes)."""
+    keep = ~torch.isin(data.y, torch.as_tensor(list(forget)))
+    x, y = data.x[keep], data.y[keep]
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
+    logits[:, list(forget)] = float("-inf")
+    return float((logits.argmax(1) == y).float().mean() * 100)
+
+
 def epoch_seconds(model: nn.Module, input_size: Sequence[int], images: int, *, batch_size: int = 128,
                   steps: int = 20) -> float:
     """Seconds one training epoch over ``images`` would take: ``steps`` timed SGD steps, scaled.

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data.datasets import ImageTensorDataset
 from ..io import sha256_state_dict
-from ..metrics import forget_retain_accuracy, per_class_accuracy
+from ..metrics import forget_retain_accuracy, masked_accuracy, per_class_accuracy
 from ..validate import model_num_classes, validate_classes
 from .images import invert_classes, to_pixels
 from .metrics import mia_forget, mia_ssd, probe_df, rebound_df, relearn_steps
@@ -26,12 +26,6 @@ log = logging.getLogger(__name__)
 def _weights(model: nn.Module) -> nn.Module:
     """What an attacker holding the weights gets: the model under an output-only mask."""
     return getattr(model, "unmasked", model)
-
-
-def _masked_accuracy(model: nn.Module, test: ImageTensorDataset, forget: Sequence[int]) -> float:
-    from ..bench import masked_accuracy
-
-    return masked_accuracy(model, test, forget)
 
 
 def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDataset, test: ImageTensorDataset,
@@ -73,7 +67,7 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     if reference is not None:
         models["retrain"] = reference
     df_original = forget_retain_accuracy(original, test, forget)[0]
-    ceiling = _masked_accuracy(original, test, forget)
+    ceiling = masked_accuracy(original, test, forget)
     metrics: dict[str, dict[str, Any]] = {}
     roc = {}
     for name, model in tqdm(models.items(), desc="audit", disable=not progress, leave=False):
