@@ -22,6 +22,14 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         raise OutputError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
 
 
+def _budget(text: str) -> int | float:
+    """``2500`` -> 2500 images; ``0.05`` -> 5% of the training split."""
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise UnlearnError(f"--retain-budget must be a count (2500) or a fraction (0.05), got {text!r}") from None
+
+
 def _overrides(pairs: list[str] | None) -> dict:
     from .recipes import parse_override
 
@@ -77,7 +85,7 @@ def cmd_forget(args) -> int:
     _prepare_out(out, args.overwrite)
     model = load_model(args.model, args.checkpoint, trust_checkpoint=args.trust_checkpoint)
     data = load_data(args.retain_data, model)
-    budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
+    budget = _budget(args.retain_budget)
     retain = retained_subset(data.train, sorted(args.classes), budget, seed=args.seed)
     start = time.perf_counter()
     result = forget_classes(model, args.classes, retain=retain, recipe=args.recipe, method=args.method,
@@ -100,7 +108,9 @@ def cmd_forget(args) -> int:
                             generator=result.generator, recipe=result.recipe)
         report.save(out / "audit")
         _print_audit(report)
-        for key in ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df"):
+        from .bench import AUDIT_COLUMNS
+
+        for key in AUDIT_COLUMNS:
             row[key] = report.metrics["unlearned"].get(key)
     write_json(out / "metrics.json", {"suite": str(args.retain_data), "rows": [row]})
     print(f"wrote {out}/model.safetensors, recipe.yaml, metrics.json in {seconds:.1f}s")
@@ -147,7 +157,7 @@ def cmd_audit(args) -> int:
                           trust_checkpoint=args.trust_checkpoint)
     data = load_data(args.data, original)
     classes = sorted(args.classes)
-    budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
+    budget = _budget(args.retain_budget)
     retain = retained_subset(data.train, classes, budget, seed=args.seed)
     report = _run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
                         seed=args.seed, quiet=args.quiet)
@@ -169,7 +179,7 @@ def cmd_bench(args) -> int:
         references[tuple(sorted(int(c) for c in classes.split(",")))] = load_model(args.reference_model, path)
     budget = None
     if args.retain_budget:
-        budget = float(args.retain_budget) if "." in args.retain_budget else int(args.retain_budget)
+        budget = _budget(args.retain_budget)
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
                         retain_budget=budget, methods=args.methods, references=references, seed=args.seed,
                         audit=args.audit, progress=not args.quiet)

@@ -46,6 +46,19 @@ def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
             m.train()
 
 
+@contextlib.contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Parameters do not require grad inside the block (gradients flow to the inputs only)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def set_train_mode(model: nn.Module, bn_policy: str) -> None:
     model.train()
     if bn_policy == "frozen":

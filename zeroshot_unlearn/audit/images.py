@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..engine import frozen_parameters
+
 
 def _total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
@@ -27,10 +29,7 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     generator = torch.Generator().manual_seed(seed)
     raw = (torch.randn(len(labels), *input_size, generator=generator) * 0.1).requires_grad_(True)
     optimizer = torch.optim.Adam([raw], lr=lr)
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
+    with frozen_parameters(model):
         for _ in range(steps):
             pixels = torch.sigmoid(raw)
             logits = model((pixels - mean_t) / std_t)
@@ -38,9 +37,6 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-    finally:
-        for p in params:
-            p.requires_grad_(True)
     return torch.sigmoid(raw).detach()
 
 

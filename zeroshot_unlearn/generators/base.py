@@ -10,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..engine import frozen_parameters
 from ..recipes import GeneratorConfig
 
 log = logging.getLogger(__name__)
@@ -80,39 +81,35 @@ def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequ
     """
     was_training = model.training
     model.eval()
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
     prior = _BatchNormPrior(model) if cfg.bn_prior_weight > 0 else None
     optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
     forget_t = torch.as_tensor(list(forget), dtype=torch.long)
     history: list[float] = []
     generator.train()
     try:
-        for _ in tqdm(range(cfg.steps), desc="anti-memory generator", disable=not progress, leave=False):
-            labels = forget_t[torch.randint(len(forget_t), (cfg.batch_size,))]
-            samples = generator.sample(labels)
-            logits = model(augment(samples))
-            ce = F.cross_entropy(logits, labels)
-            loss = -ce if cfg.objective == "error_max" else ce
-            loss = loss + cfg.bound_weight * generator.regulariser(samples)
-            if cfg.diversity_weight:
-                loss = loss + cfg.diversity_weight * diversity_loss(samples, labels)
-            if prior is not None:
-                loss = loss + cfg.bn_prior_weight * prior.pop()
-            if not torch.isfinite(loss):
-                from ..errors import DivergenceError
+        with frozen_parameters(model):
+            for _ in tqdm(range(cfg.steps), desc="anti-memory generator", disable=not progress, leave=False):
+                labels = forget_t[torch.randint(len(forget_t), (cfg.batch_size,))]
+                samples = generator.sample(labels)
+                logits = model(augment(samples))
+                ce = F.cross_entropy(logits, labels)
+                loss = -ce if cfg.objective == "error_max" else ce
+                loss = loss + cfg.bound_weight * generator.regulariser(samples)
+                if cfg.diversity_weight:
+                    loss = loss + cfg.diversity_weight * diversity_loss(samples, labels)
+                if prior is not None:
+                    loss = loss + cfg.bn_prior_weight * prior.pop()
+                if not torch.isfinite(loss):
+                    from ..errors import DivergenceError
 
-                raise DivergenceError("the anti-memory generator's loss became NaN/Inf; lower generator.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            history.append(float(ce.detach()))
+                    raise DivergenceError("the anti-memory generator's loss became NaN/Inf; lower generator.lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                history.append(float(ce.detach()))
     finally:
         if prior is not None:
             prior.close()
-        for p in frozen:
-            p.requires_grad_(True)
         model.train(was_training)
         generator.eval()
     return history
