@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from zeroshot_unlearn import audit, forget_classes
-from zeroshot_unlearn.audit.metrics import mia_forget, relearn_steps, rebound_df, tpr_at_fpr
+from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, relearn_steps, rebound_df, tpr_at_fpr
 from zeroshot_unlearn.bench import DIGITS_TRAIN
 from zeroshot_unlearn.methods import LogitMask
 from zeroshot_unlearn.metrics import forget_retain_accuracy
@@ -23,7 +23,7 @@ def test_identical_distributions_give_auc_near_half(digits_model, digits):
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
     half = len(data) // 2
     a, b = data.subset(order[:half]), data.subset(order[half:2 * half])
-    result = mia_forget(digits_model, a, b)
+    result = mia_forget(model_outputs(digits_model, a), model_outputs(digits_model, b))
     assert abs(result.auc - 0.5) < 0.1
 
 
@@ -41,8 +41,8 @@ def test_mia_separates_an_overfit_model_from_one_that_never_saw_the_members(digi
     memoriser = train_classifier(build_model("digits_cnn"), members, overfit_cfg, progress=False)
     torch.manual_seed(0)
     outsider = train_classifier(build_model("digits_cnn"), other, overfit_cfg, progress=False)
-    seen = mia_forget(memoriser, members, nonmembers)
-    unseen = mia_forget(outsider, members, nonmembers)
+    seen = mia_forget(model_outputs(memoriser, members), model_outputs(memoriser, nonmembers))
+    unseen = mia_forget(model_outputs(outsider, members), model_outputs(outsider, nonmembers))
     assert seen.auc > 0.6 and abs(unseen.auc - 0.5) < 0.06
     assert seen.auc > unseen.auc + 0.1
 
@@ -55,9 +55,9 @@ def test_tpr_at_low_fpr():
 def test_logit_mask_hides_but_does_not_forget(digits_model, digits, digits_retain):
     masked = LogitMask(digits_model, [3, 7])
     assert forget_retain_accuracy(masked, digits.test, [3, 7])[0] == 0.0
-    # Under the mask the weights still know the classes: they come back at once.
-    assert rebound_df(digits_model, digits_retain, digits.test, [3, 7]) > 90
-    steps, _ = relearn_steps(digits_model, digits.train.of_classes([3, 7]), digits.test, [3, 7], 0.5 * 99.0)
+    # Rebound and relearn fine-tune the weights under the mask, as an attacker would: the classes come back at once.
+    assert rebound_df(masked, digits_retain, digits.test, [3, 7]) > 90
+    steps, _ = relearn_steps(masked, digits.train.of_classes([3, 7]), digits.test, [3, 7], 0.5 * 99.0)
     assert steps <= 10
 
 
@@ -89,3 +89,34 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
                                                  "mia_ssd", "probe_df", "rebound_df", "relearn_steps", "ain"}
     page = (tmp_path / "audit" / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 6  # bars, ROC, anti-memories, 3 inversion grids
+
+
+@pytest.mark.slow
+def test_report_renders_in_a_real_browser(tmp_path, digits_model, digits, digits_retain):
+    """Chromium loads report.html offline and decodes every inlined image."""
+    import re
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium on this machine")
+    result = forget_classes(digits_model, [3, 7], retain=digits_retain, progress=False)
+    report = audit(digits_model, result.model, forget=[3, 7], train=digits.train, test=digits.test,
+                   retain=digits_retain, generator=result.generator, progress=False)
+    page = report.save(tmp_path / "audit") / "report.html"
+    probe = tmp_path / "probe.html"
+    counter = ("<script>addEventListener('load', () => document.body.dataset.decoded = "
+               "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length)</script>")
+    probe.write_text(page.read_text().replace("</body>", counter + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([browser, *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    images = page.read_text().count("data:image/png;base64,")
+    decoded = re.search(r'data-decoded="(\d+)"', dom)
+    assert decoded is not None, "the page did not finish loading in Chromium"
+    assert int(decoded.group(1)) == images >= 5  # bars, ROC, anti-memories, 2 inversion grids
+    subprocess.run([browser, *flags, "--window-size=1100,2600", f"--screenshot={tmp_path / 'report.png'}",
+                    page.as_uri()], capture_output=True, timeout=120)
+    assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -18,9 +18,11 @@ from torch.utils.data import Dataset
 
 from . import __version__
 from .data.datasets import materialise
-from .errors import InvalidRequestError
-from .io import save_state_dict, sha256_state_dict, write_text
-from .methods import ForgetContext, get_method
+from .data.datasets import ImageTensorDataset
+from .errors import InvalidRequestError, RecipeError
+from .generators import GENERATORS
+from .io import atomic_dir, save_state_dict, sha256_state_dict, write_text
+from .methods import ForgetContext, Method, get_method
 from .recipes import Recipe, resolve_recipe
 from .validate import model_num_classes, validate_classes, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
@@ -42,9 +44,18 @@ class ForgetResult:
     forget_images_used: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write ``model.safetensors`` (with its config and history), ``recipe.yaml`` and the generator."""
-        folder = Path(folder)
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``model.safetensors`` (with its config and history), ``recipe.yaml`` and the generator.
+
+        The folder appears complete or not at all (built beside it, then renamed); a non-empty
+        ``folder`` is refused unless ``overwrite``.
+        """
+        with atomic_dir(folder, overwrite=overwrite) as tmp:
+            self.write_into(tmp)
+        return Path(folder)
+
+    def write_into(self, folder: Path) -> None:
+        """The files of :meth:`save`, written into an existing folder (each file atomically)."""
         cfg = dict(getattr(self.model, "pretrained_cfg", {}) or {})
         metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": _jsonable(cfg), "history": self.history})}
         save_state_dict(folder / "model.safetensors", self.model.state_dict(), metadata)
@@ -52,7 +63,6 @@ class ForgetResult:
         if self.generator is not None:
             save_state_dict(folder / "generator.safetensors", self.generator.state_dict(),
                             {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.classes})})
-        return folder
 
 
 def _jsonable(obj: Any) -> Any:
@@ -62,6 +72,63 @@ def _jsonable(obj: Any) -> Any:
 def model_architecture(model: nn.Module) -> str:
     cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
     return str(cfg.get("architecture") or type(model).__name__.lower())
+
+
+@dataclass(frozen=True)
+class ForgetPlan:
+    """A validated request: what :func:`forget_classes` will run, resolved before any work."""
+
+    classes: list[int]
+    method: Method
+    recipe: Recipe
+    retain: ImageTensorDataset | None
+    num_classes: int
+    input_size: tuple[int, int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pretrained_cfg: dict[str, Any]
+
+
+def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
+                     recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
+                     overrides: Mapping[str, Any] | None = None, seed: int = 0) -> ForgetPlan:
+    """Every check :func:`forget_classes` makes before it touches anything; returns the resolved plan.
+
+    Raises an :class:`~zeroshot_unlearn.errors.UnlearnError` subclass naming what is wrong and how
+    to fix it. Reads ``model`` and ``retain``; never modifies them.
+    """
+    validate_model(model)
+    num_classes = model_num_classes(model)
+    forget = validate_classes(classes, num_classes)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
+    resolved = resolve_recipe(recipe, model_architecture(model), overrides)
+    algorithm = get_method(method or resolved.method)
+    if algorithm.recipe_overrides:  # a named variant: its settings first, the caller's overrides still win
+        resolved = resolved.replace(algorithm.recipe_overrides).replace(overrides)
+    if resolved.generator.kind not in GENERATORS:
+        raise RecipeError(f"unknown generator.kind {resolved.generator.kind!r}; registered generators: "
+                          f"{', '.join(sorted(GENERATORS))}")
+    if "forget" in algorithm.needs:
+        raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images, which forget_classes never "
+                                  "takes; use a method that needs only retained data (see list_methods())")
+    retain_data = None
+    if retain is None:
+        if "retain" in algorithm.needs:
+            raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
+    else:
+        retain_data = materialise(retain)
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    input_size = tuple(cfg.get("input_size") or (tuple(retain_data.x.shape[1:]) if retain_data is not None else ()))
+    if len(input_size) != 3:
+        raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = "
+                                  "(C, H, W)")
+    if retain_data is not None:
+        validate_retain(retain_data, forget, num_classes, input_size, resolved.min_per_class)
+    channels = input_size[0]
+    mean = tuple(cfg.get("mean") or (0.0,) * channels)
+    std = tuple(cfg.get("std") or (1.0,) * channels)
+    return ForgetPlan(forget, algorithm, resolved, retain_data, num_classes, input_size, mean, std, cfg)
 
 
 def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
@@ -79,34 +146,17 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
         method: a registered method name (default: the recipe's ``method``).
         overrides: recipe values to change, nested or dotted (``{"impair.lr": 0.02}``).
         seed: makes the run reproducible on CPU; the caller's global RNG state is left as it was.
-        inplace: write the result into ``model`` as well (otherwise ``model`` is untouched).
+        inplace: write the result into ``model`` as well (otherwise ``model`` is untouched). On any
+            failure ``model`` is left exactly as it was, also with ``inplace=True``.
         progress: show tqdm progress bars.
+
+    Every check runs first (:func:`validate_request`); bad input raises before any work.
     """
-    validate_model(model)
-    num_classes = model_num_classes(model)
-    forget = validate_classes(classes, num_classes)
-    resolved = resolve_recipe(recipe, model_architecture(model), overrides)
-    algorithm = get_method(method or resolved.method)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
-    if "forget" in algorithm.needs:
-        raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images, which forget_classes never "
-                                  "takes; use a method that needs only retained data (see list_methods())")
-    retain_data = None
-    if retain is None:
-        if "retain" in algorithm.needs:
-            raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
-    else:
-        retain_data = materialise(retain)
-    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    input_size = tuple(cfg.get("input_size") or (tuple(retain_data.x.shape[1:]) if retain_data is not None else ()))
-    if retain_data is not None:
-        validate_retain(retain_data, forget, num_classes, input_size, resolved.min_per_class)
-    if len(input_size) != 3:
-        raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = (C, H, W)")
-    channels = input_size[0]
-    mean = tuple(cfg.get("mean") or (0.0,) * channels)
-    std = tuple(cfg.get("std") or (1.0,) * channels)
+    plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
+                            seed=seed)
+    forget, algorithm, resolved, retain_data, cfg = (plan.classes, plan.method, plan.recipe, plan.retain,
+                                                     plan.pretrained_cfg)
+    num_classes, input_size, mean, std = plan.num_classes, plan.input_size, plan.mean, plan.std
 
     start = time.perf_counter()
     original_hash = sha256_state_dict(model.state_dict())

@@ -109,40 +109,47 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
         if reference is None and spec.retrain is not None:
             reference, retrain_seconds = spec.retrain(data, forget)
         df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
-        reference_metrics = None
-        if audit and reference is not None:
-            reference_metrics = model_metrics(reference, forget, data.train, data.test, retain, df_orig, seed=seed)[0]
         retained_full = sum(n for c, n in enumerate(per_class_full) if c not in forget)
         epoch_s = seconds_per_image * retained_full
+        common = {"classes": forget, "df_original": round(df_orig, 2), "dr_original": round(dr_orig, 2),
+                  "dr_original_masked": round(ceiling, 2),
+                  "df_retrain": None if df_ref is None else round(df_ref, 2),
+                  "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
+                  "epoch_seconds": round(epoch_s, 2), "retained_images": len(retain),
+                  "retrain_time_s": None if retrain_seconds is None else round(retrain_seconds, 2)}
+        reference_metrics = None
+        if audit and reference is not None:
+            reference_metrics = model_metrics(reference, forget, data.train, data.test, retain, df_orig,
+                                              seed=seed).row
+        measured_models: list[tuple[str, nn.Module, float | None]] = []
+        forget_used: dict[str, int] = {}
+        if audit:  # the references as rows of their own, so every column has its anchors
+            measured_models.append(("original", model, 0.0))
+            if reference is not None:
+                measured_models.append(("retrain", reference, retrain_seconds))
         for method in methods:
             start = time.perf_counter()
             result = forget_classes(model, forget, retain=retain, method=method, seed=seed, progress=progress)
             seconds = time.perf_counter() - start
-            df, dr = forget_retain_accuracy(result.model, data.test, forget)
-            rows.append({
-                "method": method, "classes": forget, "df": round(df, 2), "dr": round(dr, 2),
-                "df_original": round(df_orig, 2), "dr_original": round(dr_orig, 2),
-                "dr_original_masked": round(ceiling, 2),
-                "df_retrain": None if df_ref is None else round(df_ref, 2),
-                "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
-                "time_s": round(seconds, 2), "epoch_equivalents": round(seconds / epoch_s, 4),
-                "epoch_seconds": round(epoch_s, 2), "retained_images": result.retained_images,
-                "forget_images_used": result.forget_images_used,
-                "retrain_time_s": None if retrain_seconds is None else round(retrain_seconds, 2),
-            })
+            measured_models.append((method, result.model, seconds))
+            forget_used[method] = result.forget_images_used
+        for name, candidate, seconds in measured_models:
+            df, dr = forget_retain_accuracy(candidate, data.test, forget)
+            row = {"method": name, **common, "df": round(df, 2), "dr": round(dr, 2),
+                   "time_s": None if seconds is None else round(seconds, 2),
+                   "epoch_equivalents": None if seconds is None else round(seconds / epoch_s, 4),
+                   "forget_images_used": forget_used.get(name, 0)}
+            row.update({key: None for key in AUDIT_COLUMNS})
             if audit:
-                measured = model_metrics(result.model, forget, data.train, data.test, retain, df_orig, seed=seed)[0]
-                rows[-1].update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})
-                rows[-1]["ain"] = (None if reference_metrics is None else
-                                   round(measured["relearn_steps"] / reference_metrics["relearn_steps"], 3))
-                rows[-1]["probe_df_retrain"] = None if reference_metrics is None else \
-                    round(reference_metrics["probe_df"], 2)
-                rows[-1]["relearn_steps_retrain"] = None if reference_metrics is None else \
-                    reference_metrics["relearn_steps"]
-            else:
-                rows[-1].update({key: None for key in AUDIT_COLUMNS})
-            log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f) in %.1fs", method, forget, df, dr, df_orig, dr_orig,
-                     seconds)
+                measured = (reference_metrics if name == "retrain" else
+                            model_metrics(candidate, forget, data.train, data.test, retain, df_orig, seed=seed).row)
+                row.update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})
+                if reference_metrics is not None:
+                    row["ain"] = round(measured["relearn_steps"] / reference_metrics["relearn_steps"], 3)
+                    row["probe_df_retrain"] = round(reference_metrics["probe_df"], 2)
+                    row["relearn_steps_retrain"] = reference_metrics["relearn_steps"]
+            rows.append(row)
+            log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f)", name, forget, df, dr, df_orig, dr_orig)
     return {"suite": suite, "seed": seed, "retain_budget": budget, "rows": rows}
 
 
@@ -156,12 +163,13 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         deltas = [r["dr"] - r["dr_original"] for r in mine]
+        times = [r["epoch_equivalents"] for r in mine if r["epoch_equivalents"] is not None]
         out[method] = {
             "requests": len(mine),
             "df_mean": statistics.fmean(r["df"] for r in mine), "df_max": max(r["df"] for r in mine),
             "ddr_mean": statistics.fmean(deltas), "ddr_worst": min(deltas),
-            "epoch_eq_mean": statistics.fmean(r["epoch_equivalents"] for r in mine),
-            "epoch_eq_max": max(r["epoch_equivalents"] for r in mine),
+            "epoch_eq_mean": statistics.fmean(times) if times else None,
+            "epoch_eq_max": max(times) if times else None,
         }
     return out
 
@@ -181,7 +189,7 @@ def markdown_table(results: dict) -> str:
     for r in rows:
         lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['df'])} | {_fmt(r['dr'])} | "
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
-                     f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['epoch_equivalents']:.3f} | "
+                     f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {_fmt(r['epoch_equivalents'], 3)} | "
                      f"{r['retained_images']} | {r['forget_images_used']} |")
     if any(r.get("mia_forget_auc") is not None for r in rows):
         lines += ["", "| method | classes | MIA-forget AUC | TPR@1% | MIA-SSD | probe-Df | probe-Df retrain | "
@@ -196,7 +204,7 @@ def markdown_table(results: dict) -> str:
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, s in summarise(rows).items():
         lines.append(f"| {method} | {s['requests']} | {s['df_mean']:.2f} | {s['df_max']:.2f} | {s['ddr_mean']:+.2f} | "
-                     f"{s['ddr_worst']:+.2f} | {s['epoch_eq_mean']:.3f} | {s['epoch_eq_max']:.3f} |")
+                     f"{s['ddr_worst']:+.2f} | {_fmt(s['epoch_eq_mean'], 3)} | {_fmt(s['epoch_eq_max'], 3)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -77,7 +77,7 @@ def cmd_demo(args) -> int:
 def cmd_forget(args) -> int:
     from .api import forget_classes
     from .data import load_data, retained_subset
-    from .io import write_json
+    from .io import atomic_dir, write_json
     from .metrics import forget_retain_accuracy, masked_accuracy
     from .zoo import load_model
 
@@ -91,7 +91,6 @@ def cmd_forget(args) -> int:
     result = forget_classes(model, args.classes, retain=retain, recipe=args.recipe, method=args.method,
                             overrides=_overrides(args.set), seed=args.seed, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    result.save(out)
     row = {"method": result.method, "classes": result.classes, "time_s": round(seconds, 2),
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
            "timings": {k: round(v, 2) for k, v in result.timings.items()}}
@@ -106,13 +105,17 @@ def cmd_forget(args) -> int:
         report = _run_audit(model, result.model, result.classes, data, retain, source=args.retain_data,
                             reference_path=args.reference, seed=args.seed, quiet=args.quiet,
                             generator=result.generator, recipe=result.recipe)
-        report.save(out / "audit")
         _print_audit(report)
         from .bench import AUDIT_COLUMNS
 
         for key in AUDIT_COLUMNS:
             row[key] = report.metrics["unlearned"].get(key)
-    write_json(out / "metrics.json", {"suite": str(args.retain_data), "rows": [row]})
+    # Everything is computed before anything is written: the folder appears complete or not at all.
+    with atomic_dir(out, overwrite=args.overwrite) as folder:
+        result.write_into(folder)
+        if args.audit and evaluation is not None:
+            report.save(folder / "audit")
+        write_json(folder / "metrics.json", {"suite": str(args.retain_data), "rows": [row]})
     print(f"wrote {out}/model.safetensors, recipe.yaml, metrics.json in {seconds:.1f}s")
     return 0
 
@@ -161,7 +164,7 @@ def cmd_audit(args) -> int:
     retain = retained_subset(data.train, classes, budget, seed=args.seed)
     report = _run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
                         seed=args.seed, quiet=args.quiet)
-    report.save(out)
+    report.save(out, overwrite=args.overwrite)
     _print_audit(report)
     print(f"wrote {out}/report.json and {out}/report.html ({report.meta['seconds']}s)")
     return 0
@@ -180,8 +183,13 @@ def cmd_bench(args) -> int:
     budget = None
     if args.retain_budget:
         budget = _budget(args.retain_budget)
+    from .methods import list_methods
+
+    methods = [m for spec in args.methods for m in spec.split(",") if m]
+    if methods == ["all"]:
+        methods = list_methods()
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
-                        retain_budget=budget, methods=args.methods, references=references, seed=args.seed,
+                        retain_budget=budget, methods=methods, references=references, seed=args.seed,
                         audit=args.audit, progress=not args.quiet)
     save_results(results, args.out, args.markdown)
     from .bench import markdown_table
@@ -282,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--requests", default="protocol", help="'protocol' or '3,7;0;1,9'")
     bench.add_argument("--retain-budget", default=None)
-    bench.add_argument("--methods", nargs="+", default=["anti_memory"])
+    bench.add_argument("--methods", nargs="+", default=["anti_memory"],
+                       help="method names (space or comma separated), or 'all' for every registered method")
     bench.add_argument("--reference", action="append", metavar="CLASSES:PATH",
                        help="retrain reference for a request, e.g. 3,7:path/resnet20-retrain-without-3-7.th")
     bench.add_argument("--reference-model", default="cifar10_resnet20")

@@ -59,6 +59,37 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+class HeadInput:
+    """Captures what the classifier head receives (the penultimate features) during forward passes.
+
+    ``with HeadInput(model) as features: logits = model(x)`` leaves the features of that pass in
+    ``features.value`` with their autograd graph, for any model whose head
+    :func:`~zeroshot_unlearn.validate.classifier_head` finds (timm, zoo, or a plain ``nn.Linear``).
+    """
+
+    def __init__(self, model: nn.Module):
+        from .validate import classifier_head
+
+        self.head = classifier_head(model)
+        if self.head is None:
+            raise ValueError(f"{type(model).__name__} has no linear classifier head to read features from")
+        self.values: list[torch.Tensor] = []
+
+    def _hook(self, _module, args) -> None:
+        self.values.append(args[0].flatten(1))
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self.values[-1]
+
+    def __enter__(self) -> "HeadInput":
+        self.handle = self.head.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
 def set_train_mode(model: nn.Module, bn_policy: str) -> None:
     model.train()
     if bn_policy == "frozen":
@@ -135,7 +166,7 @@ def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Calla
         for step in tqdm(range(steps), desc=name, disable=not progress, leave=False):
             loss = step_loss(step)
             if not torch.isfinite(loss):
-                raise DivergenceError(f"{name}: the loss became {float(loss)} at step {step}; the model was rolled "
+                raise DivergenceError(f"{name}: the loss became {float(loss.detach())} at step {step}; the model was rolled "
                                       f"back to the state before {name}. Lower {name}.lr in the recipe")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import fnmatch
 import functools
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -97,9 +98,17 @@ class PhaseConfig:
     anti_memory_scope: str = "all"
     """Which weights the anti-memory loss trains: ``all``, or ``head`` (features detached, so only
     the classifier learns from synthetic samples and the backbone only from real ones)."""
+    feature_weight: float = 0.0
+    """Representation term on anti-memories: pull the student's penultimate features of each
+    anti-memory to the original model's mean feature of the retained class the masked teacher
+    assigns it (trains the backbone, whatever ``anti_memory_scope`` says)."""
+    retain_feature_weight: float = 0.0
+    """Keep the student's penultimate features of retained images at the original model's."""
     grad_clip: float = 5.0
 
     def __post_init__(self) -> None:
+        _check_range("feature_weight", self.feature_weight, 0.0, None)
+        _check_range("retain_feature_weight", self.retain_feature_weight, 0.0, None)
         _check_choice("anti_memory_scope", self.anti_memory_scope, ("all", "head"))
         _check_range("epochs", self.epochs, 0.0, 1000.0)
         _check_range("lr", self.lr, 0.0, 10.0)
@@ -135,12 +144,16 @@ class Recipe:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     impair: PhaseConfig = field(default_factory=lambda: PhaseConfig(anti_memory_batch=32))
     repair: PhaseConfig = field(default_factory=PhaseConfig)
+    masked_kd: PhaseConfig = field(default_factory=lambda: PhaseConfig(
+        epochs=4, lr=0.01, ce_weight=0.0, distill_weight=1.0, distill_temperature=8.0))
+    """The ``masked_kd`` baseline (MEASUREMENTS.md's gentle masked distillation: T 8, SGD lr 0.01, 4 epochs)."""
 
     def __post_init__(self) -> None:
         _check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
         _check_range("min_per_class", self.min_per_class, 1, None)
-        if self.repair.anti_memory_batch:
-            raise RecipeError("repair.anti_memory_batch must be 0: repair trains on retained data only")
+        for name in ("repair", "masked_kd"):
+            if getattr(self, name).anti_memory_batch:
+                raise RecipeError(f"{name}.anti_memory_batch must be 0: {name} trains on retained data only")
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -161,6 +174,8 @@ class Recipe:
 
 
 def _check_range(name: str, value, low, high, open_low: bool = False) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RecipeError(f"recipe key '{name}' = {value!r} must be a finite number")
     if low is not None and (value < low or (open_low and value == low)):
         raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be {'>' if open_low else '>='} {low}")
     if high is not None and value > high:

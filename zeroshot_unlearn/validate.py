@@ -47,8 +47,13 @@ def validate_model(model: Any) -> None:
     if devices != {"cpu"}:
         raise ModelError(f"the model is on {', '.join(sorted(devices))}; this run uses the CPU. Call model.cpu() "
                          "first")
-    if classifier_head(model) is None and not isinstance(getattr(model, "num_classes", None), int):
+    head = classifier_head(model)
+    if head is None and not isinstance(getattr(model, "num_classes", None), int):
         raise ModelError(f"{type(model).__name__} has no classifier head (no nn.Linear and no get_classifier())")
+    declared = getattr(model, "num_classes", None)
+    if head is not None and isinstance(declared, int) and head.out_features != declared:
+        raise ModelError(f"the model declares num_classes={declared} but its classifier head has "
+                         f"{head.out_features} outputs; fix the head or the attribute before forgetting")
 
 
 def validate_classes(classes: Any, num_classes: int) -> list[int]:
@@ -77,6 +82,9 @@ def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_class
                     input_size: Sequence[int] | None, min_per_class: int) -> None:
     if len(retain) == 0:
         raise DataError("the retained dataset is empty; pass a few images of every retained class")
+    if not torch.is_floating_point(retain.x):
+        raise DataError(f"retained images are {retain.x.dtype}; expected float tensors normalised for the model "
+                        "(e.g. ToTensor() then Normalize(mean, std)); raw uint8 0-255 pixels are not accepted")
     labels = retain.y
     if labels.min() < 0 or labels.max() >= num_classes:
         raise DataError(f"retained labels must be in 0..{num_classes - 1}; found {int(labels.min())}.."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -14,39 +15,57 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data.datasets import ImageTensorDataset
 from ..io import sha256_state_dict
-from ..metrics import forget_retain_accuracy, masked_accuracy, per_class_accuracy
 from ..validate import model_num_classes, validate_classes
 from .images import invert_classes, to_pixels
-from .metrics import mia_forget, mia_ssd, probe_df, rebound_df, relearn_steps
+from .metrics import (Outputs, mia_forget, mia_ssd, model_outputs, probe_df, rebound_df, relearn_steps,
+                      weights_of)
 from .report import AuditReport
 
 log = logging.getLogger(__name__)
 
 
-def _weights(model: nn.Module) -> nn.Module:
-    """What an attacker holding the weights gets: the model under an output-only mask."""
-    return getattr(model, "unmasked", model)
+def _accuracy(out: Outputs) -> float:
+    return float(out.correct().float().mean() * 100)
+
+
+@dataclass
+class ModelAudit:
+    """The protocol metrics of one model, its MIA-forget ROC curve and its per-class test accuracy."""
+
+    row: dict[str, Any]
+    roc: tuple[list[float], list[float]]
+    per_class: list[float]
 
 
 def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDataset, test: ImageTensorDataset,
-                  retain: ImageTensorDataset, df_original: float, *, seed: int = 0
-                  ) -> tuple[dict[str, Any], tuple[list[float], list[float]]]:
-    """The protocol metrics of one model (and its MIA-forget ROC curve)."""
-    forget_train, forget_test = train.of_classes(forget), test.of_classes(forget)
-    retained = sorted(set(range(int(train.y.max()) + 1)) - set(forget))
-    df, dr = forget_retain_accuracy(model, test, forget)
-    attack = mia_forget(model, forget_train, forget_test, seed=seed)
-    weights = _weights(model)
-    steps, capped = relearn_steps(weights, forget_train, test, forget, 0.5 * df_original, seed=seed)
+                  retain: ImageTensorDataset, df_original: float, *, seed: int = 0) -> ModelAudit:
+    """Every protocol metric of one model; one forward pass per split feeds all output-based metrics.
+
+    ``df_original`` (the original model's Df) sets the relearn target: 50% of it.
+    """
+    num_classes = model_num_classes(weights_of(model))
+    retained = [c for c in range(num_classes) if c not in forget]
+    train_out, test_out = model_outputs(model, train), model_outputs(model, test)
+    forget_train, forget_test = train_out.of_classes(forget), test_out.of_classes(forget)
+    retained_test = test_out.of_classes(retained)
+    masked_logits = retained_test.logits.clone()
+    masked_logits[:, list(forget)] = float("-inf")
+    attack = mia_forget(forget_train, forget_test, seed=seed)
+    steps, capped = relearn_steps(model, train.of_classes(forget), test, forget, 0.5 * df_original, seed=seed)
     row = {
-        "df": df, "dr": dr, "df_train": forget_retain_accuracy(model, forget_train, forget)[0],
+        "df": _accuracy(forget_test), "dr": _accuracy(retained_test),
+        "dr_masked": float((masked_logits.argmax(1) == retained_test.y).float().mean() * 100),
+        "df_train": _accuracy(forget_train),
         "mia_forget_auc": attack.auc, "mia_forget_tpr1": attack.tpr_at_1fpr,
-        "mia_ssd": mia_ssd(model, train.of_classes(retained), test.of_classes(retained), forget_train, seed=seed),
-        "probe_df": probe_df(weights, train, test, forget),
-        "rebound_df": rebound_df(weights, retain, test, forget, seed=seed),
+        "mia_ssd": mia_ssd(train_out.of_classes(retained), retained_test, forget_train, seed=seed),
+        "probe_df": probe_df(train_out, forget_test),
+        "rebound_df": rebound_df(model, retain, test, forget, seed=seed),
         "relearn_steps": steps, "relearn_capped": capped,
     }
-    return row, attack.roc
+    correct = test_out.correct()
+    per_class = [float(correct[test_out.y == c].float().mean() * 100) if (test_out.y == c).any() else float("nan")
+                 for c in range(num_classes)]
+    return ModelAudit(row, attack.roc, per_class)
 
 
 def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], train: ImageTensorDataset,
@@ -66,19 +85,19 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     models = {"original": original, "unlearned": unlearned}
     if reference is not None:
         models["retrain"] = reference
-    df_original = forget_retain_accuracy(original, test, forget)[0]
-    ceiling = masked_accuracy(original, test, forget)
-    metrics: dict[str, dict[str, Any]] = {}
-    roc = {}
-    for name, model in tqdm(models.items(), desc="audit", disable=not progress, leave=False):
-        metrics[name], roc[name] = model_metrics(model, forget, train, test, retain, df_original, seed=seed)
+    df_original = _accuracy(model_outputs(original, test.of_classes(forget)))
+    measured = {name: model_metrics(model, forget, train, test, retain, df_original, seed=seed)
+                for name, model in tqdm(models.items(), desc="audit", disable=not progress, leave=False)}
+    metrics: dict[str, dict[str, Any]] = {name: m.row for name, m in measured.items()}
+    roc = {name: m.roc for name, m in measured.items()}
+    per_class = {name: m.per_class for name, m in measured.items()}
+    ceiling = metrics["original"]["dr_masked"]
     for name, row in metrics.items():
         row["dr_delta_original"] = row["dr"] - metrics["original"]["dr"]
         row["dr_delta_ceiling"] = row["dr"] - ceiling
         row["dr_delta_retrain"] = row["dr"] - metrics["retrain"]["dr"] if reference is not None else None
         row["ain"] = row["relearn_steps"] / metrics["retrain"]["relearn_steps"] if reference is not None else None
     metrics["dr_original_masked"] = ceiling
-    per_class = {name: per_class_accuracy(model, test, num_classes) for name, model in models.items()}
     cfg = getattr(original, "pretrained_cfg", {}) or {}
     pictures: dict[str, torch.Tensor] = {}
     if images and cfg.get("input_size"):
@@ -86,11 +105,15 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 samples = generator.sample(torch.tensor([c for c in forget for _ in range(8)]))
-            pictures["anti-memories (rows: forget classes)"] = to_pixels(samples, cfg["mean"], cfg["std"])
+            pictures["anti-memories (one row per forget class)"] = to_pixels(samples, cfg["mean"], cfg["std"]) \
+                .view(len(forget), 8, *samples.shape[1:])
+        # One retained class as a control row: it should invert to a recognisable impression in every model.
+        control = next(c for c in range(num_classes) if c not in forget)
         for name, model in models.items():
-            pictures[f"model inversion of the forget classes: {name}"] = invert_classes(
-                _weights(model) if name != "unlearned" else model, forget, cfg["input_size"], cfg["mean"], cfg["std"],
-                seed=seed)
+            inverted = invert_classes(weights_of(model) if name != "unlearned" else model, [*forget, control],
+                                      cfg["input_size"], cfg["mean"], cfg["std"], seed=seed)
+            pictures[f"model inversion, {name} (rows: classes {forget}, then retained class {control} as a "
+                     "control)"] = inverted.view(len(forget) + 1, -1, *inverted.shape[1:])
     import kornia
     import timm
 
@@ -106,4 +129,4 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta)
 
 
-__all__ = ["audit", "AuditReport"]
+__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics"]

@@ -1,4 +1,9 @@
-"""The metrics of PROTOCOL.md that go beyond accuracy: MIA, probe, rebound, relearn."""
+"""The metrics of PROTOCOL.md that go beyond accuracy: MIA, probe, rebound, relearn.
+
+Every output-based metric reads one :class:`Outputs` per model and split (logits and
+penultimate features from a single forward pass), so an audit runs each model over each
+split once.
+"""
 
 from __future__ import annotations
 
@@ -13,28 +18,66 @@ import torch.nn.functional as F
 
 from ..data.datasets import ImageTensorDataset
 from ..metrics import forget_retain_accuracy
+from ..engine import HeadInput
+
+
+def weights_of(model: nn.Module) -> nn.Module:
+    """What an attacker holding the weights gets: the model under an output-only mask."""
+    return getattr(model, "unmasked", model)
+
+
+@dataclass
+class Outputs:
+    """One forward pass of a model over a dataset: logits, penultimate features and labels."""
+
+    logits: torch.Tensor
+    features: torch.Tensor
+    y: torch.Tensor
+
+    def where(self, mask: torch.Tensor) -> "Outputs":
+        return Outputs(self.logits[mask], self.features[mask], self.y[mask])
+
+    def of_classes(self, classes: Sequence[int]) -> "Outputs":
+        return self.where(torch.isin(self.y, torch.as_tensor(list(classes))))
+
+    def correct(self) -> torch.Tensor:
+        return self.logits.argmax(1) == self.y
 
 
 @torch.no_grad()
-def _logits(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def model_outputs(model: nn.Module, data: ImageTensorDataset, batch_size: int = 256) -> Outputs:
+    """Logits as ``model`` outputs them, and the input of the classifier head of its weights.
+
+    The features are captured with a hook on the classifier head (timm's ``pre_logits``), so a
+    model under an output mask yields its masked logits and its unmasked features in one pass.
+    """
+    was_training = model.training
     model.eval()
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+    try:
+        with HeadInput(weights_of(model)) as features:
+            logits = torch.cat([model(data.x[i:i + batch_size]) for i in range(0, len(data), batch_size)])
+    finally:
+        model.train(was_training)
+    return Outputs(logits, torch.cat(features.values), data.y)
 
 
-def attack_features(model: nn.Module, data: ImageTensorDataset) -> np.ndarray:
-    """Per sample: loss, entropy and the sorted softmax vector (the MIA-forget features)."""
+def _log_probs(logits: torch.Tensor) -> torch.Tensor:
     # An output mask gives -inf logits; clamp so the features stay finite.
-    logits = _logits(model, data.x).clamp(min=-1e4)
-    log_p = F.log_softmax(logits, 1)
+    return F.log_softmax(logits.clamp(min=-1e4), 1)
+
+
+def attack_features(out: Outputs) -> np.ndarray:
+    """Per sample: loss, entropy and the sorted softmax vector (the MIA-forget features)."""
+    log_p = _log_probs(out.logits)
     p = log_p.exp()
-    loss = F.nll_loss(log_p, data.y, reduction="none")
+    loss = F.nll_loss(log_p, out.y, reduction="none")
     entropy = -(p * log_p).sum(1)
     sorted_p = p.sort(1, descending=True).values
     return torch.cat([loss[:, None], entropy[:, None], sorted_p], 1).numpy()
 
 
-def entropy_feature(model: nn.Module, data: ImageTensorDataset) -> np.ndarray:
-    log_p = F.log_softmax(_logits(model, data.x).clamp(min=-1e4), 1)
+def entropy_feature(out: Outputs) -> np.ndarray:
+    log_p = _log_probs(out.logits)
     return (-(log_p.exp() * log_p).sum(1)).numpy()[:, None]
 
 
@@ -49,8 +92,15 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float = 0.01) -> float:
     return float(np.max(tpr[fpr <= target])) if np.any(fpr <= target) else 0.0
 
 
-def mia_forget(model: nn.Module, members: ImageTensorDataset, nonmembers: ImageTensorDataset,
-               seed: int = 0) -> AttackResult:
+def _balanced(a: np.ndarray, b: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides subsampled to the smaller size; features stacked with labels 1 (a) and 0 (b)."""
+    rng = np.random.default_rng(seed)
+    n = min(len(a), len(b))
+    x = np.concatenate([a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]])
+    return x, np.concatenate([np.ones(n), np.zeros(n)])
+
+
+def mia_forget(members: Outputs, nonmembers: Outputs, seed: int = 0) -> AttackResult:
     """Members (forget-class training images) vs non-members (forget-class test images).
 
     Logistic regression on standardised attack features, 5-fold cross-validated predictions,
@@ -62,11 +112,7 @@ def mia_forget(model: nn.Module, members: ImageTensorDataset, nonmembers: ImageT
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    rng = np.random.default_rng(seed)
-    n = min(len(members), len(nonmembers))
-    feats = np.concatenate([attack_features(model, members)[rng.permutation(len(members))[:n]],
-                            attack_features(model, nonmembers)[rng.permutation(len(nonmembers))[:n]]])
-    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    feats, labels = _balanced(attack_features(members), attack_features(nonmembers), seed)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     scores = cross_val_predict(clf, feats, labels, cv=StratifiedKFold(5, shuffle=True, random_state=seed),
                                method="predict_proba")[:, 1]
@@ -74,52 +120,31 @@ def mia_forget(model: nn.Module, members: ImageTensorDataset, nonmembers: ImageT
     return AttackResult(float(roc_auc_score(labels, scores)), tpr_at_fpr(fpr, tpr), (fpr.tolist(), tpr.tolist()))
 
 
-def mia_ssd(model: nn.Module, retain_train: ImageTensorDataset, test_nonmembers: ImageTensorDataset,
-            forget_train: ImageTensorDataset, seed: int = 0) -> float:
+def mia_ssd(retain_train: Outputs, test_nonmembers: Outputs, forget_train: Outputs, seed: int = 0) -> float:
     """The classic score: entropy-feature logistic regression fit on retained members vs test
     non-members; the percentage of forget-class training images it calls "member"."""
     from sklearn.linear_model import LogisticRegression
 
-    rng = np.random.default_rng(seed)
-    n = min(len(retain_train), len(test_nonmembers))
-    x = np.concatenate([entropy_feature(model, retain_train)[rng.permutation(len(retain_train))[:n]],
-                        entropy_feature(model, test_nonmembers)[rng.permutation(len(test_nonmembers))[:n]]])
-    y = np.concatenate([np.ones(n), np.zeros(n)])
+    x, y = _balanced(entropy_feature(retain_train), entropy_feature(test_nonmembers), seed)
     clf = LogisticRegression(class_weight="balanced", solver="lbfgs").fit(x, y)
-    return float(clf.predict(entropy_feature(model, forget_train)).mean() * 100)
+    return float(clf.predict(entropy_feature(forget_train)).mean() * 100)
 
 
-@torch.no_grad()
-def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """The input of the classifier head (timm's ``forward_head(..., pre_logits=True)`` where available)."""
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch_size):
-        feats = model.forward_features(x[i:i + batch_size])
-        try:
-            feats = model.forward_head(feats, pre_logits=True)
-        except TypeError:  # zoo models: forward_features already returns the pooled vector
-            pass
-        out.append(feats.flatten(1))
-    return torch.cat(out)
-
-
-def probe_df(model: nn.Module, train: ImageTensorDataset, test: ImageTensorDataset, forget: Sequence[int]) -> float:
+def probe_df(train: Outputs, forget_test: Outputs) -> float:
     """Linear probe on frozen penultimate features (all classes of ``train``), accuracy on forget test images."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler()
-    x_train = scaler.fit_transform(penultimate_features(model, train.x).numpy())
-    probe = LogisticRegression(C=1.0, solver="lbfgs", max_iter=3000).fit(x_train, train.y.numpy())
-    forget_test = test.of_classes(forget)
-    x_test = scaler.transform(penultimate_features(model, forget_test.x).numpy())
-    return float((probe.predict(x_test) == forget_test.y.numpy()).mean() * 100)
+    probe = LogisticRegression(C=1.0, solver="lbfgs", max_iter=3000)
+    probe.fit(scaler.fit_transform(train.features.numpy()), train.y.numpy())
+    predicted = probe.predict(scaler.transform(forget_test.features.numpy()))
+    return float((predicted == forget_test.y.numpy()).mean() * 100)
 
 
 def _finetune_steps(model: nn.Module, data: ImageTensorDataset, seed: int):
     """Yield after each SGD step (batch 32 with replacement, lr 0.01, momentum 0.9) on a copy of ``model``."""
-    student = copy.deepcopy(model).train()
+    student = copy.deepcopy(weights_of(model)).train()
     optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
     generator = torch.Generator().manual_seed(seed)
     while True:
@@ -132,18 +157,20 @@ def _finetune_steps(model: nn.Module, data: ImageTensorDataset, seed: int):
 
 def rebound_df(model: nn.Module, retain: ImageTensorDataset, test: ImageTensorDataset, forget: Sequence[int],
                seed: int = 0) -> float:
-    """Df after len(retain)/32 fine-tuning steps on the retained subset."""
+    """Df after len(retain)/32 fine-tuning steps of the model's weights on the retained subset."""
     steps = max(1, len(retain) // 32)
+    forget_test = test.of_classes(forget)
     for step, student in enumerate(_finetune_steps(model, retain, seed), 1):
         if step >= steps:
-            return forget_retain_accuracy(student, test, forget)[0]
+            return forget_retain_accuracy(student, forget_test, forget)[0]
     raise AssertionError("unreachable")
 
 
 def relearn_steps(model: nn.Module, forget_train: ImageTensorDataset, test: ImageTensorDataset,
                   forget: Sequence[int], target_df: float, *, seed: int = 0, cap: int = 1000,
                   check_every: int = 5) -> tuple[int, bool]:
-    """Fine-tuning steps on 100 forget-class training images until Df >= ``target_df``; (steps, capped)."""
+    """Fine-tuning steps of the model's weights on 100 forget-class training images until
+    Df >= ``target_df``; returns (steps, capped)."""
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(forget_train), size=min(100, len(forget_train)), replace=False)
     subset = forget_train.subset(np.sort(rows))

@@ -6,14 +6,13 @@ import base64
 import html
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..io import write_json, write_text
+from ..io import atomic_dir, write_json, write_text
 
 ROWS = [
     ("df", "Df (test, forget classes)", "%"), ("dr", "Dr (test, retained classes)", "%"),
@@ -35,10 +34,12 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _grid_figure(images: torch.Tensor, title: str, rows: int):
+def _grid_figure(grid: torch.Tensor, title: str):
+    """``grid``: (rows, cols, C, H, W) pixels in [0, 1]."""
     import matplotlib.pyplot as plt
 
-    cols = math.ceil(len(images) / rows)
+    rows, cols = grid.shape[:2]
+    images = grid.flatten(0, 1)
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -55,7 +56,7 @@ class AuditReport:
     metrics: dict[str, Any]
     per_class: dict[str, list[float]]
     roc: dict[str, tuple[list[float], list[float]]]
-    images: dict[str, torch.Tensor] = field(default_factory=dict)
+    images: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (rows, cols, C, H, W)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -87,9 +88,8 @@ class AuditReport:
         ax.set_title("MIA-forget ROC (members: forget-class train)", fontsize=9)
         ax.legend(fontsize=8)
         out["roc"] = _png(fig)
-        per_row = len(self.meta.get("forget", [1]))
-        for key, images in self.images.items():
-            out[key] = _png(_grid_figure(images, key.replace("_", " "), rows=per_row))
+        for key, grid in self.images.items():
+            out[key] = _png(_grid_figure(grid, key))
         return out
 
     def html(self) -> str:
@@ -121,8 +121,11 @@ class AuditReport:
             f"<h2>Run</h2><pre>{meta}</pre></body></html>"
         )
 
-    def save(self, folder: str | Path) -> Path:
-        folder = Path(folder)
-        write_json(folder / "report.json", self.to_json())
-        write_text(folder / "report.html", self.html())
-        return folder
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """``folder/report.json`` and ``folder/report.html``, written together atomically; a
+        non-empty ``folder`` is refused unless ``overwrite``."""
+        page = self.html()  # render first: a plotting failure must not leave a half-written folder
+        with atomic_dir(folder, overwrite=overwrite) as tmp:
+            write_json(tmp / "report.json", self.to_json())
+            write_text(tmp / "report.html", page)
+        return Path(folder)

@@ -37,7 +37,7 @@ class AntiMemoryGenerator(nn.Module):
         return samples.pow(2).mean()
 
 
-class _BatchNormPrior:
+class BatchNormPrior:
     """DeepInversion-style prior: batch statistics of each BN input should match its running statistics."""
 
     def __init__(self, model: nn.Module):
@@ -81,7 +81,7 @@ def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequ
     """
     was_training = model.training
     model.eval()
-    prior = _BatchNormPrior(model) if cfg.bn_prior_weight > 0 else None
+    prior = BatchNormPrior(model) if cfg.bn_prior_weight > 0 else None
     optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
     forget_t = torch.as_tensor(list(forget), dtype=torch.long)
     history: list[float] = []

@@ -5,9 +5,10 @@ from __future__ import annotations
 import difflib
 
 from ..errors import InvalidRequestError
-from .anti_memory import AntiMemory
+from .anti_memory import AntiMemory, AntiMemoryFeatures, AntiMemoryWithoutGenerator
 from .base import ForgetContext, Method, describe_needs
 from .logit_mask import LogitMask, LogitMaskMethod
+from .masked_kd import MaskedKD
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -31,6 +32,9 @@ def get_method(name: str) -> Method:
 
 
 register_method(AntiMemory)
+register_method(AntiMemoryWithoutGenerator)
+register_method(AntiMemoryFeatures)
 register_method(LogitMaskMethod)
+register_method(MaskedKD)
 
 __all__ = ["ForgetContext", "Method", "LogitMask", "METHODS", "register_method", "list_methods", "get_method"]

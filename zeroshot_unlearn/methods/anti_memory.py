@@ -16,9 +16,55 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..engine import frozen_batchnorm, masked_distillation, train_phase
+from ..engine import HeadInput, frozen_batchnorm, masked_distillation, train_phase
 from ..generators import create_generator, fit_generator
 from .base import ForgetContext, Method
+
+
+def retained_prototypes(ctx: ForgetContext) -> torch.Tensor:
+    """The original model's mean penultimate feature of each class on the retained subset
+    (rows of forget classes stay zero: they are never a target)."""
+    assert ctx.retain is not None
+    with torch.no_grad(), HeadInput(ctx.original) as features:
+        for i in range(0, len(ctx.retain), 256):
+            ctx.original(ctx.retain.x[i:i + 256])
+    feats = torch.cat(features.values)
+    sums = torch.zeros(ctx.num_classes, feats.shape[1]).index_add_(0, ctx.retain.y, feats)
+    counts = torch.bincount(ctx.retain.y, minlength=ctx.num_classes).clamp(min=1)
+    return sums / counts[:, None]
+
+
+def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance, relative to the targets' mean squared norm (scale-free across models)."""
+    return (a - b).pow(2).sum(1).mean() / b.pow(2).sum(1).mean().clamp(min=1e-8)
+
+
+def anti_memory_loss(ctx: ForgetContext, cfg, augment, prototypes: torch.Tensor | None) -> torch.Tensor:
+    """The anti-memory terms of one step: a fresh batch from the generator, through BatchNorm in eval mode."""
+    forget_t = ctx.forget_tensor
+    labels = forget_t[torch.randint(len(forget_t), (cfg.anti_memory_batch,))]
+    with torch.no_grad():
+        samples = augment(ctx.generator.sample(labels))
+        teacher = ctx.original(samples)
+    with frozen_batchnorm(ctx.student), HeadInput(ctx.student) as captured:
+        if cfg.anti_memory_scope == "head":
+            with torch.set_grad_enabled(bool(cfg.feature_weight)):
+                ctx.student(samples)
+            features = captured.value
+            logits = captured.head(features.detach())
+        else:
+            logits = ctx.student(samples)
+            features = captured.value
+    if cfg.anti_memory_target == "forget_label":
+        loss = F.cross_entropy(logits, labels)
+    else:
+        loss = masked_distillation(logits, teacher, forget_t, cfg.distill_temperature)
+    loss = cfg.anti_memory_weight * loss
+    if cfg.feature_weight and prototypes is not None:
+        masked = teacher.clone()
+        masked[:, forget_t] = float("-inf")
+        loss = loss + cfg.feature_weight * _feature_distance(features, prototypes[masked.argmax(1)])
+    return loss
 
 
 class AntiMemory(Method):
@@ -37,32 +83,24 @@ class AntiMemory(Method):
             ctx.generator = generator
         ctx.timings["generator"] = time.perf_counter() - start
 
-        forget_t = ctx.forget_tensor
         retain_aug = augment if recipe.retain_augment else (lambda x: x)
+        needs_features = any(c.feature_weight or c.retain_feature_weight for c in (recipe.impair, recipe.repair))
+        prototypes = retained_prototypes(ctx) if needs_features else None
 
         def phase_loss(cfg, stream, with_anti_memories: bool):
             def loss_fn(_step: int) -> torch.Tensor:
                 x, y = next(stream)
                 x = retain_aug(x)
-                loss = ctx.retained_loss(ctx.student(x), x, y, cfg)
+                with HeadInput(ctx.student) as student_features:
+                    logits = ctx.student(x)
+                loss = ctx.retained_loss(logits, x, y, cfg)
+                if cfg.retain_feature_weight:
+                    with torch.no_grad(), HeadInput(ctx.original) as original_features:
+                        ctx.original(x)
+                    loss = loss + cfg.retain_feature_weight * _feature_distance(student_features.value,
+                                                                                original_features.value)
                 if with_anti_memories:
-                    labels = forget_t[torch.randint(len(forget_t), (cfg.anti_memory_batch,))]
-                    with torch.no_grad():
-                        samples = augment(ctx.generator.sample(labels))
-                    with frozen_batchnorm(ctx.student):
-                        if cfg.anti_memory_scope == "head":
-                            with torch.no_grad():
-                                features = ctx.student.forward_features(samples)
-                            logits = ctx.student.forward_head(features)
-                        else:
-                            logits = ctx.student(samples)
-                    if cfg.anti_memory_target == "forget_label":
-                        anti = F.cross_entropy(logits, labels)
-                    else:
-                        with torch.no_grad():
-                            teacher = ctx.original(samples)
-                        anti = masked_distillation(logits, teacher, forget_t, cfg.distill_temperature)
-                    loss = loss + cfg.anti_memory_weight * anti
+                    loss = loss + anti_memory_loss(ctx, cfg, augment, prototypes)
                 return loss
             return loss_fn
 
@@ -72,3 +110,21 @@ class AntiMemory(Method):
             stats = train_phase(ctx.student, cfg, stream.steps_for(cfg.epochs), phase_loss(cfg, stream, use_anti),
                                 name=name, bn_policy=recipe.bn_policy, progress=ctx.progress)
             ctx.timings[name] = stats.seconds
+
+
+class AntiMemoryWithoutGenerator(AntiMemory):
+    """Ablation: the same impair/repair schedule on retained data only (no anti-memories)."""
+
+    name = "anti_memory_no_generator"
+    description = "ablation of anti_memory: no generator, impair and repair on retained data only"
+    recipe_overrides = {"impair.anti_memory_batch": 0}
+
+
+class AntiMemoryFeatures(AntiMemory):
+    """Variant with the representation term: anti-memory features pulled to retained-class
+    prototypes, retained features held at the original's (``impair.feature_weight``,
+    ``impair.retain_feature_weight``)."""
+
+    name = "anti_memory_features"
+    description = "anti_memory plus the penultimate-feature terms on anti-memories and retained images"
+    recipe_overrides = {"impair.feature_weight": 1.0, "impair.retain_feature_weight": 1.0}

@@ -63,6 +63,8 @@ class Method:
     needs: ClassVar[frozenset[str]] = frozenset()
     """Data the method reads: ``retain``, ``forget`` (forget-class images), or nothing."""
     description: ClassVar[str] = ""
+    recipe_overrides: ClassVar[dict[str, object]] = {}
+    """Applied to the resolved recipe before the caller's overrides (how named variants differ)."""
 
     def run(self, ctx: ForgetContext) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
