@@ -22,6 +22,16 @@ def test_forget_writes_model_recipe_and_metrics(tmp_path, capsys):
     assert model.unlearning_history[-1]["classes"] == [3, 7]
     assert "generator:\n  kind: network" in (out / "recipe.yaml").read_text()
 
+    # The audit subcommand on that output: a report next to the library-trained retrain reference.
+    code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out / "model.safetensors"),
+                 "--classes", "3", "7", "--data", "digits", "--retain-budget", "400", "--out", str(tmp_path / "audit"),
+                 "--quiet"])
+    assert code == 0
+    report = json.loads((tmp_path / "audit" / "report.json").read_text())
+    assert set(report["metrics"]) >= {"original", "unlearned", "retrain", "dr_original_masked"}
+    assert report["metrics"]["unlearned"]["df"] == pytest.approx(row["df"], abs=0.005)
+    assert "MIA-forget" in capsys.readouterr().out
+
 
 def test_forget_refuses_a_non_empty_out(tmp_path, capsys):
     out = tmp_path / "out"

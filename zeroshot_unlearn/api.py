@@ -20,6 +20,7 @@ from . import __version__
 from .data.datasets import materialise
 from .data.datasets import ImageTensorDataset
 from .errors import InvalidRequestError, RecipeError
+from .engine import scoped_weights
 from .generators import GENERATORS
 from .io import atomic_dir, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method
@@ -109,6 +110,8 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
     if resolved.generator.kind not in GENERATORS:
         raise RecipeError(f"unknown generator.kind {resolved.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}")
+    for phase in (resolved.impair, resolved.repair):
+        scoped_weights(model, phase.perturb_scope)
     if "forget" in algorithm.needs:
         raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images, which forget_classes never "
                                   "takes; use a method that needs only retained data (see list_methods())")

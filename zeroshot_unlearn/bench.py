@@ -86,8 +86,11 @@ def parse_requests(text: str) -> list[list[int]]:
 def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Sequence[int]] | None = None,
               retain_budget: int | float | None = None, methods: Sequence[str] = ("anti_memory",),
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
-              audit: bool = False, progress: bool = True) -> dict:
-    """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns."""
+              audit: bool = False, overrides: dict | None = None, progress: bool = True) -> dict:
+    """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns.
+
+    ``overrides`` (recipe keys, dotted) apply to every method's recipe, e.g. for a frontier sweep.
+    """
     if suite not in SUITES:
         raise InvalidRequestError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
     spec = SUITES[suite]
@@ -129,7 +132,8 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
                 measured_models.append(("retrain", reference, retrain_seconds))
         for method in methods:
             start = time.perf_counter()
-            result = forget_classes(model, forget, retain=retain, method=method, seed=seed, progress=progress)
+            result = forget_classes(model, forget, retain=retain, method=method, overrides=overrides, seed=seed,
+                                    progress=progress)
             seconds = time.perf_counter() - start
             measured_models.append((method, result.model, seconds))
             forget_used[method] = result.forget_images_used
@@ -150,7 +154,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
                     row["relearn_steps_retrain"] = reference_metrics["relearn_steps"]
             rows.append(row)
             log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f)", name, forget, df, dr, df_orig, dr_orig)
-    return {"suite": suite, "seed": seed, "retain_budget": budget, "rows": rows}
+    return {"suite": suite, "seed": seed, "retain_budget": budget, "overrides": dict(overrides or {}), "rows": rows}
 
 
 def _round(value):
@@ -163,11 +167,13 @@ def summarise(rows: list[dict]) -> dict[str, dict[str, float]]:
     for method in dict.fromkeys(r["method"] for r in rows):
         mine = [r for r in rows if r["method"] == method]
         deltas = [r["dr"] - r["dr_original"] for r in mine]
+        to_ceiling = [r["dr"] - r["dr_original_masked"] for r in mine]
         times = [r["epoch_equivalents"] for r in mine if r["epoch_equivalents"] is not None]
         out[method] = {
             "requests": len(mine),
             "df_mean": statistics.fmean(r["df"] for r in mine), "df_max": max(r["df"] for r in mine),
             "ddr_mean": statistics.fmean(deltas), "ddr_worst": min(deltas),
+            "ddr_ceiling_mean": statistics.fmean(to_ceiling), "ddr_ceiling_worst": min(to_ceiling),
             "epoch_eq_mean": statistics.fmean(times) if times else None,
             "epoch_eq_max": max(times) if times else None,
         }
@@ -182,14 +188,17 @@ def _fmt(value, digits: int = 2) -> str:
 
 def markdown_table(results: dict) -> str:
     rows = results["rows"]
-    lines = [f"### Suite `{results['suite']}` (retained budget {results['retain_budget']}, seed {results['seed']})", "",
-             "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | epoch-eq. | "
+    settings = ", ".join(f"`{k}={v}`" for k, v in (results.get("overrides") or {}).items())
+    lines = [f"### Suite `{results['suite']}` (retained budget {results['retain_budget']}, seed {results['seed']}"
+             f"{'; overrides ' + settings if settings else ''})", "",
+             "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | ΔDr ceiling | epoch-eq. | "
              "retained imgs | forget imgs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['df'])} | {_fmt(r['dr'])} | "
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
-                     f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {_fmt(r['epoch_equivalents'], 3)} | "
+                     f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['dr'] - r['dr_original_masked']:+.2f} | "
+                     f"{_fmt(r['epoch_equivalents'], 3)} | "
                      f"{r['retained_images']} | {r['forget_images_used']} |")
     if any(r.get("mia_forget_auc") is not None for r in rows):
         lines += ["", "| method | classes | MIA-forget AUC | TPR@1% | MIA-SSD | probe-Df | probe-Df retrain | "
@@ -200,11 +209,13 @@ def markdown_table(results: dict) -> str:
                          f"{_fmt(r['mia_forget_tpr1'], 3)} | {_fmt(r['mia_ssd'])} | {_fmt(r['probe_df'])} | "
                          f"{_fmt(r.get('probe_df_retrain'))} | {_fmt(r['rebound_df'])} | {_fmt(r['relearn_steps'])} | "
                          f"{_fmt(r.get('relearn_steps_retrain'))} | {_fmt(r['ain'])} |")
-    lines += ["", "| method | requests | Df mean | Df max | ΔDr mean | ΔDr worst | epoch-eq. mean | epoch-eq. max |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += ["", "| method | requests | Df mean | Df max | ΔDr mean | ΔDr worst | ΔDr-ceiling mean | ΔDr-ceiling worst | "
+              "epoch-eq. mean | epoch-eq. max |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, s in summarise(rows).items():
         lines.append(f"| {method} | {s['requests']} | {s['df_mean']:.2f} | {s['df_max']:.2f} | {s['ddr_mean']:+.2f} | "
-                     f"{s['ddr_worst']:+.2f} | {_fmt(s['epoch_eq_mean'], 3)} | {_fmt(s['epoch_eq_max'], 3)} |")
+                     f"{s['ddr_worst']:+.2f} | {s['ddr_ceiling_mean']:+.2f} | {s['ddr_ceiling_worst']:+.2f} | "
+                     f"{_fmt(s['epoch_eq_mean'], 3)} | {_fmt(s['epoch_eq_max'], 3)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -190,7 +190,7 @@ def cmd_bench(args) -> int:
         methods = list_methods()
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
                         retain_budget=budget, methods=methods, references=references, seed=args.seed,
-                        audit=args.audit, progress=not args.quiet)
+                        audit=args.audit, overrides=_overrides(args.set), progress=not args.quiet)
     save_results(results, args.out, args.markdown)
     from .bench import markdown_table
 
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--markdown", default=None, help="markdown table path (default: OUT with .md)")
     bench.add_argument("--audit", action="store_true",
                        help="add the audit columns (MIA, probe-Df, rebound, relearn, AIN); slower")
+    bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override for every method")
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(func=cmd_bench)
 

@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -88,6 +88,34 @@ class HeadInput:
 
     def __exit__(self, *exc) -> None:
         self.handle.remove()
+
+
+def scoped_weights(model: nn.Module, scope: Sequence[str]) -> list[nn.Parameter]:
+    """Weight tensors (ndim > 1) whose names start with one of the prefixes ``scope``; a prefix
+    that names nothing is a :class:`RecipeError` listing the model's top-level names."""
+    from .errors import RecipeError
+
+    params = dict(model.named_parameters())
+    for prefix in scope:
+        if not any(n == prefix or n.startswith(prefix + ".") for n in params):
+            raise RecipeError(f"perturb_scope entry {prefix!r} names no parameter of {type(model).__name__}; "
+                              f"its parameter names start with: {', '.join(sorted({n.split('.')[0] for n in params}))}")
+    return [p for n, p in params.items() if p.ndim > 1 and any(n == s or n.startswith(s + ".") for s in scope)]
+
+
+@torch.no_grad()
+def shrink_perturb(model: nn.Module, scope: Sequence[str], shrink: float, noise: float, seed: int) -> int:
+    """Shrink and perturb (Ash & Adams, NeurIPS 2020) the weights under ``scope``: multiply by
+    ``shrink``, add Gaussian noise of ``noise`` times each tensor's standard deviation.
+    Returns how many tensors changed."""
+    if not scope or (shrink == 1.0 and noise == 0.0):
+        return 0
+    generator = torch.Generator().manual_seed(seed)
+    weights = scoped_weights(model, scope)
+    for param in weights:
+        std = float(param.std())
+        param.mul_(shrink).add_(torch.randn(param.shape, generator=generator).to(param) * std * noise)
+    return len(weights)
 
 
 def set_train_mode(model: nn.Module, bn_policy: str) -> None:

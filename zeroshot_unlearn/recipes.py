@@ -104,10 +104,20 @@ class PhaseConfig:
     assigns it (trains the backbone, whatever ``anti_memory_scope`` says)."""
     retain_feature_weight: float = 0.0
     """Keep the student's penultimate features of retained images at the original model's."""
+    perturb_scope: tuple[str, ...] = ()
+    """Parameter-name prefixes (e.g. ``layer3``) whose weights are shrunk and perturbed when the
+    phase starts (shrink-and-perturb, Ash & Adams 2020): the phase then re-grows them from the
+    masked teacher and the anti-memories instead of starting from weights that encode the classes."""
+    shrink: float = 1.0
+    """Factor the weights in ``perturb_scope`` are multiplied by."""
+    perturb: float = 0.0
+    """Gaussian noise added to them, in units of each tensor's standard deviation."""
     grad_clip: float = 5.0
 
     def __post_init__(self) -> None:
         _check_range("feature_weight", self.feature_weight, 0.0, None)
+        _check_range("shrink", self.shrink, 0.0, 1.0)
+        _check_range("perturb", self.perturb, 0.0, 10.0)
         _check_range("retain_feature_weight", self.retain_feature_weight, 0.0, None)
         _check_choice("anti_memory_scope", self.anti_memory_scope, ("all", "head"))
         _check_range("epochs", self.epochs, 0.0, 1000.0)

@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..engine import HeadInput, frozen_batchnorm, masked_distillation, train_phase
+from ..engine import HeadInput, frozen_batchnorm, masked_distillation, shrink_perturb, train_phase
 from ..generators import create_generator, fit_generator
 from .base import ForgetContext, Method
 
@@ -106,6 +106,7 @@ class AntiMemory(Method):
 
         for name, cfg, offset in (("impair", recipe.impair, 1), ("repair", recipe.repair, 2)):
             stream = ctx.retain_stream(cfg, offset)
+            shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset)
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
             stats = train_phase(ctx.student, cfg, stream.steps_for(cfg.epochs), phase_loss(cfg, stream, use_anti),
                                 name=name, bn_policy=recipe.bn_policy, progress=ctx.progress)
