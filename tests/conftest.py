@@ -27,6 +27,20 @@ def digits_model():
     return load_model("digits_cnn", pretrained=True)
 
 
+@pytest.fixture(autouse=True)
+def _shared_model_is_never_modified(request):
+    """Tests share one digits model: any test that changes its weights, buffers or mode fails."""
+    if "digits_model" not in request.fixturenames:
+        yield
+        return
+    model = request.getfixturevalue("digits_model")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    yield
+    assert [m.training for m in model.modules()] == modes, "a test left the shared digits model in another mode"
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items()), "a test modified the shared model"
+
+
 @pytest.fixture(scope="session")
 def digits(digits_model):
     return load_data("digits", digits_model)

@@ -21,6 +21,9 @@ class LogitMask(nn.Module):
         self.unmasked = model
         self.forget = list(forget)
         self.pretrained_cfg = getattr(model, "pretrained_cfg", {})
+        # A new Module starts in training mode; take the wrapped model's, or the first
+        # ``wrapper.train(was_training)`` would switch the wrapped model to training mode.
+        self.training = model.training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.unmasked(x).clone()
