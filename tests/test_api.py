@@ -1,4 +1,6 @@
 import copy
+
+import pytest
 import torch
 
 from conftest import FAST, state_equal
@@ -45,3 +47,21 @@ def test_callers_rng_state_is_left_alone(model_copy, digits_retain):
 def test_inplace_writes_into_the_model(model_copy, digits_retain):
     result = forget_classes(model_copy, [3, 7], retain=digits_retain, overrides=FAST, inplace=True, progress=False)
     assert result.model is model_copy
+
+
+def test_sequential_requests_behave_like_one(digits_model, digits, digits_retain):
+    """Forgetting {3}, then {7} on the result: both stay forgotten, like forgetting {3,7} at once."""
+    from zeroshot_unlearn import DataError
+    from zeroshot_unlearn.data import retained_subset
+
+    first = forget_classes(digits_model, [3], retain=retained_subset(digits.train, [3], 400, seed=0), progress=False)
+    with pytest.raises(DataError, match=r"class\(es\) \[3\], which this model forgot in an earlier request"):
+        forget_classes(first.model, [7], retain=retained_subset(digits.train, [7], 400, seed=0), progress=False)
+    second = forget_classes(first.model, [7], retain=digits_retain, progress=False)
+    at_once = forget_classes(digits_model, [3, 7], retain=digits_retain, progress=False)
+    df_seq, dr_seq = forget_retain_accuracy(second.model, digits.test, [3, 7])
+    df_once, dr_once = forget_retain_accuracy(at_once.model, digits.test, [3, 7])
+    assert second.classes == [3, 7] and df_seq <= 1.0 and df_once <= 1.0
+    assert abs(dr_seq - dr_once) < 1.5
+    assert [(e["requested"], e["classes"]) for e in second.history] == [([3], [3]), ([7], [3, 7])]
+    assert second.history[0]["output_sha256"] == second.history[1]["input_sha256"]

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from . import __version__
 from .data.datasets import materialise
 from .data.datasets import ImageTensorDataset
-from .errors import InvalidRequestError, RecipeError
+from .errors import DataError, InvalidRequestError, RecipeError
 from .engine import scoped_weights
 from .generators import GENERATORS
 from .io import atomic_dir, save_state_dict, sha256_state_dict, write_text
@@ -80,6 +80,8 @@ class ForgetPlan:
     """A validated request: what :func:`forget_classes` will run, resolved before any work."""
 
     classes: list[int]
+    """Every class the result must not know: the requested ones and those forgotten earlier."""
+    requested: list[int]
     method: Method
     recipe: Recipe
     retain: ImageTensorDataset | None
@@ -88,6 +90,12 @@ class ForgetPlan:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     pretrained_cfg: dict[str, Any]
+
+
+def forgotten_classes(model: nn.Module) -> list[int]:
+    """Classes the model forgot in earlier ``forget_classes`` calls (from ``model.unlearning_history``)."""
+    return sorted({int(c) for entry in getattr(model, "unlearning_history", None) or []
+                   for c in entry.get("classes", [])})
 
 
 def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
@@ -100,7 +108,11 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
     """
     validate_model(model)
     num_classes = model_num_classes(model)
-    forget = validate_classes(classes, num_classes)
+    requested = validate_classes(classes, num_classes)
+    earlier = forgotten_classes(model)
+    # A model that already forgot classes keeps them forgotten: the new run masks them in the
+    # teacher and synthesises them again, so a retained-only repair cannot bring them back.
+    forget = validate_classes(sorted(set(requested) | set(earlier)), num_classes) if earlier else requested
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
     resolved = resolve_recipe(recipe, model_architecture(model), overrides)
@@ -127,11 +139,16 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
         raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = "
                                   "(C, H, W)")
     if retain_data is not None:
+        if earlier:
+            leaked = sorted(set(retain_data.y.unique().tolist()) & set(earlier) - set(requested))
+            if leaked:
+                raise DataError(f"the retained data contains class(es) {leaked}, which this model forgot in an "
+                                "earlier request (see model.unlearning_history); leave them out")
         validate_retain(retain_data, forget, num_classes, input_size, resolved.min_per_class)
     channels = input_size[0]
     mean = tuple(cfg.get("mean") or (0.0,) * channels)
     std = tuple(cfg.get("std") or (1.0,) * channels)
-    return ForgetPlan(forget, algorithm, resolved, retain_data, num_classes, input_size, mean, std, cfg)
+    return ForgetPlan(forget, requested, algorithm, resolved, retain_data, num_classes, input_size, mean, std, cfg)
 
 
 def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
@@ -177,7 +194,8 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
     timings = dict(ctx.timings)
     timings["total"] = time.perf_counter() - start
     entry = {
-        "classes": forget, "method": algorithm.name, "recipe": resolved.name, "seed": seed,
+        "classes": forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
+        "seed": seed,
         "retained_images": len(retain_data) if retain_data is not None else 0, "forget_images_used": 0,
         "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
         "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -75,7 +75,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from .api import forget_classes
+    from .api import forget_classes, forgotten_classes
     from .data import load_data, retained_subset
     from .io import atomic_dir, write_json
     from .metrics import forget_retain_accuracy, masked_accuracy
@@ -86,7 +86,9 @@ def cmd_forget(args) -> int:
     model = load_model(args.model, args.checkpoint, trust_checkpoint=args.trust_checkpoint)
     data = load_data(args.retain_data, model)
     budget = _budget(args.retain_budget)
-    retain = retained_subset(data.train, sorted(args.classes), budget, seed=args.seed)
+    # Classes the model forgot in earlier requests stay out of the retained data too.
+    retain = retained_subset(data.train, sorted(set(args.classes) | set(forgotten_classes(model))), budget,
+                             seed=args.seed)
     start = time.perf_counter()
     result = forget_classes(model, args.classes, retain=retain, recipe=args.recipe, method=args.method,
                             overrides=_overrides(args.set), seed=args.seed, progress=not args.quiet)
