@@ -157,11 +157,13 @@ class Recipe:
     masked_kd: PhaseConfig = field(default_factory=lambda: PhaseConfig(
         epochs=4, lr=0.01, ce_weight=0.0, distill_weight=1.0, distill_temperature=8.0))
     """The ``masked_kd`` baseline (MEASUREMENTS.md's gentle masked distillation: T 8, SGD lr 0.01, 4 epochs)."""
+    finetune: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.02))
+    """The ``finetune`` baseline: cross-entropy on retained images, same budget as ``masked_kd``."""
 
     def __post_init__(self) -> None:
         _check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
         _check_range("min_per_class", self.min_per_class, 1, None)
-        for name in ("repair", "masked_kd"):
+        for name in ("repair", "masked_kd", "finetune"):
             if getattr(self, name).anti_memory_batch:
                 raise RecipeError(f"{name}.anti_memory_batch must be 0: {name} trains on retained data only")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 
 from ..errors import InvalidRequestError
-from .anti_memory import AntiMemory, AntiMemoryFeatures, AntiMemoryWithoutGenerator
+from .anti_memory import UNSIR, AntiMemory, AntiMemoryFeatures, AntiMemoryWithoutGenerator
 from .base import ForgetContext, Method, describe_needs
 from .logit_mask import LogitMask, LogitMaskMethod
-from .masked_kd import MaskedKD
+from .masked_kd import FineTune, MaskedKD
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -36,5 +36,7 @@ register_method(AntiMemoryWithoutGenerator)
 register_method(AntiMemoryFeatures)
 register_method(LogitMaskMethod)
 register_method(MaskedKD)
+register_method(FineTune)
+register_method(UNSIR)
 
 __all__ = ["ForgetContext", "Method", "LogitMask", "METHODS", "register_method", "list_methods", "get_method"]

@@ -129,3 +129,25 @@ class AntiMemoryFeatures(AntiMemory):
     name = "anti_memory_features"
     description = "anti_memory plus the penultimate-feature terms on anti-memories and retained images"
     recipe_overrides = {"impair.feature_weight": 1.0, "impair.retain_feature_weight": 1.0}
+
+
+class UNSIR(AntiMemory):
+    """UNSIR as published (Tarun et al., "Fast Yet Effective Machine Unlearning", IEEE TNNLS 2023):
+    one learnable error-maximising noise tensor bank per forget class (loss maximised at the forget
+    label, with an L2 bound), then one impair epoch on noise labelled with its forget class plus
+    retained data (Adam, lr 0.02) and one repair epoch on retained data (Adam, lr 0.01), cross-entropy
+    only. One fix to the public notebook: each noise tensor carries its own forget class (the
+    notebook labels all noise with class 0, which breaks multi-class requests)."""
+
+    name = "unsir"
+    description = "UNSIR as published: per-class error-maximising noise, one impair and one repair epoch"
+    recipe_overrides = {
+        "generator": {"kind": "noise", "objective": "error_max", "steps": 40, "lr": 0.1, "bound_weight": 0.1,
+                      "diversity_weight": 0.0, "bn_prior_weight": 0.0},
+        "impair": {"epochs": 1.0, "lr": 0.02, "optimizer": "adam", "weight_decay": 0.0, "schedule": "constant",
+                   "ce_weight": 1.0, "distill_weight": 0.0, "anti_memory_batch": 64, "anti_memory_weight": 1.0,
+                   "anti_memory_target": "forget_label", "anti_memory_scope": "all", "feature_weight": 0.0,
+                   "perturb_scope": []},
+        "repair": {"epochs": 1.0, "lr": 0.01, "optimizer": "adam", "weight_decay": 0.0, "schedule": "constant",
+                   "ce_weight": 1.0, "distill_weight": 0.0, "perturb_scope": []},
+    }

@@ -1,24 +1,31 @@
-"""``masked_kd``: distil the original into a copy on retained images, forget logits removed from the teacher.
+"""Retained-data-only baselines: one loop, the recipe section named after the method sets the loss.
 
-No generator and no synthetic data: the reference of ``../shared/MEASUREMENTS.md`` ("masked
-distillation, gentle": T 8, SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128, 4 epochs,
-horizontal flips). It reaches Df 0 at output level; what it leaves in the representation is
-what the anti-memory generator has to beat. Settings: the recipe's ``masked_kd`` section.
+``masked_kd``: distil the original into a copy on retained images with the forget logits removed
+from the teacher. No generator, no synthetic data: the reference of ``../shared/MEASUREMENTS.md``
+("masked distillation, gentle": T 8, SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 128,
+4 epochs). It reaches Df 0 at output level; what it leaves in the representation is what the
+anti-memory generator has to beat.
+
+``finetune``: cross-entropy on retained images only, relying on catastrophic forgetting (the
+"Fine-tune" baseline of Golatkar et al., CVPR 2020, and Kurmanji et al., NeurIPS 2023 (SCRUB)).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from ..engine import train_phase
 from .base import ForgetContext, Method
 
 
-class MaskedKD(Method):
-    name = "masked_kd"
+class RetainedOnly(Method):
+    """Train the student on the retained subset with the loss of the recipe section ``section``."""
+
     needs = frozenset({"retain"})
-    description = "distillation on retained images from the original with the forget logits masked"
+    section: ClassVar[str] = ""
 
     def run(self, ctx: ForgetContext) -> None:
-        cfg = ctx.recipe.masked_kd
+        cfg = getattr(ctx.recipe, self.section)
         stream = ctx.retain_stream(cfg, offset=3)
         augment = ctx.augment() if ctx.recipe.retain_augment else (lambda x: x)
 
@@ -27,6 +34,18 @@ class MaskedKD(Method):
             x = augment(x)
             return ctx.retained_loss(ctx.student(x), x, y, cfg)
 
-        stats = train_phase(ctx.student, cfg, stream.steps_for(cfg.epochs), loss_fn, name="masked_kd",
+        stats = train_phase(ctx.student, cfg, stream.steps_for(cfg.epochs), loss_fn, name=self.name,
                             bn_policy=ctx.recipe.bn_policy, progress=ctx.progress)
-        ctx.timings["masked_kd"] = stats.seconds
+        ctx.timings[self.name] = stats.seconds
+
+
+class MaskedKD(RetainedOnly):
+    name = "masked_kd"
+    section = "masked_kd"
+    description = "distillation on retained images from the original with the forget logits masked"
+
+
+class FineTune(RetainedOnly):
+    name = "finetune"
+    section = "finetune"
+    description = "cross-entropy fine-tuning on retained images only (catastrophic forgetting)"
