@@ -17,8 +17,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset
 
 from . import __version__
-from .data.datasets import materialise
-from .data.datasets import ImageTensorDataset
+from .data.datasets import ImageTensorDataset, materialise
 from .errors import DataError, InvalidRequestError, RecipeError
 from .engine import scoped_weights
 from .generators import GENERATORS
