@@ -22,9 +22,9 @@ from .errors import DataError, InvalidRequestError, RecipeError
 from .engine import scoped_weights
 from .generators import GENERATORS
 from .io import atomic_dir, save_state_dict, sha256_state_dict, write_text
-from .methods import ForgetContext, Method, get_method
+from .methods import ForgetContext, Method, get_method, list_methods
 from .recipes import Recipe, resolve_recipe
-from .validate import model_num_classes, validate_classes, validate_model, validate_retain
+from .validate import model_num_classes, validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ class ForgetPlan:
     method: Method
     recipe: Recipe
     retain: ImageTensorDataset | None
+    forget_data: ImageTensorDataset | None
     num_classes: int
     input_size: tuple[int, int, int]
     mean: tuple[float, ...]
@@ -99,7 +100,8 @@ def forgotten_classes(model: nn.Module) -> list[int]:
 
 def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
                      recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
-                     overrides: Mapping[str, Any] | None = None, seed: int = 0) -> ForgetPlan:
+                     overrides: Mapping[str, Any] | None = None, seed: int = 0,
+                     forget_data: Dataset | None = None) -> ForgetPlan:
     """Every check :func:`forget_classes` makes before it touches anything; returns the resolved plan.
 
     Raises an :class:`~zeroshot_unlearn.errors.UnlearnError` subclass naming what is wrong and how
@@ -123,9 +125,13 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
                           f"{', '.join(sorted(GENERATORS))}")
     for phase in (resolved.impair, resolved.repair):
         scoped_weights(model, phase.perturb_scope)
-    if "forget" in algorithm.needs:
-        raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images, which forget_classes never "
-                                  "takes; use a method that needs only retained data (see list_methods())")
+    if "forget" in algorithm.needs and forget_data is None:
+        raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images (forget_data=DATASET); "
+                                  "it is a comparison baseline. The methods that need none: "
+                                  f"{', '.join(n for n, d in list_methods().items() if 'forget' not in d)}")
+    if forget_data is not None and "forget" not in algorithm.needs:
+        raise InvalidRequestError(f"method {algorithm.name!r} never reads forget-class images; drop forget_data "
+                                  "(nothing of the forget classes should be handed to it)")
     retain_data = None
     if retain is None:
         if "retain" in algorithm.needs:
@@ -144,16 +150,21 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
                 raise DataError(f"the retained data contains class(es) {leaked}, which this model forgot in an "
                                 "earlier request (see model.unlearning_history); leave them out")
         validate_retain(retain_data, forget, num_classes, input_size, resolved.min_per_class)
+    forget_set = None
+    if forget_data is not None:
+        forget_set = materialise(forget_data)
+        validate_forget_data(forget_set, forget, input_size)
     channels = input_size[0]
     mean = tuple(cfg.get("mean") or (0.0,) * channels)
     std = tuple(cfg.get("std") or (1.0,) * channels)
-    return ForgetPlan(forget, requested, algorithm, resolved, retain_data, num_classes, input_size, mean, std, cfg)
+    return ForgetPlan(forget, requested, algorithm, resolved, retain_data, forget_set, num_classes, input_size, mean,
+                      std, cfg)
 
 
 def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
                    recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
                    overrides: Mapping[str, Any] | None = None, seed: int = 0, inplace: bool = False,
-                   progress: bool = True) -> ForgetResult:
+                   progress: bool = True, forget_data: Dataset | None = None) -> ForgetResult:
     """Make ``model`` forget ``classes`` without any image of them.
 
     Args:
@@ -168,11 +179,14 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
         inplace: write the result into ``model`` as well (otherwise ``model`` is untouched). On any
             failure ``model`` is left exactly as it was, also with ``inplace=True``.
         progress: show tqdm progress bars.
+        forget_data: forget-class images, accepted only by the comparison baselines that need them
+            (``list_methods()`` shows each method's needs); the project's methods refuse it. The count
+            used is recorded in the result and its history.
 
     Every check runs first (:func:`validate_request`); bad input raises before any work.
     """
     plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
-                            seed=seed)
+                            seed=seed, forget_data=forget_data)
     forget, algorithm, resolved, retain_data, cfg = (plan.classes, plan.method, plan.recipe, plan.retain,
                                                      plan.pretrained_cfg)
     num_classes, input_size, mean, std = plan.num_classes, plan.input_size, plan.mean, plan.std
@@ -185,7 +199,8 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
         for p in original.parameters():
             p.requires_grad_(False)
         student = copy.deepcopy(model)
-        ctx = ForgetContext(original=original, student=student, forget=forget, retain=retain_data, recipe=resolved,
+        ctx = ForgetContext(original=original, student=student, forget=forget, retain=retain_data,
+                            forget_data=plan.forget_data, recipe=resolved,
                             seed=seed, num_classes=num_classes, input_size=input_size, mean=mean, std=std,
                             progress=progress)
         algorithm.run(ctx)
@@ -195,7 +210,8 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
     entry = {
         "classes": forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
         "seed": seed,
-        "retained_images": len(retain_data) if retain_data is not None else 0, "forget_images_used": 0,
+        "retained_images": len(retain_data) if retain_data is not None else 0,
+        "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
         "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
         "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -209,4 +225,4 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
     log.info("forgot classes %s with %s in %.1fs", forget, algorithm.name, timings["total"])
     return ForgetResult(model=student, generator=ctx.generator, recipe=resolved, method=algorithm.name,
                         classes=forget, timings=timings, retained_images=entry["retained_images"],
-                        forget_images_used=0, history=history)
+                        forget_images_used=entry["forget_images_used"], history=history)

@@ -23,6 +23,7 @@ from .audit import model_metrics
 from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
+from .methods import get_method
 from .metrics import epoch_seconds, forget_retain_accuracy, masked_accuracy
 from .train import TrainConfig, retrain_reference
 
@@ -131,9 +132,15 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
             if reference is not None:
                 measured_models.append(("retrain", reference, retrain_seconds))
         for method in methods:
+            # Baselines that read forget images get the retained subset's per-class budget of them.
+            forget_data = None
+            if "forget" in get_method(method).needs:
+                per_class = len(retain) // max(1, len(set(retain.y.tolist())))
+                others = sorted(set(data.train.y.tolist()) - set(forget))
+                forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
             start = time.perf_counter()
             result = forget_classes(model, forget, retain=retain, method=method, overrides=overrides, seed=seed,
-                                    progress=progress)
+                                    progress=progress, forget_data=forget_data)
             seconds = time.perf_counter() - start
             measured_models.append((method, result.model, seconds))
             forget_used[method] = result.forget_images_used

@@ -112,9 +112,15 @@ class PhaseConfig:
     """Factor the weights in ``perturb_scope`` are multiplied by."""
     perturb: float = 0.0
     """Gaussian noise added to them, in units of each tensor's standard deviation."""
+    forget_batch: int = 32
+    """Forget-class images per step, for the baselines that read them (``needs`` has ``forget``)."""
+    forget_weight: float = 1.0
+    """Weight of the forget-image term of those baselines."""
     grad_clip: float = 5.0
 
     def __post_init__(self) -> None:
+        _check_range("forget_batch", self.forget_batch, 1, None)
+        _check_range("forget_weight", self.forget_weight, 0.0, None)
         _check_range("feature_weight", self.feature_weight, 0.0, None)
         _check_range("shrink", self.shrink, 0.0, 1.0)
         _check_range("perturb", self.perturb, 0.0, 10.0)
@@ -159,11 +165,15 @@ class Recipe:
     """The ``masked_kd`` baseline (MEASUREMENTS.md's gentle masked distillation: T 8, SGD lr 0.01, 4 epochs)."""
     finetune: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.02))
     """The ``finetune`` baseline: cross-entropy on retained images, same budget as ``masked_kd``."""
+    gradient_ascent: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.01))
+    """The ``gradient_ascent`` baseline (reads forget images): retained CE minus forget CE."""
+    random_label: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.01))
+    """The ``random_label`` baseline (reads forget images): forget images relabelled at random."""
 
     def __post_init__(self) -> None:
         _check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
         _check_range("min_per_class", self.min_per_class, 1, None)
-        for name in ("repair", "masked_kd", "finetune"):
+        for name in ("repair", "masked_kd", "finetune", "gradient_ascent", "random_label"):
             if getattr(self, name).anti_memory_batch:
                 raise RecipeError(f"{name}.anti_memory_batch must be 0: {name} trains on retained data only")
 

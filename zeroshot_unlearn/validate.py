@@ -108,3 +108,17 @@ def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_class
     if thin:
         raise DataError(f"retained class(es) {thin} have fewer than {min_per_class} samples (the recipe's "
                         "min_per_class); give more retained data or lower min_per_class")
+
+
+def validate_forget_data(data: ImageTensorDataset, forget: Sequence[int], input_size: Sequence[int]) -> None:
+    """Forget-class images for the baselines that need them: non-empty, forget classes only, right shape."""
+    if len(data) == 0:
+        raise DataError("forget_data is empty")
+    stray = sorted(set(data.y.unique().tolist()) - set(forget))
+    if stray:
+        raise DataError(f"forget_data holds samples of class(es) {stray}, which are not being forgotten")
+    if tuple(data.x.shape[1:]) != tuple(input_size):
+        raise DataError(f"forget_data images have shape {tuple(data.x.shape[1:])}, the model expects "
+                        f"{tuple(input_size)} (C, H, W)")
+    if not torch.is_floating_point(data.x) or not torch.isfinite(data.x).all():
+        raise DataError("forget_data images must be finite float tensors normalised for the model")

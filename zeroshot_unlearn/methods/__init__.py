@@ -9,6 +9,7 @@ from .anti_memory import UNSIR, AntiMemory, AntiMemoryFeatures, AntiMemoryWithou
 from .base import ForgetContext, Method, describe_needs
 from .logit_mask import LogitMask, LogitMaskMethod
 from .masked_kd import FineTune, MaskedKD
+from .with_forget_data import GradientAscent, RandomLabel
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -38,5 +39,7 @@ register_method(LogitMaskMethod)
 register_method(MaskedKD)
 register_method(FineTune)
 register_method(UNSIR)
+register_method(GradientAscent)
+register_method(RandomLabel)
 
 __all__ = ["ForgetContext", "Method", "LogitMask", "METHODS", "register_method", "list_methods", "get_method"]

@@ -29,6 +29,8 @@ class ForgetContext:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     progress: bool = True
+    forget_data: ImageTensorDataset | None = None
+    """Forget-class images: only for the comparison baselines whose ``needs`` include ``forget``."""
     generator: nn.Module | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -42,6 +44,10 @@ class ForgetContext:
     def retain_stream(self, cfg: PhaseConfig, offset: int = 0) -> BatchStream:
         assert self.retain is not None
         return BatchStream(self.retain.x, self.retain.y, cfg.batch_size, self.seed + offset)
+
+    def forget_stream(self, batch_size: int, offset: int = 0) -> BatchStream:
+        assert self.forget_data is not None
+        return BatchStream(self.forget_data.x, self.forget_data.y, batch_size, self.seed + offset)
 
     def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: PhaseConfig) -> torch.Tensor:
         """The retained-data objective shared by methods: label CE plus masked distillation."""
