@@ -145,15 +145,19 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
             measured_models.append((method, result.model, seconds))
             forget_used[method] = result.forget_images_used
         for name, candidate, seconds in measured_models:
-            df, dr = forget_retain_accuracy(candidate, data.test, forget)
+            measured = None
+            if audit:  # the audit row already holds Df and Dr on the test split
+                measured = (reference_metrics if name == "retrain" else
+                            model_metrics(candidate, forget, data.train, data.test, retain, df_orig, seed=seed).row)
+                df, dr = measured["df"], measured["dr"]
+            else:
+                df, dr = forget_retain_accuracy(candidate, data.test, forget)
             row = {"method": name, **common, "df": round(df, 2), "dr": round(dr, 2),
                    "time_s": None if seconds is None else round(seconds, 2),
                    "epoch_equivalents": None if seconds is None else round(seconds / epoch_s, 4),
                    "forget_images_used": forget_used.get(name, 0)}
             row.update({key: None for key in AUDIT_COLUMNS})
-            if audit:
-                measured = (reference_metrics if name == "retrain" else
-                            model_metrics(candidate, forget, data.train, data.test, retain, df_orig, seed=seed).row)
+            if measured is not None:
                 row.update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})
                 if reference_metrics is not None:
                     row["ain"] = round(measured["relearn_steps"] / reference_metrics["relearn_steps"], 3)

@@ -12,14 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import DivergenceError, OutputError, UnlearnError
-
-
-def _prepare_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise OutputError(f"--out {out} is not empty; choose a new folder or pass --overwrite")
+from .errors import DivergenceError, UnlearnError
 
 
 def _budget(text: str) -> int | float:
@@ -77,12 +70,12 @@ def cmd_demo(args) -> int:
 def cmd_forget(args) -> int:
     from .api import forget_classes, forgotten_classes
     from .data import load_data, retained_subset
-    from .io import atomic_dir, write_json
+    from .io import atomic_dir, check_output_folder, write_json
     from .metrics import forget_retain_accuracy, masked_accuracy
     from .zoo import load_model
 
     out = Path(args.out)
-    _prepare_out(out, args.overwrite)
+    check_output_folder(out, overwrite=args.overwrite)  # fail before any work; the write checks again
     model = load_model(args.model, args.checkpoint, trust_checkpoint=args.trust_checkpoint)
     data = load_data(args.retain_data, model)
     budget = _budget(args.retain_budget)
@@ -153,10 +146,11 @@ def _print_audit(report) -> None:
 
 def cmd_audit(args) -> int:
     from .data import load_data, retained_subset
+    from .io import check_output_folder
     from .zoo import load_model
 
     out = Path(args.out)
-    _prepare_out(out, args.overwrite)
+    check_output_folder(out, overwrite=args.overwrite)  # fail before any work; the write checks again
     unlearned = load_model(args.model, args.unlearned)
     original = load_model(unlearned.pretrained_cfg["architecture"], args.original,
                           trust_checkpoint=args.trust_checkpoint)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import DivergenceError
+from .metrics import mask_logits
 from .recipes import PhaseConfig
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,7 @@ class BatchStream:
 def masked_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, forget: torch.Tensor,
                         temperature: float) -> torch.Tensor:
     """Cross-entropy to the teacher's softmax with the forget classes removed (scaled by T^2)."""
-    masked = teacher_logits.detach().clone()
-    masked[:, forget] = float("-inf")
-    target = F.softmax(masked / temperature, dim=1)
+    target = F.softmax(mask_logits(teacher_logits.detach(), forget) / temperature, dim=1)
     log_p = F.log_softmax(student_logits / temperature, dim=1)
     return -(target * log_p).sum(1).mean() * temperature ** 2
 

@@ -37,13 +37,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-@contextmanager
-def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
-
-    An exception or Ctrl-C inside the block leaves ``target`` as it was (or absent) and removes
-    the temporary folder. A non-empty ``target`` is refused unless ``overwrite``.
-    """
+def check_output_folder(target: str | os.PathLike, *, overwrite: bool = False) -> None:
+    """Refuse a target that is a file, or a non-empty folder unless ``overwrite`` (an :class:`OutputError`)."""
     from .errors import OutputError
 
     target = Path(target)
@@ -51,6 +46,17 @@ def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False) -> Iterato
         raise OutputError(f"{target} exists and is not a folder")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
         raise OutputError(f"{target} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
+
+
+@contextmanager
+def atomic_dir(target: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; on success it replaces ``target`` in one rename.
+
+    An exception or Ctrl-C inside the block leaves ``target`` as it was (or absent) and removes
+    the temporary folder. A non-empty ``target`` is refused unless ``overwrite``.
+    """
+    target = Path(target)
+    check_output_folder(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -24,12 +24,13 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.T
 
 def per_class_accuracy(model: nn.Module, data: ImageTensorDataset, num_classes: int) -> list[float]:
     """Accuracy in percent for each class (NaN where the class has no sample)."""
-    correct = predict(model, data.x) == data.y
-    out = []
-    for c in range(num_classes):
-        mask = data.y == c
-        out.append(float(correct[mask].float().mean() * 100) if mask.any() else float("nan"))
-    return out
+    return accuracy_per_class(predict(model, data.x) == data.y, data.y, num_classes)
+
+
+def accuracy_per_class(correct: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float]:
+    """Percent of ``correct`` per label (NaN where a class has no sample)."""
+    return [float(correct[labels == c].float().mean() * 100) if (labels == c).any() else float("nan")
+            for c in range(num_classes)]
 
 
 def forget_retain_accuracy(model: nn.Module, data: ImageTensorDataset, forget: Sequence[int]) -> tuple[float, float]:
@@ -39,14 +40,21 @@ def forget_retain_accuracy(model: nn.Module, data: ImageTensorDataset, forget: S
     return float(correct[is_forget].float().mean() * 100), float(correct[~is_forget].float().mean() * 100)
 
 
+def mask_logits(logits: torch.Tensor, forget: Sequence[int] | torch.Tensor) -> torch.Tensor:
+    """A copy of ``logits`` with the forget classes' columns at -inf, so argmax and softmax range
+    over the retained classes only (the masked teacher, the Dr ceiling, the logit mask)."""
+    masked = logits.clone()
+    masked[:, torch.as_tensor(forget, dtype=torch.long)] = float("-inf")
+    return masked
+
+
 def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
     """Dr ceiling: retained-class accuracy with the forget logits masked out (argmax over retained classes)."""
     keep = ~torch.isin(data.y, torch.as_tensor(list(forget)))
     x, y = data.x[keep], data.y[keep]
     with torch.no_grad():
         logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
-    logits[:, list(forget)] = float("-inf")
-    return float((logits.argmax(1) == y).float().mean() * 100)
+    return float((mask_logits(logits, forget).argmax(1) == y).float().mean() * 100)
 
 
 def epoch_seconds(model: nn.Module, input_size: Sequence[int], images: int, *, batch_size: int = 128,

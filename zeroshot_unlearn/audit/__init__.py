@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data.datasets import ImageTensorDataset
 from ..io import sha256_state_dict
+from ..metrics import accuracy_per_class, mask_logits
 from ..validate import model_num_classes, validate_classes
 from .images import invert_classes, to_pixels
 from .metrics import (Outputs, mia_forget, mia_ssd, model_outputs, probe_df, rebound_df, relearn_steps,
@@ -48,13 +49,12 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
     train_out, test_out = model_outputs(model, train), model_outputs(model, test)
     forget_train, forget_test = train_out.of_classes(forget), test_out.of_classes(forget)
     retained_test = test_out.of_classes(retained)
-    masked_logits = retained_test.logits.clone()
-    masked_logits[:, list(forget)] = float("-inf")
     attack = mia_forget(forget_train, forget_test, seed=seed)
     steps, capped = relearn_steps(model, train.of_classes(forget), test, forget, 0.5 * df_original, seed=seed)
     row = {
         "df": _accuracy(forget_test), "dr": _accuracy(retained_test),
-        "dr_masked": float((masked_logits.argmax(1) == retained_test.y).float().mean() * 100),
+        "dr_masked": float((mask_logits(retained_test.logits, forget).argmax(1) == retained_test.y).float().mean()
+                           * 100),
         "df_train": _accuracy(forget_train),
         "mia_forget_auc": attack.auc, "mia_forget_tpr1": attack.tpr_at_1fpr,
         "mia_ssd": mia_ssd(train_out.of_classes(retained), retained_test, forget_train, seed=seed),
@@ -62,10 +62,7 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
         "rebound_df": rebound_df(model, retain, test, forget, seed=seed),
         "relearn_steps": steps, "relearn_capped": capped,
     }
-    correct = test_out.correct()
-    per_class = [float(correct[test_out.y == c].float().mean() * 100) if (test_out.y == c).any() else float("nan")
-                 for c in range(num_classes)]
-    return ModelAudit(row, attack.roc, per_class)
+    return ModelAudit(row, attack.roc, accuracy_per_class(test_out.correct(), test_out.y, num_classes))
 
 
 def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], train: ImageTensorDataset,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..engine import HeadInput, frozen_batchnorm, masked_distillation, shrink_perturb, train_phase
 from ..generators import create_generator, fit_generator
+from ..metrics import mask_logits
 from .base import ForgetContext, Method
 
 
@@ -61,9 +62,8 @@ def anti_memory_loss(ctx: ForgetContext, cfg, augment, prototypes: torch.Tensor 
         loss = masked_distillation(logits, teacher, forget_t, cfg.distill_temperature)
     loss = cfg.anti_memory_weight * loss
     if cfg.feature_weight and prototypes is not None:
-        masked = teacher.clone()
-        masked[:, forget_t] = float("-inf")
-        loss = loss + cfg.feature_weight * _feature_distance(features, prototypes[masked.argmax(1)])
+        assigned = mask_logits(teacher, forget_t).argmax(1)
+        loss = loss + cfg.feature_weight * _feature_distance(features, prototypes[assigned])
     return loss
 
 
@@ -93,10 +93,13 @@ class AntiMemory(Method):
                 x = retain_aug(x)
                 with HeadInput(ctx.student) as student_features:
                     logits = ctx.student(x)
-                loss = ctx.retained_loss(logits, x, y, cfg)
+                teacher = None
                 if cfg.retain_feature_weight:
+                    # One teacher pass gives both the distillation target and the features to hold.
                     with torch.no_grad(), HeadInput(ctx.original) as original_features:
-                        ctx.original(x)
+                        teacher = ctx.original(x)
+                loss = ctx.retained_loss(logits, x, y, cfg, teacher=teacher)
+                if cfg.retain_feature_weight:
                     loss = loss + cfg.retain_feature_weight * _feature_distance(student_features.value,
                                                                                 original_features.value)
                 if with_anti_memories:

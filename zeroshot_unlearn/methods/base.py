@@ -49,14 +49,19 @@ class ForgetContext:
         assert self.forget_data is not None
         return BatchStream(self.forget_data.x, self.forget_data.y, batch_size, self.seed + offset)
 
-    def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: PhaseConfig) -> torch.Tensor:
-        """The retained-data objective shared by methods: label CE plus masked distillation."""
+    def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: PhaseConfig,
+                      teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """The retained-data objective shared by methods: label CE plus masked distillation.
+
+        ``teacher``: the original model's logits for ``x`` when the caller already has them.
+        """
         loss = logits.new_zeros(())
         if cfg.ce_weight:
             loss = loss + cfg.ce_weight * torch.nn.functional.cross_entropy(logits, y)
         if cfg.distill_weight:
-            with torch.no_grad():
-                teacher = self.original(x)
+            if teacher is None:
+                with torch.no_grad():
+                    teacher = self.original(x)
             loss = loss + cfg.distill_weight * masked_distillation(logits, teacher, self.forget_tensor,
                                                                    cfg.distill_temperature)
         return loss

@@ -12,6 +12,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from ..metrics import mask_logits
 from .base import ForgetContext, Method
 
 
@@ -26,9 +27,7 @@ class LogitMask(nn.Module):
         self.training = model.training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.unmasked(x).clone()
-        logits[:, self.forget] = float("-inf")
-        return logits
+        return mask_logits(self.unmasked(x), self.forget)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.unmasked.forward_features(x)
