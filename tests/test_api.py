@@ -5,7 +5,7 @@ import torch
 
 from conftest import FAST, state_equal
 from zeroshot_unlearn import forget_classes
-from zeroshot_unlearn.bench import DIGITS_TRAIN
+from zeroshot_unlearn.zoo.trained import DIGITS_TRAIN
 from zeroshot_unlearn.metrics import forget_retain_accuracy
 from zeroshot_unlearn.train import retrain_reference
 

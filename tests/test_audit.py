@@ -6,7 +6,7 @@ import torch
 
 from zeroshot_unlearn import audit, forget_classes
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, relearn_steps, rebound_df, tpr_at_fpr
-from zeroshot_unlearn.bench import DIGITS_TRAIN
+from zeroshot_unlearn.zoo.trained import DIGITS_TRAIN
 from zeroshot_unlearn.methods import LogitMask
 from zeroshot_unlearn.metrics import forget_retain_accuracy
 from zeroshot_unlearn.train import retrain_reference

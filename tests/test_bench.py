@@ -79,3 +79,39 @@ def test_merge_results_keeps_one_row_per_method_and_request(tmp_path, capsys):
     (tmp_path / "b.json").write_text(json.dumps(b))
     assert main(["table", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
     assert "| m | retain | 2 | 1.50 | 2.00 | -1.00 |" in capsys.readouterr().out
+
+
+def test_every_trainable_cifar_family_is_a_suite():
+    from zeroshot_unlearn.bench import SUITES
+    from zeroshot_unlearn.zoo.trained import get_train_spec, list_train_specs
+
+    families = [n for n in list_train_specs() if get_train_spec(n).data == "cifar10"]
+    assert len(families) >= 6
+    assert {f"cifar10-{n}" for n in families} | {"cifar10-resnet20", "cifar10-resnet32", "cifar10-resnet44"} <= set(SUITES)
+    with pytest.raises(InvalidRequestError, match="cifar10-convnext_atto"):
+        run_bench("cifar10-nonet", progress=False)
+
+
+def test_trained_family_suite_trains_its_checkpoint_once(shared_data, monkeypatch):
+    import dataclasses
+
+    import zeroshot_unlearn.train as train_module
+    from zeroshot_unlearn.bench import SUITES
+    from zeroshot_unlearn.zoo import trained
+
+    spec = trained.get_train_spec("resnet10t")
+    monkeypatch.setitem(trained._SPECS, "resnet10t",
+                        dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=0.05)))
+    results = run_bench("cifar10-resnet10t", data_dir=str(shared_data), requests=[[3]], methods=["logit_mask"],
+                        progress=False)
+    card = results["model"]
+    assert card["architecture"] == "resnet10t" and 0 <= card["test_accuracy"] <= 100
+    assert len(card["checkpoint_sha256"]) == 64
+    assert results["rows"][0]["epoch_seconds"] > 0 and results["rows"][0]["df"] == 0.0
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the suite trained its checkpoint again")
+
+    monkeypatch.setattr(train_module, "train_classifier", fail)
+    model, _ = SUITES["cifar10-resnet10t"].load(str(shared_data))
+    assert model.pretrained_cfg["checkpoint_sha256"] == card["checkpoint_sha256"]

@@ -6,7 +6,10 @@ from zeroshot_unlearn.recipes import parse_override, resolve_recipe, resolve_rec
 
 @pytest.mark.parametrize("architecture, expected", [
     ("digits_cnn", "digits"), ("cifar10_resnet20", "cifar_resnet"), ("cifar10_resnet56", "cifar_resnet"),
-    ("resnet18", "timm_resnet"), ("resnet10t", "timm_resnet"), ("some_new_net", "default"),
+    ("resnet18", "timm_resnet"), ("resnet10t", "timm_resnet"), ("mobilenetv3_small_100", "mobilenetv3"),
+    ("tf_mobilenetv3_large_100", "mobilenetv3"), ("efficientnet_b0", "efficientnet"),
+    ("tf_efficientnet_b3", "efficientnet"), ("convnext_atto", "convnext"), ("vit_tiny_patch16_224", "vit"),
+    ("deit_small_patch16_224", "vit"), ("some_new_net", "default"),
 ])
 def test_auto_resolution(architecture, expected):
     assert resolve_recipe_name(architecture) == expected
@@ -49,3 +52,10 @@ def test_overrides_make_a_new_recipe_and_roundtrip(tmp_path):
     assert parse_override("impair.lr=0.02") == ("impair.lr", 0.02)
     # YAML 1.1 reads 3e-4 as a string; a float key takes it as the number it means
     assert load_recipe("default", dict([parse_override("bad_teacher.lr=3e-4")])).bad_teacher.lr == 3e-4
+
+
+def test_every_trainable_family_has_its_own_recipe():
+    from zeroshot_unlearn.zoo.trained import get_train_spec, list_train_specs
+
+    for name in list_train_specs():
+        assert resolve_recipe_name(get_train_spec(name).architecture) != "default", name

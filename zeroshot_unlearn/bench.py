@@ -25,15 +25,14 @@ from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
 from .methods import get_method
-from .metrics import epoch_seconds, forget_retain_accuracy, masked_accuracy
-from .train import TrainConfig, retrain_reference
+from .metrics import epoch_seconds, forget_retain_accuracy, masked_accuracy, predict
+from .train import retrain_reference
+from .zoo.trained import DIGITS_TRAIN, get_train_spec, list_train_specs
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_REQUESTS: list[list[int]] = [[c] for c in range(10)] + [[3, 7], [0, 2], [1, 9], [4, 5], [0, 1, 2, 3, 4]]
 AUDIT_COLUMNS = ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df")
-DIGITS_TRAIN = TrainConfig(epochs=10, lr=0.1)
-"""The recipe the shipped digits checkpoint was trained with; retrain references reuse it."""
 
 
 @dataclass
@@ -52,26 +51,61 @@ def _digits(_data_dir: str | None):
     return model, load_data("digits", model)
 
 
-def _cifar10_resnet20(data_dir: str | None):
-    from .zoo import load_model
-
+def _need_data_dir(suite: str, data_dir: str | None) -> Path:
     if data_dir is None:
-        raise InvalidRequestError("suite cifar10-resnet20 needs --data-dir (a folder with cifar10_*.npz and "
-                                  "checkpoints/resnet20-12fca82f.th)")
-    model = load_model("cifar10_resnet20", Path(data_dir) / "checkpoints" / "resnet20-12fca82f.th")
-    return model, load_data(data_dir, model)
+        raise InvalidRequestError(f"suite {suite} needs --data-dir (a folder with cifar10_*.npz; the CIFAR ResNet "
+                                  "suites also read its checkpoints/ folder)")
+    return Path(data_dir)
+
+
+def _zoo_cifar(depth: int, file: str):
+    def load(data_dir: str | None):
+        from .zoo import load_model
+
+        model = load_model(f"cifar10_resnet{depth}", _need_data_dir(f"cifar10-resnet{depth}", data_dir)
+                           / "checkpoints" / file)
+        return model, load_data(data_dir, model)
+
+    return load
+
+
+def _trained_cifar(spec_name: str):
+    """A suite on this project's own checkpoint of a timm family (trained once, then read from the cache)."""
+
+    def load(data_dir: str | None):
+        from .train import train_checkpoint
+        from .zoo import load_model
+        from .zoo.trained import get_train_spec
+
+        spec = get_train_spec(spec_name)
+        data = load_data(_need_data_dir(f"cifar10-{spec_name}", data_dir), spec.build())
+        trained = train_checkpoint(spec, data, progress=True)
+        model = load_model(checkpoint=trained.path)
+        model.pretrained_cfg["test_accuracy"] = trained.test_accuracy
+        return model, data
+
+    return load
 
 
 def _digits_retrain(data: DataSplits, forget: list[int]):
     return retrain_reference("digits_cnn", data.train, forget, DIGITS_TRAIN, progress=False)
 
 
+def _cifar_per_class(_data: DataSplits) -> list[int]:
+    # Epoch-equivalents count the full CIFAR-10 training set (5,000 per class, PROTOCOL.md), also for
+    # checkpoints this project trained on the shipped 1,000-per-class subset.
+    return [5000] * 10
+
+
 SUITES: dict[str, Suite] = {
     "digits": Suite("digits", _digits, lambda d: torch.bincount(d.train.y, minlength=10).tolist(), 400,
                     _digits_retrain),
-    # The full CIFAR-10 training set has 5,000 images per class (the shipped subset has 1,000).
-    "cifar10-resnet20": Suite("cifar10-resnet20", _cifar10_resnet20, lambda d: [5000] * 10, 2500),
+    **{f"cifar10-resnet{depth}": Suite(f"cifar10-resnet{depth}", _zoo_cifar(depth, file), _cifar_per_class, 2500)
+       for depth, file in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"), (44, "resnet44-014dd654.th"))},
 }
+for _name in list_train_specs():
+    if get_train_spec(_name).data == "cifar10":
+        SUITES[f"cifar10-{_name}"] = Suite(f"cifar10-{_name}", _trained_cifar(_name), _cifar_per_class, 2500)
 
 
 def parse_requests(text: str) -> list[list[int]]:
@@ -138,6 +172,9 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
         raise InvalidRequestError(f"suite {suite} needs a test split")
     requests = [sorted(r) for r in (requests or PROTOCOL_REQUESTS)]
     budget = retain_budget or spec.default_budget
+    model_card = {"architecture": model.pretrained_cfg.get("architecture"),
+                  "checkpoint_sha256": model.pretrained_cfg.get("checkpoint_sha256"),
+                  "test_accuracy": round(float((predict(model, data.test.x) == data.test.y).float().mean() * 100), 2)}
     settings = _settings(suite, seed, budget, overrides, methods, level)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     done = _resumable_rows(checkpoint, settings) if resume else []
@@ -154,8 +191,8 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
         rows += _bench_request(model, data, forget, spec, budget, trained, "retrain" in methods, references, seed,
                                level, overrides, seconds_per_image, per_class_full, progress)
         if checkpoint is not None:
-            write_json(checkpoint, {**settings, "rows": rows})
-    return {**settings, "rows": rows}
+            write_json(checkpoint, {**settings, "model": model_card, "rows": rows})
+    return {**settings, "model": model_card, "rows": rows}
 
 
 def _bench_request(model, data, forget, spec, budget, methods, want_retrain, references, seed, level, overrides,
@@ -286,8 +323,11 @@ def _fmt(value, digits: int = 2) -> str:
 def markdown_table(results: dict) -> str:
     rows = results["rows"]
     settings = ", ".join(f"`{k}={v}`" for k, v in (results.get("overrides") or {}).items())
+    card = results.get("model") or {}
+    about = (f"Model `{card.get('architecture')}`, test accuracy {card.get('test_accuracy')}%, checkpoint sha256 "
+             f"`{(card.get('checkpoint_sha256') or '?')[:12]}`.") if card else ""
     lines = [f"### Suite `{results['suite']}` (retained budget {results['retain_budget']}, seed {results['seed']}"
-             f"{'; overrides ' + settings if settings else ''})", "", "Means over the requests:", "",
+             f"{'; overrides ' + settings if settings else ''})", "", about, "", "Means over the requests:", "",
              summary_table(results), "Per request:", "",
              "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | ΔDr ceiling | epoch-eq. | "
              "retained imgs | forget imgs |",

@@ -31,7 +31,7 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 def cmd_demo(args) -> int:
     from .api import forget_classes
-    from .bench import DIGITS_TRAIN
+    from .zoo.trained import DIGITS_TRAIN
     from .data import load_data, retained_subset
     from .metrics import forget_retain_accuracy, masked_accuracy, per_class_accuracy
     from .train import retrain_reference
@@ -129,7 +129,7 @@ def cmd_forget(args) -> int:
 def _run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
                recipe=None):
     from .audit import audit
-    from .bench import DIGITS_TRAIN
+    from .zoo.trained import DIGITS_TRAIN
     from .train import retrain_reference
     from .zoo import load_model
 
@@ -255,42 +255,42 @@ def cmd_table(args) -> int:
 def cmd_recipes(_args) -> int:
     from .recipes import list_recipes, load_recipe
 
-    for name, patterns in list_recipes().items():
-        recipe = load_recipe(name)
-        print(f"{name:<14} matches {', '.join(patterns):<40} {recipe.description}")
+    recipes = list_recipes()
+    width = max(len(", ".join(patterns)) for patterns in recipes.values())
+    for name, patterns in recipes.items():
+        print(f"{name:<14} matches {', '.join(patterns):<{width}}  {load_recipe(name).description}")
     return 0
 
 
 def cmd_train(args) -> int:
-    import json
+    import dataclasses
+    import shutil
 
-    import torch
-
-    from .bench import DIGITS_TRAIN
     from .data import load_data
-    from .io import save_state_dict, sha256_file, write_text
-    from .metrics import predict
-    from .train import train_classifier
-    from .zoo import build_model
-    from .zoo.loading import METADATA_KEY
+    from .io import atomic_path
+    from .train import train_checkpoint
+    from .zoo.trained import get_train_spec
 
-    if args.model != "digits_cnn" or args.data != "digits":
-        raise UnlearnError("train currently builds the digits demo checkpoint: --model digits_cnn --data digits")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        model = build_model(args.model)
-    data = load_data(args.data, model)
-    start = time.perf_counter()
-    train_classifier(model, data.train, DIGITS_TRAIN, seed=args.seed, progress=not args.quiet)
-    seconds = time.perf_counter() - start
-    accuracy = float((predict(model, data.test.x) == data.test.y).float().mean() * 100)
-    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in model.pretrained_cfg.items()}
-    save_state_dict(args.out, model.state_dict(), {METADATA_KEY: json.dumps({"pretrained_cfg": cfg})})
-    card = {"model": args.model, "data": args.data, "train_images": len(data.train), "test_images": len(data.test),
-            "recipe": DIGITS_TRAIN.__dict__, "seed": args.seed, "test_accuracy": round(accuracy, 2),
-            "train_seconds": round(seconds, 1), "sha256": sha256_file(args.out)}
-    write_text(Path(args.out).with_suffix(".json"), json.dumps(card, indent=2) + "\n")
-    print(f"test accuracy {accuracy:.2f}% after {seconds:.1f}s; wrote {args.out}")
+    spec = get_train_spec(args.model)
+    if (spec.data == "digits") != (args.data == "digits"):
+        wanted = "'digits'" if spec.data == "digits" else "a CIFAR-10 folder (cifar10_*.npz) or an ImageFolder tree"
+        raise UnlearnError(f"{spec.name} is trained on {spec.data}: pass --data {wanted}")
+    if args.epochs is not None:
+        spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=args.epochs))
+    if args.out is not None and Path(args.out).exists() and not args.overwrite:
+        raise UnlearnError(f"{args.out} exists; pass --overwrite to replace it")
+    data = load_data(args.data, spec.build())
+    trained = train_checkpoint(spec, data, seed=args.seed, progress=not args.quiet)
+    where = trained.path
+    if args.out is not None:
+        for source, target in ((trained.path, Path(args.out)),
+                               (trained.path.with_suffix(".json"), Path(args.out).with_suffix(".json"))):
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        where = Path(args.out)
+    card = trained.card
+    print(f"{spec.name}: test accuracy {card['test_accuracy']}% ({card['train_images']} training images, "
+          f"{card['train']['epochs']} epochs, trained in {card['train_seconds']}s); checkpoint {where}")
     return 0
 
 
@@ -343,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
     aud.set_defaults(func=cmd_audit)
 
     bench = sub.add_parser("bench", help="run the protocol requests of a suite and write results.json + a table")
-    bench.add_argument("--suite", required=True, choices=["digits", "cifar10-resnet20"])
+    bench.add_argument("--suite", required=True,
+                       help="digits, cifar10-resnet20/32/44 (public checkpoints in --data-dir), or cifar10-NAME for "
+                            "a timm family this project trains (NAME from `zeroshot-unlearn train`; trained once "
+                            "and cached)")
     bench.add_argument("--data-dir", default=None)
     bench.add_argument("--requests", default="protocol", help="'protocol' or '3,7;0;1,9'")
     bench.add_argument("--retain-budget", default=None)
@@ -387,11 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = sub.add_parser("recipes", help="list the recipes and the architectures they match")
     recipes.set_defaults(func=cmd_recipes)
 
-    train = sub.add_parser("train", help="train the digits demo checkpoint")
-    train.add_argument("--model", default="digits_cnn")
-    train.add_argument("--data", default="digits")
+    train = sub.add_parser("train", help="train a checkpoint (digits demo CNN or a timm family at 32x32 on CIFAR-10); "
+                                         "cached by content hash")
+    train.add_argument("--model", default="digits_cnn", help="a model with training settings here (an unknown name lists them)")
+    train.add_argument("--data", default="digits", help="'digits', or a CIFAR-10 folder (cifar10_*.npz)")
+    train.add_argument("--epochs", type=float, default=None, help="override the model's training epochs")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default="checkpoints/digits_cnn.safetensors")
+    train.add_argument("--out", default=None, help="also copy the checkpoint (and its .json card) here")
+    train.add_argument("--overwrite", action="store_true")
     train.add_argument("--quiet", action="store_true")
     train.set_defaults(func=cmd_train)
     return parser

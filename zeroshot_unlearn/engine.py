@@ -204,21 +204,26 @@ def _all_finite(model: nn.Module) -> bool:
 
 def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Callable[[int], torch.Tensor], *,
                 name: str, bn_policy: str = "real_only", progress: bool = True,
-                runtime: Runtime | None = None) -> PhaseStats:
+                runtime: Runtime | None = None, optimizer: torch.optim.Optimizer | None = None,
+                schedule: Callable[[int], None] | None = None) -> PhaseStats:
     """Run ``steps`` optimiser steps of ``step_loss``; roll back and raise on NaN/Inf.
 
     With a distributed ``runtime`` gradients and BatchNorm buffers are averaged over ranks every
     step, and a non-finite loss on any rank stops every rank. ``step_loss`` runs under the
-    runtime's autocast (bf16 on CUDA when the recipe asks).
+    runtime's autocast (bf16 on CUDA when the recipe asks). ``optimizer`` and ``schedule``
+    (called with the number of steps done) replace the phase's own SGD/Adam and cosine, e.g. with
+    timm's factories when training a checkpoint.
     """
     runtime = runtime or Runtime()
     start = time.perf_counter()
     if steps == 0:
         return PhaseStats(name, 0, 0.0, float("nan"), float("nan"))
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(cfg, params)
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if cfg.schedule == "cosine"
-                 else None)
+    if optimizer is None:
+        optimizer = make_optimizer(cfg, params)
+        if cfg.schedule == "cosine":
+            cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+            schedule = lambda _done: cosine.step()  # noqa: E731
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     set_train_mode(model, bn_policy)
     losses: list[float] = []
@@ -237,8 +242,8 @@ def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Calla
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            if schedule is not None:
+                schedule(step + 1)
             runtime.average_buffers(model)
             losses.append(float(loss.detach()))
         if not _all_finite(model):

@@ -1,4 +1,4 @@
-"""Supervised training on the shared engine: the demo checkpoint and retrain-from-scratch references."""
+"""Supervised training on the shared engine: zoo-style checkpoints (cached by content hash) and retrain references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn as nn
@@ -15,22 +16,49 @@ import torch.nn.functional as F
 
 from ._resources import cache_dir
 from .augment import Augment
-from .data.datasets import ImageTensorDataset
+from .data.datasets import DataSplits, ImageTensorDataset
 from .engine import BatchStream, train_phase
 from .io import save_state_dict
 from .recipes import AugmentConfig, PhaseConfig
+
+if TYPE_CHECKING:
+    from .zoo.trained import TrainSpec
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Supervised training: timm's optimizer and scheduler factories on the shared engine."""
+
     epochs: float = 6.0
     lr: float = 0.05
     batch_size: int = 128
     weight_decay: float = 5e-4
     crop_padding: int = 2
     flip: bool = False
+    optimizer: str = "momentum"
+    """Any name ``timm.optim.create_optimizer_v2`` knows (``momentum`` is plain SGD with momentum,
+    timm's ``sgd`` adds Nesterov, ``adamw``, ``lamb``, ...)."""
+    momentum: float = 0.9
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    no_decay_on_norm_and_bias: bool = False
+    """timm's ``filter_bias_and_bn``: no weight decay on biases and norm weights (use for LayerNorm models)."""
+
+
+def _timm_optimizer(model: nn.Module, cfg: TrainConfig, steps: int, steps_per_epoch: int):
+    """timm's optimizer and a per-step cosine schedule with linear warm-up."""
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+
+    optimizer = create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    momentum=cfg.momentum, filter_bias_and_bn=cfg.no_decay_on_norm_and_bias)
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    # One scheduler "epoch" per optimiser step, so fractional epochs and warm-up are exact.
+    scheduler, _ = create_scheduler_v2(optimizer, sched="cosine", num_epochs=steps, warmup_epochs=warmup,
+                                       warmup_lr=cfg.lr * 0.01 if warmup else 1e-5, min_lr=0.0)
+    return optimizer, scheduler.step
 
 
 def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
@@ -46,13 +74,86 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         stream = BatchStream(data.x, data.y, cfg.batch_size, seed)
+        steps = stream.steps_for(cfg.epochs)
+        optimizer, schedule = _timm_optimizer(model, cfg, steps, stream.steps_for(1.0))
 
         def loss_fn(_step: int) -> torch.Tensor:
             x, y = next(stream)
-            return F.cross_entropy(model(augment(x)), y)
+            return F.cross_entropy(model(augment(x)), y, label_smoothing=cfg.label_smoothing)
 
-        train_phase(model, phase, stream.steps_for(cfg.epochs), loss_fn, name="train", progress=progress)
+        train_phase(model, phase, steps, loss_fn, name="train", progress=progress, optimizer=optimizer,
+                    schedule=schedule)
     return model.eval()
+
+
+@dataclass(frozen=True)
+class TrainedCheckpoint:
+    """A checkpoint built by :func:`train_checkpoint`: the safetensors file and its card."""
+
+    path: Path
+    card: dict
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.card.get("test_accuracy")
+
+
+def _data_digest(data: DataSplits) -> str:
+    digest = hashlib.sha256()
+    for split in (data.train, data.test):
+        if split is not None:
+            digest.update(split.x.numpy().tobytes())
+            digest.update(split.y.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def train_checkpoint(spec: "TrainSpec", data: DataSplits, *, seed: int = 0, progress: bool = True,
+                     cache: Path | None = None) -> TrainedCheckpoint:
+    """Train ``spec`` on ``data.train`` and save a zoo-style checkpoint, or return the cached one.
+
+    The cache key is the content hash of the spec (architecture, constructor arguments, input
+    size, training settings), the seed, the library versions that change numerics and the data,
+    so benchmarks never retrain a model they already have. The file is safetensors with the
+    model's ``pretrained_cfg`` (architecture, constructor arguments, num_classes, input size,
+    mean/std) in its metadata, so ``load_model(checkpoint=path)`` rebuilds it; a JSON card beside
+    it records the test accuracy and the training time.
+    """
+    import timm
+
+    from .io import sha256_file, write_json
+    from .metrics import predict
+    from .zoo.loading import METADATA_KEY
+
+    key = hashlib.sha256(json.dumps({"spec": spec.key(), "seed": seed, "torch": torch.__version__.split("+")[0],
+                                     "timm": timm.__version__, "data": _data_digest(data)},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    folder = cache or cache_dir() / "trained"
+    path = folder / f"{spec.name}-{key}.safetensors"
+    card_path = path.with_suffix(".json")
+    if path.is_file() and card_path.is_file():
+        log.info("using the cached checkpoint %s", path)
+        return TrainedCheckpoint(path, json.loads(card_path.read_text()))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = spec.build()
+    log.info("training %s on %d images for %s epochs (cached afterwards as %s)", spec.name, len(data.train),
+             spec.train.epochs, path.name)
+    start = time.perf_counter()
+    train_classifier(model, data.train, spec.train, seed=seed, progress=progress)
+    seconds = time.perf_counter() - start
+    accuracy = None
+    if data.test is not None:
+        accuracy = round(float((predict(model, data.test.x) == data.test.y).float().mean() * 100), 2)
+    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in model.pretrained_cfg.items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    save_state_dict(path, model.state_dict(), {METADATA_KEY: json.dumps({"pretrained_cfg": cfg})})
+    card = {"name": spec.name, "architecture": spec.architecture, "model_kwargs": dict(spec.model_kwargs),
+            "input_size": list(spec.input_size), "data": data.name, "train_images": len(data.train),
+            "test_images": 0 if data.test is None else len(data.test), "train": asdict(spec.train), "seed": seed,
+            "test_accuracy": accuracy, "train_seconds": round(seconds, 1), "cache_key": key,
+            "sha256": sha256_file(path), "versions": {"torch": torch.__version__, "timm": timm.__version__}}
+    write_json(card_path, card)
+    return TrainedCheckpoint(path, card)
 
 
 def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig = TrainConfig(), *,

@@ -63,6 +63,8 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.
         input_size = (input_size[0], *((size, size) if isinstance(size, int) else size))
     cfg.update(architecture=name, num_classes=model.num_classes, input_size=input_size,
                mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))), std=tuple(cfg.get("std", (0.229, 0.224, 0.225))))
+    # Constructor arguments travel with saved checkpoints, so load_model(checkpoint=...) rebuilds the same shape.
+    cfg["model_kwargs"] = {k: v for k, v in kwargs.items() if k != "num_classes"}
     model.pretrained_cfg = cfg
     return model
 
@@ -194,7 +196,12 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
         raise CheckpointError(f"{path} was saved from {cfg['architecture']!r}, not {name!r}")
     if num_classes is None and cfg.get("num_classes"):
         num_classes = int(cfg["num_classes"])
+    if not kwargs and cfg.get("model_kwargs"):
+        kwargs = dict(cfg["model_kwargs"])
     model = build_model(name, num_classes=num_classes, **kwargs)
+    for key in ("input_size", "mean", "std"):  # what the checkpoint was trained at, e.g. 32x32 for a timm ResNet
+        if cfg.get(key):
+            model.pretrained_cfg[key] = tuple(cfg[key])
     if state is not None:
         load_state_dict_checked(model, state, str(path))
         model.pretrained_cfg["checkpoint_sha256"] = digest

@@ -1,0 +1,96 @@
+"""zeroshot-unlearn train: zoo-style checkpoints, cached by content hash, that load_model rebuilds."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from zeroshot_unlearn import load_model
+from zeroshot_unlearn.cli import main
+from zeroshot_unlearn.data import DataSplits, ImageTensorDataset
+from zeroshot_unlearn.train import TrainConfig, train_checkpoint
+from zeroshot_unlearn.zoo.trained import TrainSpec, get_train_spec
+
+TINY_VIT = TrainSpec("tiny_vit", "vit_tiny_patch16_224",
+                     model_kwargs={"img_size": 16, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2},
+                     input_size=(3, 16, 16), num_classes=3,
+                     train=TrainConfig(epochs=2, lr=1e-3, batch_size=16, optimizer="adamw", warmup_epochs=0.5,
+                                       crop_padding=2, flip=True, no_decay_on_norm_and_bias=True))
+
+
+@pytest.fixture
+def tiny_data():
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(48) % 3
+    x = torch.randn(48, 3, 16, 16, generator=generator) + y.view(-1, 1, 1, 1).float()
+    return DataSplits(ImageTensorDataset(x[:32], y[:32]), ImageTensorDataset(x[32:], y[32:]), ["a", "b", "c"],
+                      name="tiny")
+
+
+def test_checkpoint_rebuilds_with_its_constructor_arguments(tmp_path, tiny_data):
+    trained = train_checkpoint(TINY_VIT, tiny_data, cache=tmp_path, progress=False)
+    card = json.loads(trained.path.with_suffix(".json").read_text())
+    assert card["model_kwargs"]["patch_size"] == 8 and card["train"]["optimizer"] == "adamw"
+    assert 0 <= card["test_accuracy"] <= 100 and card["train_images"] == 32
+    model = load_model(checkpoint=trained.path)  # no name, no kwargs: all from the file
+    assert model.pretrained_cfg["input_size"] == (3, 16, 16)
+    assert model.patch_embed.proj.kernel_size == (8, 8) and len(model.blocks) == 1
+    accuracy = float((model(tiny_data.test.x).argmax(1) == tiny_data.test.y).float().mean() * 100)
+    assert round(accuracy, 2) == card["test_accuracy"]
+
+
+def test_cache_hit_skips_training_and_any_change_retrains(tmp_path, tiny_data, monkeypatch):
+    first = train_checkpoint(TINY_VIT, tiny_data, cache=tmp_path, progress=False)
+    import zeroshot_unlearn.train as train_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("trained again although the checkpoint is cached")
+
+    monkeypatch.setattr(train_module, "train_classifier", fail)
+    assert train_checkpoint(TINY_VIT, tiny_data, cache=tmp_path, progress=False).path == first.path
+    monkeypatch.undo()
+    other = dataclasses.replace(TINY_VIT, train=dataclasses.replace(TINY_VIT.train, lr=2e-3))
+    assert train_checkpoint(other, tiny_data, cache=tmp_path, progress=False).path != first.path
+    assert train_checkpoint(TINY_VIT, tiny_data, seed=1, cache=tmp_path, progress=False).path != first.path
+
+
+def test_same_seed_same_weights(tmp_path, tiny_data):
+    a = train_checkpoint(TINY_VIT, tiny_data, cache=tmp_path / "a", progress=False)
+    b = train_checkpoint(TINY_VIT, tiny_data, cache=tmp_path / "b", progress=False)
+    assert a.card["sha256"] == b.card["sha256"]
+
+
+def test_train_cli_digits_writes_checkpoint_and_card(tmp_path, capsys):
+    out = tmp_path / "digits.safetensors"
+    assert main(["train", "--model", "digits_cnn", "--data", "digits", "--epochs", "0.2", "--out", str(out),
+                 "--quiet"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["name"] == "digits_cnn" and card["train"]["epochs"] == 0.2
+    assert "test accuracy" in capsys.readouterr().out
+    model = load_model(checkpoint=out)
+    assert model.pretrained_cfg["architecture"] == "digits_cnn"
+    # an existing output is kept unless --overwrite
+    assert main(["train", "--model", "digits_cnn", "--data", "digits", "--epochs", "0.2", "--out", str(out),
+                 "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "not_a_model"], "trainable here"),
+    (["--model", "resnet18", "--data", "digits"], "trained on cifar10"),
+    (["--model", "digits_cnn", "--data", "/no/such/folder"], "trained on digits"),
+])
+def test_train_cli_refuses_bad_input(argv, message, capsys):
+    assert main(["train", *argv, "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_every_cifar_family_spec_builds_at_32x32():
+    from zeroshot_unlearn.zoo.trained import list_train_specs
+
+    for name in list_train_specs():
+        spec = get_train_spec(name)
+        model = spec.build().eval()
+        with torch.no_grad():
+            assert model(torch.zeros(2, *spec.input_size)).shape == (2, spec.num_classes), name

@@ -1,0 +1,100 @@
+"""Architectures this project trains itself on CIFAR-10 at 32x32, one per recipe family.
+
+No public CIFAR-10 weights exist offline for timm families, so ``zeroshot-unlearn train``
+builds them from the CIFAR-10 training images (cached by content hash; see
+:func:`zeroshot_unlearn.train.train_checkpoint`). The settings are short CPU schedules: the
+checkpoints are real, trained models, but weaker than published ones; every table states
+their test accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+from ..errors import InvalidRequestError
+from ..train import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How to build and train one architecture for one dataset."""
+
+    name: str
+    architecture: str
+    """A timm (or zoo) model name."""
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Constructor arguments (e.g. a ViT's ``img_size``/``patch_size``); recorded in the checkpoint."""
+    input_size: tuple[int, int, int] = (3, 32, 32)
+    num_classes: int = 10
+    data: str = "cifar10"
+    train: TrainConfig = TrainConfig()
+    description: str = ""
+
+    def build(self) -> nn.Module:
+        from .loading import build_model
+
+        model = build_model(self.architecture, num_classes=self.num_classes, **self.model_kwargs)
+        model.pretrained_cfg["input_size"] = tuple(self.input_size)
+        return model
+
+    def key(self) -> str:
+        """Everything that changes the trained weights, as canonical JSON (the cache key's spec part)."""
+        return json.dumps({"architecture": self.architecture, "model_kwargs": self.model_kwargs,
+                           "input_size": list(self.input_size), "num_classes": self.num_classes,
+                           "data": self.data, "train": asdict(self.train)}, sort_keys=True)
+
+
+_SPECS: dict[str, TrainSpec] = {}
+
+
+def register_train_spec(spec: TrainSpec) -> TrainSpec:
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def list_train_specs() -> list[str]:
+    return sorted(_SPECS)
+
+
+def get_train_spec(name: str) -> TrainSpec:
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise InvalidRequestError(f"no training settings for {name!r}; trainable here: "
+                                  f"{', '.join(list_train_specs())}") from None
+
+
+DIGITS_TRAIN = TrainConfig(epochs=10, lr=0.1)
+"""The settings the shipped digits checkpoint was trained with; its retrain references reuse them."""
+
+register_train_spec(TrainSpec("digits_cnn", "digits_cnn", input_size=(1, 28, 28), data="digits", train=DIGITS_TRAIN,
+                              description="the embedded digits demo CNN (28x28 grey)"))
+
+# BatchNorm convnets: SGD with momentum, as their papers train them.
+_SGD = dict(optimizer="momentum", lr=0.05, weight_decay=5e-4, batch_size=128, crop_padding=4, flip=True,
+            warmup_epochs=1.0)
+# LayerNorm models and the mobile nets: AdamW with no decay on norms and biases (their papers' choice).
+_ADAMW = dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, batch_size=128, crop_padding=4, flip=True,
+              warmup_epochs=1.0, no_decay_on_norm_and_bias=True)
+
+for _spec in (
+    TrainSpec("resnet18", "resnet18", train=TrainConfig(epochs=15, **_SGD),
+              description="timm ResNet-18 (ImageNet stem) at 32x32"),
+    TrainSpec("resnet10t", "resnet10t", train=TrainConfig(epochs=20, **_SGD),
+              description="timm ResNet-10-T (tiered stem) at 32x32"),
+    TrainSpec("mobilenetv3_small_100", "mobilenetv3_small_100", train=TrainConfig(epochs=20, **_ADAMW),
+              description="timm MobileNetV3-Small 1.0 at 32x32"),
+    TrainSpec("efficientnet_b0", "efficientnet_b0", train=TrainConfig(epochs=10, **_ADAMW),
+              description="timm EfficientNet-B0 at 32x32"),
+    TrainSpec("convnext_atto", "convnext_atto", train=TrainConfig(epochs=20, **_ADAMW),
+              description="timm ConvNeXt-Atto (LayerNorm) at 32x32"),
+    TrainSpec("vit_tiny_patch16_224", "vit_tiny_patch16_224",
+              model_kwargs={"img_size": 32, "patch_size": 8, "depth": 6},
+              train=TrainConfig(epochs=20, **_ADAMW),
+              description="timm ViT-Tiny, 6 blocks, 8x8 patches on 32x32 (LayerNorm, no BatchNorm)"),
+):
+    register_train_spec(_spec)
