@@ -38,6 +38,8 @@ def test_two_gloo_processes_match_one_and_write_one_output_set(tmp_path):
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     row = json.loads((two / "metrics.json").read_text())["rows"][0]
     assert row["world_size"] == 2 and row["device"] == "cpu"
+    # every impair and repair step was averaged by DistributedDataParallel's reducer
+    assert row["gradient_sync"]["ddp_reducer"] > 0 and row["gradient_sync"]["all_reduce"] == 0
 
     data = load_data("digits", load_model("digits_cnn", pretrained=True))
     single, parallel = load_model(checkpoint=one / "model.safetensors"), load_model(checkpoint=two / "model.safetensors")

@@ -283,6 +283,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
     entry = {
         "classes": forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
         "seed": seed, "device": str(runtime.device), "world_size": runtime.world_size,
+        "gradient_sync": dict(ctx.gradient_sync) if runtime.distributed else None,
         "generator": (f"amortised {getattr(plan.generator, 'card', {}).get('model_id', '(in memory)')}"
                       if plan.generator is not None else ("fitted" if ctx.generator is not None else None)),
         "retained_images": len(retain_data) if retain_data is not None and "retain" in algorithm.needs else 0,

@@ -91,6 +91,7 @@ def cmd_forget(args) -> int:
     seconds = time.perf_counter() - start
     row = {"method": result.method, "classes": result.classes, "time_s": round(seconds, 2),
            "world_size": world_size, "device": result.history[-1]["device"],
+           "gradient_sync": result.history[-1]["gradient_sync"],
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
            "timings": {k: round(v, 2) for k, v in result.timings.items()}}
     evaluation = data.test if data.test is not None else None

@@ -195,6 +195,8 @@ class PhaseStats:
     seconds: float
     first_loss: float
     last_loss: float
+    ddp_steps: int = 0
+    """Steps whose gradients DistributedDataParallel's reducer averaged (the rest: one all_reduce)."""
 
 
 def _all_finite(model: nn.Module) -> bool:
@@ -205,14 +207,16 @@ def _all_finite(model: nn.Module) -> bool:
 def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Callable[[int], torch.Tensor], *,
                 name: str, bn_policy: str = "real_only", progress: bool = True,
                 runtime: Runtime | None = None, optimizer: torch.optim.Optimizer | None = None,
-                schedule: Callable[[int], None] | None = None) -> PhaseStats:
+                schedule: Callable[[int], None] | None = None, replica: nn.Module | None = None) -> PhaseStats:
     """Run ``steps`` optimiser steps of ``step_loss``; roll back and raise on NaN/Inf.
 
     With a distributed ``runtime`` gradients and BatchNorm buffers are averaged over ranks every
     step, and a non-finite loss on any rank stops every rank. ``step_loss`` runs under the
     runtime's autocast (bf16 on CUDA when the recipe asks). ``optimizer`` and ``schedule``
     (called with the number of steps done) replace the phase's own SGD/Adam and cosine, e.g. with
-    timm's factories when training a checkpoint.
+    timm's factories when training a checkpoint. ``replica``: the DistributedDataParallel wrapper
+    of ``model`` that ``step_loss`` calls; its reducer averages the gradients of any step that
+    went through it, and the others are averaged here.
     """
     runtime = runtime or Runtime()
     start = time.perf_counter()
@@ -227,6 +231,13 @@ def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Calla
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
     set_train_mode(model, bn_policy)
     losses: list[float] = []
+    through_replica = [0]  # forwards with autograd through the DDP wrapper in this step
+
+    def count(*_) -> None:
+        through_replica[0] += torch.is_grad_enabled()
+
+    hook = replica.register_forward_pre_hook(count) if replica is not None else None
+    ddp_steps = 0
     try:
         for step in tqdm(range(steps), desc=name, disable=not progress or not runtime.is_main, leave=False):
             with runtime.autocast():
@@ -238,7 +249,11 @@ def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Calla
                                       f"back to the state before {name}. Lower {name}.lr in the recipe")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            runtime.average_gradients(params)
+            if through_replica[0]:
+                ddp_steps += 1
+            else:  # no DDP reducer saw this step: average here
+                runtime.average_gradients(params)
+            through_replica[0] = 0
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
@@ -253,5 +268,7 @@ def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Calla
         model.load_state_dict(last_good)
         raise
     finally:
+        if hook is not None:
+            hook.remove()
         model.eval()
-    return PhaseStats(name, steps, time.perf_counter() - start, losses[0], losses[-1])
+    return PhaseStats(name, steps, time.perf_counter() - start, losses[0], losses[-1], ddp_steps)

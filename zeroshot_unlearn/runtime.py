@@ -6,11 +6,14 @@ nccl on GPUs):
 * Every rank holds the full model and the same retained subset. Every batch stream draws the
   same *global* batch on every rank (same seed) and each rank keeps its slice of it, so N ranks
   see exactly the samples one process would, with the same effective batch size.
-* After each backward the gradients are averaged over ranks with one ``all_reduce`` (what
-  ``DistributedDataParallel``'s reducer does). The ``nn.parallel.DistributedDataParallel`` wrapper
-  itself is not used: the anti-memory step runs the student twice before one backward (real
-  batch with BatchNorm in training mode, synthetic batch with it in eval mode), which its reducer
-  does not allow.
+* Gradients are averaged by ``nn.parallel.DistributedDataParallel``: every training phase wraps
+  the student (:meth:`Runtime.data_parallel`) and the methods' forward calls go through the
+  wrapper, so its reducer all-reduces gradient buckets while the backward runs. The anti-memory
+  step calls the student twice before one backward (real batch with BatchNorm in training mode,
+  synthetic batch with it in eval mode); the reducer handles that because each parameter's
+  gradient is accumulated once per backward. A step whose loss never went through the wrapper
+  is averaged with one ``all_reduce`` instead (:meth:`Runtime.average_gradients`), so replicas
+  can never drift apart. Buffers are not broadcast on forward (see BatchNorm below).
 * BatchNorm: on CUDA the retained passes use ``SyncBatchNorm`` statistics over the global batch;
   PyTorch implements it for GPUs only, so on CPU each rank normalises with its slice's statistics
   and the running buffers are averaged over ranks after every step (all ranks hold identical
@@ -89,6 +92,14 @@ class Runtime:
             t.copy_(flat[offset:offset + t.numel()].view_as(t))
             offset += t.numel()
 
+    def data_parallel(self, model: nn.Module) -> "DataParallelStudent | None":
+        """``model`` wrapped in DistributedDataParallel for one training phase (None in a single process)."""
+        if not self.distributed:
+            return None
+        device_ids = [self.device.index] if self.device.type == "cuda" and self.device.index is not None else None
+        # Replicas already hold the same weights; BatchNorm buffers are averaged by average_buffers.
+        return DataParallelStudent(model, device_ids=device_ids, forward_sync_buffers=False)
+
     def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
         self._all_reduce_mean_([p.grad for p in params if p.grad is not None])
 
@@ -131,6 +142,17 @@ class Runtime:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
+
+
+class DataParallelStudent(nn.parallel.DistributedDataParallel):
+    """DDP whose attribute lookups fall through to the wrapped model, so methods written for the
+    plain student (``get_classifier``, ``forward_features``, ``pretrained_cfg``) run unchanged."""
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.module, name)
 
 
 def current_world() -> tuple[int, int]:

@@ -36,6 +36,8 @@ class ForgetContext:
     timings: dict[str, float] = field(default_factory=dict)
     runtime: Runtime = field(default_factory=Runtime)
     """Device, precision and data-parallel rank; streams shard and place batches with it."""
+    gradient_sync: dict[str, int] = field(default_factory=lambda: {"ddp_reducer": 0, "all_reduce": 0})
+    """Data-parallel runs: training steps whose gradients each mechanism averaged."""
 
     @property
     def device(self) -> torch.device:
@@ -61,9 +63,24 @@ class ForgetContext:
         return BatchStream(self.forget_data.x, self.forget_data.y, batch_size, self.seed + offset, self.runtime)
 
     def train(self, cfg: PhaseConfig, steps: int, loss_fn, name: str):
-        """The shared engine on the student, with the recipe's BN policy and this run's runtime."""
-        return train_phase(self.student, cfg, steps, loss_fn, name=name, bn_policy=self.recipe.bn_policy,
-                           progress=self.progress, runtime=self.runtime)
+        """The shared engine on the student, with the recipe's BN policy and this run's runtime.
+
+        Data-parallel runs train through DistributedDataParallel: for the phase ``self.student``
+        is the DDP wrapper, so the loss functions' ``ctx.student(x)`` calls reach its reducer.
+        """
+        inner = self.student
+        replica = self.runtime.data_parallel(inner)
+        if replica is not None:
+            self.student = replica
+        try:
+            stats = train_phase(inner, cfg, steps, loss_fn, name=name, bn_policy=self.recipe.bn_policy,
+                                progress=self.progress, runtime=self.runtime, replica=replica)
+        finally:
+            self.student = inner
+        if replica is not None:
+            self.gradient_sync["ddp_reducer"] += stats.ddp_steps
+            self.gradient_sync["all_reduce"] += stats.steps - stats.ddp_steps
+        return stats
 
     def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: PhaseConfig,
                       teacher: torch.Tensor | None = None) -> torch.Tensor:
