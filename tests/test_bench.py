@@ -21,7 +21,7 @@ def test_digits_bench_row_schema_and_files(tmp_path):
     assert SCHEMA <= set(row)
     assert row["forget_images_used"] == 0 and row["retained_images"] <= 400
     assert row["dr_retrain"] is not None and row["df"] <= 1.0
-    assert row["epoch_equivalents"] > 0 and row["epoch_seconds"] > 0
+    assert row["epoch_equivalents"] > 0 and row["epoch_seconds"] > 0 and row["epoch_equivalents_cpu"] > 0
     save_results(results, tmp_path / "r.json")
     assert json.loads((tmp_path / "r.json").read_text())["suite"] == "digits"
     assert "| anti_memory | {3,7} |" in (tmp_path / "r.md").read_text()

@@ -25,7 +25,7 @@ from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
 from .methods import get_method
-from .metrics import epoch_seconds, forget_retain_accuracy, masked_accuracy, predict
+from .metrics import forget_retain_accuracy, masked_accuracy, predict, training_step_seconds
 from .train import retrain_reference
 from .zoo.trained import DIGITS_TRAIN, get_train_spec, list_train_specs
 
@@ -179,8 +179,6 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     done = _resumable_rows(checkpoint, settings) if resume else []
     per_class_full = spec.full_train_per_class(data)
-    input_size = tuple(model.pretrained_cfg["input_size"])
-    seconds_per_image = epoch_seconds(model, input_size, 1)
     trained = [m for m in methods if m != "retrain"]
     rows: list[dict] = []
     for forget in tqdm(requests, desc=f"bench {suite}", disable=not progress):
@@ -189,15 +187,18 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
             rows += earlier
             continue
         rows += _bench_request(model, data, forget, spec, budget, trained, "retrain" in methods, references, seed,
-                               level, overrides, seconds_per_image, per_class_full, progress)
+                               level, overrides, per_class_full, progress)
         if checkpoint is not None:
             write_json(checkpoint, {**settings, "model": model_card, "rows": rows})
     return {**settings, "model": model_card, "rows": rows}
 
 
 def _bench_request(model, data, forget, spec, budget, methods, want_retrain, references, seed, level, overrides,
-                   seconds_per_image, per_class_full, progress) -> list[dict]:
+                   per_class_full, progress) -> list[dict]:
     retain = retained_subset(data.train, forget, budget, seed=seed)
+    # Timed again for every request, so a machine whose load changes during a long run still
+    # divides each call by an epoch timed under the same conditions.
+    wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]))
     df_orig, dr_orig = forget_retain_accuracy(model, data.test, forget)
     ceiling = masked_accuracy(model, data.test, forget)
     reference = (references or {}).get(tuple(forget))
@@ -206,7 +207,8 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
         reference, retrain_seconds = spec.retrain(data, forget)
     df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
     retained_full = sum(n for c, n in enumerate(per_class_full) if c not in forget)
-    epoch_s = seconds_per_image * retained_full
+    epoch_s = wall_per_image * retained_full
+    epoch_cpu_s = cpu_per_image * retained_full
     common = {"classes": forget, "df_original": round(df_orig, 2), "dr_original": round(dr_orig, 2),
               "dr_original_masked": round(ceiling, 2),
               "df_retrain": None if df_ref is None else round(df_ref, 2),
@@ -219,6 +221,7 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
                                           level=level).row
     measured_models: list[tuple[str, nn.Module, float | None]] = []
     forget_used: dict[str, int] = {}
+    cpu_seconds: dict[str, float] = {}
     if level:  # the original as a row of its own, so every column has its anchors
         measured_models.append(("original", model, 0.0))
     if reference is not None and (level or want_retrain):
@@ -232,10 +235,11 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
             per_class = len(retain) // max(1, len(set(retain.y.tolist())))
             others = sorted(set(data.train.y.tolist()) - set(forget))
             forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = forget_classes(model, forget, retain=retain, method=method, overrides=overrides, seed=seed,
                                 progress=progress, forget_data=forget_data)
         seconds = time.perf_counter() - start
+        cpu_seconds[method] = time.process_time() - start_cpu
         measured_models.append((method, result.model, seconds))
         forget_used[method] = result.forget_images_used
     rows = []
@@ -251,6 +255,8 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
         row = {"method": name, "data_used": data_used(name), **common, "df": round(df, 2), "dr": round(dr, 2),
                "time_s": None if seconds is None else round(seconds, 2),
                "epoch_equivalents": None if seconds is None else round(seconds / epoch_s, 4),
+               "epoch_equivalents_cpu": (round(cpu_seconds[name] / epoch_cpu_s, 4) if name in cpu_seconds
+                                         else None),
                "forget_images_used": forget_used.get(name, 0)}
         row.update({key: None for key in AUDIT_COLUMNS})
         if measured is not None:
@@ -282,6 +288,7 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
         deltas = [r["dr"] - r["dr_original"] for r in mine]
         to_ceiling = [r["dr"] - r["dr_original_masked"] for r in mine]
         times = [r["epoch_equivalents"] for r in mine if r["epoch_equivalents"] is not None]
+        cpu_times = [r.get("epoch_equivalents_cpu") for r in mine]
         rebounds = [r.get("rebound_df") for r in mine if r.get("rebound_df") is not None]
         out[method] = {
             "requests": len(mine), "data_used": mine[0].get("data_used", ""),
@@ -296,6 +303,7 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
             "relearn_mean": _mean([r.get("relearn_steps") for r in mine]),
             "epoch_eq_mean": statistics.fmean(times) if times else None,
             "epoch_eq_max": max(times) if times else None,
+            "epoch_eq_cpu_mean": _mean(cpu_times),
         }
     return out
 
@@ -303,14 +311,16 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
 def summary_table(results: dict) -> str:
     """The one-row-per-method table (means over the run's requests)."""
     lines = ["| method | data used | requests | Df mean | Df max | ΔDr mean | ΔDr worst | ΔDr-ceiling mean | "
-             "MIA-forget AUC mean | rebound Df mean (max) | probe-Df mean | relearn mean | epoch-eq. mean |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "MIA-forget AUC mean | rebound Df mean (max) | probe-Df mean | relearn mean | epoch-eq. mean | "
+             "epoch-eq. (CPU time) mean |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for method, s in summarise(results["rows"]).items():
         rebound = "–" if s["rebound_mean"] is None else f"{s['rebound_mean']:.2f} ({s['rebound_max']:.2f})"
         lines.append(f"| {method} | {s['data_used']} | {s['requests']} | {s['df_mean']:.2f} | {s['df_max']:.2f} | "
                      f"{s['ddr_mean']:+.2f} | {s['ddr_worst']:+.2f} | {s['ddr_ceiling_mean']:+.2f} | "
                      f"{_fmt(s['mia_auc_mean'], 3)} | {rebound} | {_fmt(s['probe_df_mean'])} | "
-                     f"{_fmt(s['relearn_mean'], 1)} | {_fmt(s['epoch_eq_mean'], 3)} |")
+                     f"{_fmt(s['relearn_mean'], 1)} | {_fmt(s['epoch_eq_mean'], 3)} | "
+                     f"{_fmt(s['epoch_eq_cpu_mean'], 3)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -330,13 +340,13 @@ def markdown_table(results: dict) -> str:
              f"{'; overrides ' + settings if settings else ''})", "", about, "", "Means over the requests:", "",
              summary_table(results), "Per request:", "",
              "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | ΔDr ceiling | epoch-eq. | "
-             "retained imgs | forget imgs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "epoch-eq. (CPU) | retained imgs | forget imgs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['df'])} | {_fmt(r['dr'])} | "
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
                      f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['dr'] - r['dr_original_masked']:+.2f} | "
-                     f"{_fmt(r['epoch_equivalents'], 3)} | "
+                     f"{_fmt(r['epoch_equivalents'], 3)} | {_fmt(r.get('epoch_equivalents_cpu'), 3)} | "
                      f"{r['retained_images']} | {r['forget_images_used']} |")
     if any(r.get("mia_forget_auc") is not None for r in rows):
         lines += ["", "| method | classes | MIA-forget AUC | TPR@1% | MIA-SSD | probe-Df | probe-Df retrain | "

@@ -69,12 +69,13 @@ def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
     return float((mask_logits(logits, forget).argmax(1) == y).float().mean() * 100)
 
 
-def epoch_seconds(model: nn.Module, input_size: Sequence[int], images: int, *, batch_size: int = 128,
-                  steps: int = 20) -> float:
-    """Seconds one training epoch over ``images`` would take: ``steps`` timed SGD steps, scaled.
+def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 128,
+                          steps: int = 20) -> tuple[float, float]:
+    """Seconds per training image of ``model``: (wall clock, this process's CPU time).
 
-    Measured on a copy of ``model`` with random inputs of the model's input size, in this
-    process, so that epoch-equivalents compare like with like on the same machine.
+    ``steps`` timed SGD steps on a copy of ``model`` with random inputs of its input size, in this
+    process, so that epoch-equivalents compare like with like on the same machine. The CPU-time
+    figure does not count time other processes took from this one (a shared machine).
     """
     import copy
 
@@ -87,9 +88,10 @@ def epoch_seconds(model: nn.Module, input_size: Sequence[int], images: int, *, b
         y = torch.randint(logits.shape[1], (batch_size,))
         for step in range(steps + 2):
             if step == 2:  # two warm-up steps
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(probe(x), y).backward()
             optimizer.step()
-    per_image = (time.perf_counter() - start) / (steps * batch_size)
-    return per_image * images
+    images = steps * batch_size
+    return (time.perf_counter() - start) / images, (time.process_time() - start_cpu) / images
+
