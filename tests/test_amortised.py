@@ -70,3 +70,20 @@ def test_data_free_mode_reads_no_image_and_forgets(fitted, model_copy, digits):
     df, dr = forget_retain_accuracy(result.model, digits.test, [3, 7])
     print(f"data-free digits (40-step generator, half epochs): Df {df:.2f} Dr {dr:.2f}")
     assert df <= 5.0 and dr > 90.0, (df, dr)  # measured Df 0.00, Dr 96.42
+
+
+def test_recipe_amortised_schedule_applies_only_with_a_pre_fitted_generator(fitted, model_copy, digits_retain):
+    from zeroshot_unlearn.api import validate_request
+
+    folder, _ = fitted
+    recipe = {**load_recipe("digits").to_dict(), "amortised": {"impair.epochs": 0.5, "repair.epochs": 0.25}}
+    with_generator = validate_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe, generator=folder)
+    assert (with_generator.recipe.impair.epochs, with_generator.recipe.repair.epochs) == (0.5, 0.25)
+    fitted_in_request = validate_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe)
+    assert fitted_in_request.recipe.impair.epochs == load_recipe("digits").impair.epochs
+    caller_wins = validate_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe, generator=folder,
+                                   overrides={"impair.epochs": 0.7})
+    assert caller_wins.recipe.impair.epochs == 0.7 and caller_wins.recipe.repair.epochs == 0.25
+    # a variant with settings of its own keeps them (data-free mode)
+    data_free = validate_request(model_copy, [3, 7], retain=None, recipe=recipe, generator=folder)
+    assert data_free.recipe.impair.epochs != 0.5

@@ -59,3 +59,11 @@ def test_every_trainable_family_has_its_own_recipe():
 
     for name in list_train_specs():
         assert resolve_recipe_name(get_train_spec(name).architecture) != "default", name
+
+
+def test_amortised_section_is_validated_like_the_recipe():
+    with pytest.raises(RecipeError, match="amortised section.*epochz"):
+        resolve_recipe({"amortised": {"impair.epochz": 1.0}}, "x")
+    with pytest.raises(RecipeError, match="lr"):
+        resolve_recipe({"amortised": {"impair.lr": -1.0}}, "x")
+    assert load_recipe("cifar_resnet").amortised["impair.epochs"] < load_recipe("cifar_resnet").impair.epochs

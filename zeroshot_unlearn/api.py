@@ -171,6 +171,10 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
     mean = tuple(cfg.get("mean") or (0.0,) * channels)
     std = tuple(cfg.get("std") or (1.0,) * channels)
     amortised = _check_generator(generator, model, algorithm, resolved, num_classes, input_size)
+    if amortised is not None and resolved.amortised and not algorithm.recipe_overrides:
+        # A variant with settings of its own (data-free, ablations) keeps them.
+        log.info("pre-fitted generator: the recipe's amortised schedule applies (%s)", resolved.amortised)
+        resolved = resolved.replace(resolved.amortised).replace(overrides)
     runtime = make_runtime(device, resolved.precision, resolved.channels_last)
     if runtime.distributed:
         if not algorithm.supports_distributed:

@@ -129,9 +129,12 @@ def data_used(method: str) -> str:
     return " + ".join(n for n in ("retain", "forget") if n in needs) or "none"
 
 
-def _settings(suite, seed, budget, overrides, methods, audit) -> dict:
-    return {"suite": suite, "seed": seed, "retain_budget": budget, "overrides": dict(overrides or {}),
-            "methods": list(methods), "audit": audit}
+def _settings(suite, seed, budget, overrides, methods, audit, generator=None) -> dict:
+    settings = {"suite": suite, "seed": seed, "retain_budget": budget, "overrides": dict(overrides or {}),
+                "methods": list(methods), "audit": audit}
+    if generator is not None:
+        settings["generator"] = str(generator)
+    return settings
 
 
 def _resumable_rows(checkpoint: Path | None, settings: dict) -> list[dict]:
@@ -149,14 +152,17 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
               retain_budget: int | float | None = None, methods: Sequence[str] = ("anti_memory",),
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
               audit: bool | str = False, overrides: dict | None = None, progress: bool = True,
-              checkpoint: str | Path | None = None, resume: bool = False) -> dict:
+              checkpoint: str | Path | None = None, resume: bool = False,
+              generator: str | Path | None = None) -> dict:
     """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns.
 
     ``audit``: False, ``"light"`` (MIA and rebound, no probe/relearn) or ``"full"`` (True).
     ``overrides`` (recipe keys, dotted) apply to every method's recipe, e.g. for a frontier sweep.
     ``methods`` may name ``retrain``: its row is the retrain reference (suite-trained or ``references``),
     not a run on the retained budget. ``checkpoint``: results are written there after every request;
-    with ``resume`` the requests already in it (same settings) are not run again.
+    with ``resume`` the requests already in it (same settings) are not run again. ``generator``: a
+    folder from ``zeroshot-unlearn generator fit`` for the methods that synthesise with one (the
+    amortised setting: no generator fit inside the requests).
     """
     if suite not in SUITES:
         raise InvalidRequestError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
@@ -175,7 +181,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     model_card = {"architecture": model.pretrained_cfg.get("architecture"),
                   "checkpoint_sha256": model.pretrained_cfg.get("checkpoint_sha256"),
                   "test_accuracy": round(float((predict(model, data.test.x) == data.test.y).float().mean() * 100), 2)}
-    settings = _settings(suite, seed, budget, overrides, methods, level)
+    settings = _settings(suite, seed, budget, overrides, methods, level, generator)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     done = _resumable_rows(checkpoint, settings) if resume else []
     per_class_full = spec.full_train_per_class(data)
@@ -187,14 +193,14 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
             rows += earlier
             continue
         rows += _bench_request(model, data, forget, spec, budget, trained, "retrain" in methods, references, seed,
-                               level, overrides, per_class_full, progress)
+                               level, overrides, per_class_full, progress, generator)
         if checkpoint is not None:
             write_json(checkpoint, {**settings, "model": model_card, "rows": rows})
     return {**settings, "model": model_card, "rows": rows}
 
 
 def _bench_request(model, data, forget, spec, budget, methods, want_retrain, references, seed, level, overrides,
-                   per_class_full, progress) -> list[dict]:
+                   per_class_full, progress, generator=None) -> list[dict]:
     retain = retained_subset(data.train, forget, budget, seed=seed)
     # Timed again for every request, so a machine whose load changes during a long run still
     # divides each call by an epoch timed under the same conditions.
@@ -237,7 +243,8 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
             forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
         start, start_cpu = time.perf_counter(), time.process_time()
         result = forget_classes(model, forget, retain=retain, method=method, overrides=overrides, seed=seed,
-                                progress=progress, forget_data=forget_data)
+                                progress=progress, forget_data=forget_data,
+                                generator=generator if get_method(method).uses_generator else None)
         seconds = time.perf_counter() - start
         cpu_seconds[method] = time.process_time() - start_cpu
         measured_models.append((method, result.model, seconds))

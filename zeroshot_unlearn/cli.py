@@ -199,7 +199,7 @@ def cmd_bench(args) -> int:
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
                         retain_budget=budget, methods=methods, references=references, seed=args.seed,
                         audit=args.audit or False, overrides=_overrides(args.set), progress=not args.quiet,
-                        checkpoint=args.out, resume=args.resume)
+                        checkpoint=args.out, resume=args.resume, generator=args.generator)
     save_results(results, args.out, args.markdown)
     from .bench import markdown_table
 
@@ -365,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--resume", action="store_true",
                        help="keep the requests already in --out (written after each request) if its settings match")
     bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override for every method")
+    bench.add_argument("--generator", default=None,
+                       help="a fitted generator folder (generator fit) for the methods that use one: the amortised "
+                            "setting, with the recipe's amortised schedule")
     bench.add_argument("--quiet", action="store_true")
     bench.set_defaults(func=cmd_bench)
 

@@ -260,6 +260,10 @@ class Recipe:
     """The data-free mode of ``anti_memory`` (``retain=None``)."""
     retrain: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=30, lr=0.05))
     """The ``retrain`` reference: from scratch on the retained data it is given."""
+    amortised: dict[str, Any] = field(default_factory=dict)
+    """Overrides (dotted keys, e.g. ``impair.epochs``) for the default method when ``forget_classes``
+    gets a pre-fitted generator: the request pays no generator fit, and its schedule can be the
+    shorter one measured with that generator. The caller's overrides still win."""
 
     def __post_init__(self) -> None:
         _check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
@@ -334,6 +338,10 @@ def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
         if not isinstance(value, str):
             raise RecipeError(f"{source}: recipe key '{name}' must be a string, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise RecipeError(f"{source}: recipe key '{name}' must be a mapping of recipe keys, got {value!r}")
+        return dict(value)
     if origin is tuple:
         if isinstance(value, str):
             value = [value]
@@ -363,7 +371,13 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
         raise RecipeError(f"{source}: a recipe must be a mapping of keys, got {type(data).__name__}")
     merged = dict(data)
     # A phase given partially keeps the other defaults of that phase.
-    return _build(Recipe, merged, source)
+    recipe = _build(Recipe, merged, source)
+    if recipe.amortised:  # its keys and values must make a valid recipe too
+        if "amortised" in _expand_dotted(recipe.amortised):
+            raise RecipeError(f"{source}: 'amortised' cannot set 'amortised'")
+        plain = {k: v for k, v in recipe.to_dict().items() if k != "amortised"}
+        _build(Recipe, _deep_merge(plain, _expand_dotted(recipe.amortised)), f"{source} (amortised section)")
+    return recipe
 
 
 def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
