@@ -1,4 +1,4 @@
-"""forget_classes on timm models: a BatchNorm ResNet and a LayerNorm ViT (random weights, tiny data)."""
+"""forget_classes on one timm model per recipe family, BatchNorm and LayerNorm (random weights, tiny data)."""
 
 import copy
 
@@ -15,13 +15,16 @@ TINY = {"generator.steps": 2, "generator.batch_size": 8, "impair.epochs": 1.0, "
 
 @pytest.mark.parametrize("name, kwargs", [
     ("resnet10t", {}),
+    ("mobilenetv3_small_100", {}),
+    ("efficientnet_b0", {}),
+    ("convnext_atto", {}),
     ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 2}),
 ])
 def test_timm_models_run_end_to_end(name, kwargs):
     torch.manual_seed(0)
     model = load_model(name, num_classes=4, **kwargs)
     size = model.pretrained_cfg["input_size"]
-    if name.startswith("resnet"):
+    if "img_size" not in kwargs:  # convnets take any size; test them at CIFAR's
         size = (3, 32, 32)
         model.pretrained_cfg["input_size"] = size
     retain = ImageTensorDataset(torch.randn(48, *size), torch.tensor([0, 1, 2] * 16))
@@ -29,5 +32,6 @@ def test_timm_models_run_end_to_end(name, kwargs):
     result = forget_classes(model, [3], retain=retain, overrides=TINY, progress=False)
     assert state_equal(model, before)
     assert not state_equal(result.model, before)
+    assert result.recipe.name not in ("default", "timm_resnet") or name.startswith("resnet")  # its family's recipe
     with torch.no_grad():
         assert result.model(retain.x[:2]).shape == (2, 4)
