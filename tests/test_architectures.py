@@ -36,3 +36,20 @@ def test_timm_models_run_end_to_end(name, kwargs):
     assert result.recipe.name == resolve_recipe_name(name) != "default"  # its family's own recipe
     with torch.no_grad():
         assert result.model(retain.x[:2]).shape == (2, 4)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("convnext_atto", {}),
+    ("vit_tiny_patch16_224", {"img_size": 32, "patch_size": 8, "depth": 2}),
+])
+def test_data_free_mode_runs_on_layernorm_models(name, kwargs):
+    # No BatchNorm statistics to match: the generator fits without the prior and memories still flow.
+    torch.manual_seed(0)
+    model = load_model(name, num_classes=4, **kwargs)
+    model.pretrained_cfg["input_size"] = (3, 32, 32)
+    before = copy.deepcopy(model)
+    result = forget_classes(model, [3], retain=None, overrides={**TINY, "data_free.memories_per_epoch": 32},
+                            progress=False)
+    assert result.method == "anti_memory_data_free" and result.forget_images_used == 0
+    assert result.retained_images == 0
+    assert state_equal(model, before) and not state_equal(result.model, before)
