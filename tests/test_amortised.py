@@ -87,3 +87,6 @@ def test_recipe_amortised_schedule_applies_only_with_a_pre_fitted_generator(fitt
     # a variant with settings of its own keeps them (data-free mode)
     data_free = validate_request(model_copy, [3, 7], retain=None, recipe=recipe, generator=folder)
     assert data_free.recipe.impair.epochs != 0.5
+    # ... plus what the recipe asks for that mode (digits: a gentler impair), under the caller's overrides
+    assert data_free.recipe.impair.lr == load_recipe("digits").data_free.overrides["impair.lr"]
+    assert validate_request(model_copy, [3, 7], retain=None, overrides={"impair.lr": 0.03}).recipe.impair.lr == 0.03

@@ -131,8 +131,9 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
     if retain is None and getattr(algorithm, "data_free_variant", None):
         log.info("retain=None: %s runs in its data-free mode (%s)", algorithm.name, algorithm.data_free_variant)
         algorithm = get_method(algorithm.data_free_variant)
-    if algorithm.recipe_overrides:  # a named variant: its settings first, the caller's overrides still win
-        resolved = resolved.replace(algorithm.recipe_overrides).replace(overrides)
+    imposed = algorithm.overrides_for(resolved)
+    if imposed:  # a named variant: its settings first, the caller's overrides still win
+        resolved = resolved.replace(imposed).replace(overrides)
     if resolved.generator.kind not in GENERATORS:
         raise RecipeError(f"unknown generator.kind {resolved.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}")
@@ -171,7 +172,7 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
     mean = tuple(cfg.get("mean") or (0.0,) * channels)
     std = tuple(cfg.get("std") or (1.0,) * channels)
     amortised = _check_generator(generator, model, algorithm, resolved, num_classes, input_size)
-    if amortised is not None and resolved.amortised and not algorithm.recipe_overrides:
+    if amortised is not None and resolved.amortised and not imposed:
         # A variant with settings of its own (data-free, ablations) keeps them.
         log.info("pre-fitted generator: the recipe's amortised schedule applies (%s)", resolved.amortised)
         resolved = resolved.replace(resolved.amortised).replace(overrides)

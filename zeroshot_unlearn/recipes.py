@@ -208,6 +208,9 @@ class DataFreeConfig:
 
     memories_per_epoch: int = 2560
     """Memories one phase epoch draws (``impair.epochs`` x this / batch size = steps)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
+    (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
 
     def __post_init__(self) -> None:
         _check_range("data_free.memories_per_epoch", self.memories_per_epoch, 1, None)
@@ -372,11 +375,17 @@ def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
     merged = dict(data)
     # A phase given partially keeps the other defaults of that phase.
     recipe = _build(Recipe, merged, source)
-    if recipe.amortised:  # its keys and values must make a valid recipe too
-        if "amortised" in _expand_dotted(recipe.amortised):
-            raise RecipeError(f"{source}: 'amortised' cannot set 'amortised'")
-        plain = {k: v for k, v in recipe.to_dict().items() if k != "amortised"}
-        _build(Recipe, _deep_merge(plain, _expand_dotted(recipe.amortised)), f"{source} (amortised section)")
+    # The conditional sections' keys and values must make a valid recipe too.
+    for section, extra in (("amortised", recipe.amortised), ("data_free.overrides", recipe.data_free.overrides)):
+        if not extra:
+            continue
+        expanded = _expand_dotted(extra)
+        if "amortised" in expanded or "overrides" in expanded.get("data_free", {}):
+            raise RecipeError(f"{source}: '{section}' cannot set 'amortised' or 'data_free.overrides'")
+        plain = recipe.to_dict()
+        plain["amortised"] = {}
+        plain["data_free"] = {**plain["data_free"], "overrides": {}}
+        _build(Recipe, _deep_merge(plain, expanded), f"{source} ({section} section)")
     return recipe
 
 

@@ -169,6 +169,10 @@ class AntiMemoryDataFree(AntiMemory):
     recipe_overrides = {"impair.ce_weight": 0.0, "repair.ce_weight": 0.0, "impair.distill_weight": 1.0,
                         "repair.distill_weight": 1.0, "impair.epochs": 1.5}
 
+    def overrides_for(self, recipe) -> dict[str, object]:
+        # A recipe can adjust the mode for its family (``data_free.overrides``), e.g. a gentler impair.
+        return {**self.recipe_overrides, **recipe.data_free.overrides}
+
     def generator_classes(self, ctx: ForgetContext) -> list[int]:
         return list(range(ctx.num_classes))
 

@@ -114,6 +114,11 @@ class Method:
     recipe_overrides: ClassVar[dict[str, object]] = {}
     """Applied to the resolved recipe before the caller's overrides (how named variants differ)."""
 
+    def overrides_for(self, recipe: Recipe) -> dict[str, object]:
+        """What this method sets on ``recipe`` before the caller's overrides: ``recipe_overrides``,
+        plus whatever the recipe itself asks for this method (see the data-free mode)."""
+        return dict(self.recipe_overrides)
+
     def run(self, ctx: ForgetContext) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
