@@ -75,14 +75,10 @@ def _trained_cifar(spec_name: str):
     def load(data_dir: str | None):
         from .train import train_checkpoint
         from .zoo import load_model
-        from .zoo.trained import get_train_spec
 
         spec = get_train_spec(spec_name)
         data = load_data(_need_data_dir(f"cifar10-{spec_name}", data_dir), spec.build())
-        trained = train_checkpoint(spec, data, progress=True)
-        model = load_model(checkpoint=trained.path)
-        model.pretrained_cfg["test_accuracy"] = trained.test_accuracy
-        return model, data
+        return load_model(checkpoint=train_checkpoint(spec, data, progress=True).path), data
 
     return load
 
