@@ -5,7 +5,7 @@ import torch
 
 from zeroshot_unlearn import CheckpointError, InvalidRequestError, load_model
 from zeroshot_unlearn.data import load_data
-from zeroshot_unlearn.metrics import predict
+from zeroshot_unlearn.metrics import accuracy as metric_accuracy
 from zeroshot_unlearn.zoo import list_models
 
 RESNET20 = "resnet20-12fca82f.th"
@@ -15,7 +15,7 @@ def test_public_resnet20_reproduces_its_accuracy(shared_data):
     """The zoo loader (weights_only, module. prefix, option-A shortcut, normalisation) gives 91.73% +- 0.2."""
     model = load_model("cifar10_resnet20", shared_data / "checkpoints" / RESNET20)
     data = load_data(shared_data, model)
-    accuracy = float((predict(model, data.test.x) == data.test.y).float().mean() * 100)
+    accuracy = metric_accuracy(model, data.test)
     assert abs(accuracy - 91.73) <= 0.2, accuracy
     assert model.pretrained_cfg["mean"] == (0.485, 0.456, 0.406)
     assert not model.training

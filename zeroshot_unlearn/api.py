@@ -21,7 +21,7 @@ from .data.datasets import ImageTensorDataset, materialise
 from .errors import DataError, InvalidRequestError, RecipeError
 from .engine import scoped_weights
 from .generators import GENERATORS, AntiMemoryGenerator
-from .io import atomic_dir, save_state_dict, sha256_state_dict, write_text
+from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method, list_methods
 from .recipes import Recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
@@ -63,16 +63,12 @@ class ForgetResult:
     def write_into(self, folder: Path) -> None:
         """The files of :meth:`save`, written into an existing folder (each file atomically)."""
         cfg = dict(getattr(self.model, "pretrained_cfg", {}) or {})
-        metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": _jsonable(cfg), "history": self.history})}
+        metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": jsonable(cfg), "history": self.history})}
         save_state_dict(folder / "model.safetensors", self.model.state_dict(), metadata)
         write_text(folder / "recipe.yaml", self.recipe.to_yaml())
         if self.generator is not None:
             save_state_dict(folder / "generator.safetensors", self.generator.state_dict(),
                             {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.classes})})
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
 def model_architecture(model: nn.Module) -> str:

@@ -25,7 +25,7 @@ from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
 from .methods import get_method
-from .metrics import forget_retain_accuracy, masked_accuracy, predict, training_step_seconds
+from .metrics import accuracy, forget_retain_accuracy, masked_accuracy, training_step_seconds
 from .train import retrain_reference
 from .zoo.trained import DIGITS_TRAIN, get_train_spec, list_train_specs
 
@@ -176,7 +176,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     budget = retain_budget or spec.default_budget
     model_card = {"architecture": model.pretrained_cfg.get("architecture"),
                   "checkpoint_sha256": model.pretrained_cfg.get("checkpoint_sha256"),
-                  "test_accuracy": round(float((predict(model, data.test.x) == data.test.y).float().mean() * 100), 2)}
+                  "test_accuracy": round(accuracy(model, data.test), 2)}
     settings = _settings(suite, seed, budget, overrides, methods, level, generator)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     done = _resumable_rows(checkpoint, settings) if resume else []

@@ -35,6 +35,11 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.T
         model.train(was_training)
 
 
+def accuracy(model: nn.Module, data: ImageTensorDataset) -> float:
+    """Top-1 accuracy (%) of ``model`` on ``data``."""
+    return float((predict(model, data.x) == data.y).float().mean() * 100)
+
+
 def per_class_accuracy(model: nn.Module, data: ImageTensorDataset, num_classes: int) -> list[float]:
     """Accuracy in percent for each class (NaN where the class has no sample)."""
     return accuracy_per_class(predict(model, data.x) == data.y, data.y, num_classes)

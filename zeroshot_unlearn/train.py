@@ -93,17 +93,18 @@ class TrainedCheckpoint:
     path: Path
     card: dict
 
-    @property
-    def test_accuracy(self) -> float | None:
-        return self.card.get("test_accuracy")
+
+def _hash_dataset(digest, data: ImageTensorDataset) -> None:
+    """Feed a dataset's pixels and labels into a cache key."""
+    digest.update(data.x.numpy().tobytes())
+    digest.update(data.y.numpy().tobytes())
 
 
 def _data_digest(data: DataSplits) -> str:
     digest = hashlib.sha256()
     for split in (data.train, data.test):
         if split is not None:
-            digest.update(split.x.numpy().tobytes())
-            digest.update(split.y.numpy().tobytes())
+            _hash_dataset(digest, split)
     return digest.hexdigest()
 
 
@@ -120,8 +121,8 @@ def train_checkpoint(spec: "TrainSpec", data: DataSplits, *, seed: int = 0, prog
     """
     import timm
 
-    from .io import sha256_file, write_json
-    from .metrics import predict
+    from .io import jsonable, sha256_file, write_json
+    from .metrics import accuracy
     from .zoo.loading import METADATA_KEY
 
     key = hashlib.sha256(json.dumps({"spec": spec.key(), "seed": seed, "torch": torch.__version__.split("+")[0],
@@ -141,16 +142,14 @@ def train_checkpoint(spec: "TrainSpec", data: DataSplits, *, seed: int = 0, prog
     start = time.perf_counter()
     train_classifier(model, data.train, spec.train, seed=seed, progress=progress)
     seconds = time.perf_counter() - start
-    accuracy = None
-    if data.test is not None:
-        accuracy = round(float((predict(model, data.test.x) == data.test.y).float().mean() * 100), 2)
-    cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in model.pretrained_cfg.items()}
+    test_accuracy = None if data.test is None else round(accuracy(model, data.test), 2)
     folder.mkdir(parents=True, exist_ok=True)
-    save_state_dict(path, model.state_dict(), {METADATA_KEY: json.dumps({"pretrained_cfg": cfg})})
+    metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": jsonable(model.pretrained_cfg)})}
+    save_state_dict(path, model.state_dict(), metadata)
     card = {"name": spec.name, "architecture": spec.architecture, "model_kwargs": dict(spec.model_kwargs),
             "input_size": list(spec.input_size), "data": data.name, "train_images": len(data.train),
             "test_images": 0 if data.test is None else len(data.test), "train": asdict(spec.train), "seed": seed,
-            "test_accuracy": accuracy, "train_seconds": round(seconds, 1), "cache_key": key,
+            "test_accuracy": test_accuracy, "train_seconds": round(seconds, 1), "cache_key": key,
             "sha256": sha256_file(path), "versions": {"torch": torch.__version__, "timm": timm.__version__}}
     write_json(card_path, card)
     return TrainedCheckpoint(path, card)
@@ -169,8 +168,7 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
 
     key = hashlib.sha256()
     key.update(json.dumps({"name": name, "forget": sorted(forget), "cfg": asdict(cfg), "seed": seed}).encode())
-    key.update(data.x.numpy().tobytes())
-    key.update(data.y.numpy().tobytes())
+    _hash_dataset(key, data)
     path = cache_dir() / "retrain" / f"{name}-{key.hexdigest()[:16]}.safetensors"
     if path.is_file():
         with safe_open(str(path), "pt") as handle:
