@@ -1,0 +1,170 @@
+"""How precisely must a data-free method know where a forgotten class lives in the features?
+
+A measurement behind the representation issue (benchmarks/RESULTS.md, section 1b), not part of
+the library. On the original model's frozen penultimate features it projects out, for each
+forget class, one direction (its class mean minus the overall mean) and reruns PROTOCOL.md's
+probe-Df. With the exact direction (computed from real forget-class images: an oracle no
+data-free method has) the probe loses the class; the script then rotates that direction away
+by a known angle, and tries the estimates a data-free method *can* form: the classifier rows,
+the mean feature of the generator's class impressions, and the forget classes' mean recovered
+from BatchNorm running statistics minus the retained subset's.
+
+    python benchmarks/erasure_bound.py --data-dir ../shared/data --forget 3,7 \
+        --out benchmarks/erasure-bound-cifar10-resnet20.json
+
+About 3 minutes on two CPU cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from zeroshot_unlearn import load_model
+from zeroshot_unlearn.audit.metrics import Outputs, model_outputs, probe_df
+from zeroshot_unlearn.augment import Augment
+from zeroshot_unlearn.data import load_data, retained_subset
+from zeroshot_unlearn.engine import HeadInput
+from zeroshot_unlearn.generators import create_generator, fit_generator
+from zeroshot_unlearn.io import write_json, write_text
+from zeroshot_unlearn.recipes import load_recipe
+
+
+def projector(directions: list[torch.Tensor], centre: torch.Tensor):
+    """f -> f with its components along ``directions`` (about ``centre``) removed."""
+    basis, _ = torch.linalg.qr(torch.stack(directions, 1))
+    return lambda f: f - (f - centre) @ basis @ basis.T
+
+
+def rotated(direction: torch.Tensor, cosine: float, generator: torch.Generator) -> torch.Tensor:
+    """``direction`` turned by arccos(cosine) towards a random orthogonal direction of the same norm."""
+    noise = torch.randn(direction.shape, generator=generator)
+    noise = noise - (noise @ direction) / (direction @ direction) * direction
+    noise = noise / noise.norm() * direction.norm()
+    angle = math.acos(cosine)
+    return math.cos(angle) * direction + math.sin(angle) * noise
+
+
+@torch.no_grad()
+def batchnorm_input_moments(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-channel mean of every BatchNorm layer's input over ``x`` (eval mode)."""
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            def hook(_m, inputs, _o, name=name):
+                t = inputs[0]
+                sums[name] = sums.get(name, 0) + t.sum((0, 2, 3))
+                counts[name] = counts.get(name, 0) + t.shape[0] * t.shape[2] * t.shape[3]
+            handles.append(module.register_forward_hook(hook))
+    for i in range(0, len(x), 500):
+        model(x[i:i + 500])
+    for handle in handles:
+        handle.remove()
+    return {name: sums[name] / counts[name] for name in sums}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--checkpoint", default="checkpoints/resnet20-12fca82f.th",
+                        help="relative to --data-dir (a cifar10_resnet20 zoo checkpoint)")
+    parser.add_argument("--forget", default="3,7")
+    parser.add_argument("--retain-budget", type=int, default=2500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    forget = [int(c) for c in args.forget.split(",")]
+    model = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint)
+    data = load_data(args.data_dir, model)
+    num_classes = 10
+    train, test = model_outputs(model, data.train), model_outputs(model, data.test)
+    forget_test = test.of_classes(forget)
+    retained_test = test.where(~torch.isin(test.y, torch.tensor(forget)))
+    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
+    retain_out = model_outputs(model, retain)
+    head = model.linear
+    overall = train.features.mean(0)
+    retained_mean = retain_out.features.mean(0)
+    class_means = torch.stack([train.features[train.y == c].mean(0) for c in range(num_classes)])
+    oracle = {c: class_means[c] - overall for c in forget}
+    rows: list[dict] = []
+
+    def measure(name: str, data_used: str, directions: list[torch.Tensor] | None, centre=overall, **extra) -> None:
+        project = projector(directions, centre) if directions else (lambda f: f)
+        probe = probe_df(Outputs(train.logits, project(train.features), train.y),
+                         Outputs(forget_test.logits, project(forget_test.features), forget_test.y))
+        logits = head(project(retained_test.features)).detach()
+        logits[:, forget] = float("-inf")
+        dr = float((logits.argmax(1) == retained_test.y).float().mean() * 100)
+        cosines = [float(F.cosine_similarity(d, oracle[c], 0)) for d, c in zip(directions or [], forget)]
+        rows.append({"projection": name, "data_used": data_used, "probe_df": round(probe, 2),
+                     "dr_masked_head": round(dr, 2),
+                     "cosine_to_oracle": [round(x, 3) for x in cosines] or None, **extra})
+        print(rows[-1], flush=True)
+
+    measure("none (original features)", "-", None)
+    measure("oracle: forget-class mean - overall mean", "forget images (oracle)", [oracle[c] for c in forget])
+    rng = torch.Generator().manual_seed(args.seed)
+    for cosine in (0.999, 0.995, 0.99, 0.98, 0.95):
+        measure(f"oracle turned to cosine {cosine}", "forget images (oracle)",
+                [rotated(oracle[c], cosine, rng) for c in forget])
+    weights = head.weight.detach()
+    measure("classifier rows (w_c - mean w)", "none", [weights[c] - weights.mean(0) for c in forget])
+
+    recipe = load_recipe("cifar_resnet")
+    cfg = model.pretrained_cfg
+    generator = create_generator(recipe.generator, num_classes=num_classes, input_size=cfg["input_size"],
+                                 mean=cfg["mean"], std=cfg["std"], forget=forget)
+    augment = Augment(recipe.augment, cfg["mean"], cfg["std"], cfg["input_size"][1:])
+    fit_generator(generator, model, forget, recipe.generator, augment, progress=False)
+    with torch.no_grad(), HeadInput(model) as captured:
+        for c in forget:
+            model(generator.sample(torch.full((512,), c)))
+    impressions = [f.mean(0) - retained_mean for f in captured.values]
+    measure("generator impressions (mean feature - retained mean)", "retained", impressions, centre=retained_mean)
+
+    # BatchNorm running means average every class the model was trained on; subtracting the retained
+    # classes' share leaves the forget classes' mean, if the running means were precise enough.
+    share = len(forget) / num_classes
+    retained_bn = batchnorm_input_moments(model, retain.x)
+    forget_bn = batchnorm_input_moments(model, data.train.x[torch.isin(data.train.y, torch.tensor(forget))])
+    all_bn = batchnorm_input_moments(model, data.train.x)
+    bn_rows = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            std = module.running_var.sqrt()
+            estimate = (module.running_mean - (1 - share) * retained_bn[name]) / share
+            signal = (forget_bn[name] - retained_bn[name]) / std
+            error = (estimate - forget_bn[name]) / std
+            offset = ((module.running_mean - all_bn[name]) / std).abs().mean()
+            bn_rows.append({"layer": name, "running_mean_offset": round(float(offset), 3),
+                            "signal_norm": round(float(signal.norm()), 3),
+                            "error_norm": round(float(error.norm()), 3),
+                            "cosine": round(float(F.cosine_similarity(estimate - retained_bn[name],
+                                                                      forget_bn[name] - retained_bn[name], 0)), 3)})
+    result = {"model": "cifar10_resnet20", "checkpoint": args.checkpoint, "forget": forget,
+              "retained_images": len(retain), "seed": args.seed, "projections": rows,
+              "batchnorm_subtraction": bn_rows}
+    write_json(args.out, result)
+    lines = ["| projection | data used | cosine to oracle | probe-Df | Dr (masked head) |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cos = " / ".join(f"{x:.3f}" for x in r["cosine_to_oracle"]) if r["cosine_to_oracle"] else "–"
+        lines.append(f"| {r['projection']} | {r['data_used']} | {cos} | {r['probe_df']:.2f} | {r['dr_masked_head']:.2f} |")
+    lines += ["", "| BatchNorm layer | running mean − data mean (σ, mean over channels) | forget-mean signal "
+              "(σ, norm over channels) | subtraction error (σ, norm) | cosine |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {b['layer']} | {b['running_mean_offset']:.3f} | {b['signal_norm']:.2f} | {b['error_norm']:.2f} "
+              f"| {b['cosine']:.2f} |" for b in bn_rows]
+    write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
