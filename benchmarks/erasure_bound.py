@@ -32,6 +32,7 @@ from zeroshot_unlearn.data import load_data, retained_subset
 from zeroshot_unlearn.engine import HeadInput
 from zeroshot_unlearn.generators import create_generator, fit_generator
 from zeroshot_unlearn.io import write_json, write_text
+from zeroshot_unlearn.metrics import mask_logits
 from zeroshot_unlearn.recipes import load_recipe
 
 
@@ -98,17 +99,16 @@ def main() -> None:
     oracle = {c: class_means[c] - overall for c in forget}
     rows: list[dict] = []
 
-    def measure(name: str, data_used: str, directions: list[torch.Tensor] | None, centre=overall, **extra) -> None:
+    def measure(name: str, data_used: str, directions: list[torch.Tensor] | None, centre=overall) -> None:
         project = projector(directions, centre) if directions else (lambda f: f)
         probe = probe_df(Outputs(train.logits, project(train.features), train.y),
                          Outputs(forget_test.logits, project(forget_test.features), forget_test.y))
-        logits = head(project(retained_test.features)).detach()
-        logits[:, forget] = float("-inf")
+        logits = mask_logits(head(project(retained_test.features)).detach(), forget)
         dr = float((logits.argmax(1) == retained_test.y).float().mean() * 100)
         cosines = [float(F.cosine_similarity(d, oracle[c], 0)) for d, c in zip(directions or [], forget)]
         rows.append({"projection": name, "data_used": data_used, "probe_df": round(probe, 2),
                      "dr_masked_head": round(dr, 2),
-                     "cosine_to_oracle": [round(x, 3) for x in cosines] or None, **extra})
+                     "cosine_to_oracle": [round(x, 3) for x in cosines] or None})
         print(rows[-1], flush=True)
 
     measure("none (original features)", "-", None)
