@@ -7,7 +7,9 @@ probe-Df. With the exact direction (computed from real forget-class images: an o
 data-free method has) the probe loses the class; the script then rotates that direction away
 by a known angle, and tries the estimates a data-free method *can* form: the classifier rows,
 the mean feature of the generator's class impressions, and the forget classes' mean recovered
-from BatchNorm running statistics minus the retained subset's.
+from BatchNorm running statistics minus the retained subset's. Last, the other way round: keep only
+the subspace the retained classes' classifier rows span (what the masked head reads; no forget data),
+with or without the forget rows' components inside it.
 
     python benchmarks/erasure_bound.py --data-dir ../shared/data --forget 3,7 \
         --out benchmarks/erasure-bound-cifar10-resnet20.json
@@ -42,6 +44,20 @@ def projector(directions: list[torch.Tensor], centre: torch.Tensor):
     return lambda f: f - (f - centre) @ basis @ basis.T
 
 
+def keeper(basis: torch.Tensor, centre: torch.Tensor):
+    """f -> f with only its components in the column space of ``basis`` (about ``centre``) kept."""
+    q, _ = torch.linalg.qr(basis)
+    return lambda f: centre + (f - centre) @ q @ q.T
+
+
+def complement_within(basis: torch.Tensor, removed: list[torch.Tensor]) -> torch.Tensor:
+    """Orthonormal basis of the column space of ``basis`` minus the directions ``removed`` (projected into it)."""
+    q, _ = torch.linalg.qr(basis)
+    inside, _ = torch.linalg.qr(torch.stack([q @ (q.T @ v) for v in removed], 1))
+    u, _, _ = torch.linalg.svd(q - inside @ (inside.T @ q), full_matrices=False)
+    return u[:, :q.shape[1] - len(removed)]
+
+
 def rotated(direction: torch.Tensor, cosine: float, generator: torch.Generator) -> torch.Tensor:
     """``direction`` turned by arccos(cosine) towards a random orthogonal direction of the same norm."""
     noise = torch.randn(direction.shape, generator=generator)
@@ -71,8 +87,9 @@ def batchnorm_input_moments(model: nn.Module, x: torch.Tensor) -> dict[str, torc
     return {name: sums[name] / counts[name] for name in sums}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def request_parser(description: str) -> argparse.ArgumentParser:
+    """The options these measurement scripts share: data, checkpoint, request, budget, seed, output."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--checkpoint", default="checkpoints/resnet20-12fca82f.th",
                         help="relative to --data-dir (a cifar10_resnet20 zoo checkpoint)")
@@ -80,7 +97,11 @@ def main() -> None:
     parser.add_argument("--retain-budget", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = request_parser(__doc__).parse_args()
 
     torch.manual_seed(args.seed)
     forget = [int(c) for c in args.forget.split(",")]
@@ -99,14 +120,18 @@ def main() -> None:
     oracle = {c: class_means[c] - overall for c in forget}
     rows: list[dict] = []
 
-    def measure(name: str, data_used: str, directions: list[torch.Tensor] | None, centre=overall) -> None:
-        project = projector(directions, centre) if directions else (lambda f: f)
+    def measure(name: str, data_used: str, directions: list[torch.Tensor] | None, centre=overall,
+                project=None) -> None:
+        if project is None:
+            project = projector(directions, centre) if directions else (lambda f: f)
         probe = probe_df(Outputs(train.logits, project(train.features), train.y),
                          Outputs(forget_test.logits, project(forget_test.features), forget_test.y))
         logits = mask_logits(head(project(retained_test.features)).detach(), forget)
         dr = float((logits.argmax(1) == retained_test.y).float().mean() * 100)
         cosines = [float(F.cosine_similarity(d, oracle[c], 0)) for d, c in zip(directions or [], forget)]
-        rows.append({"projection": name, "data_used": data_used, "probe_df": round(probe, 2),
+        rows.append({"projection": name, "data_used": data_used, "dims_kept": int(torch.linalg.matrix_rank(
+                         project(train.features) - project(train.features).mean(0))),
+                     "probe_df": round(probe, 2),
                      "dr_masked_head": round(dr, 2),
                      "cosine_to_oracle": [round(x, 3) for x in cosines] or None})
         print(rows[-1], flush=True)
@@ -119,6 +144,19 @@ def main() -> None:
                 [rotated(oracle[c], cosine, rng) for c in forget])
     weights = head.weight.detach()
     measure("classifier rows (w_c - mean w)", "none", [weights[c] - weights.mean(0) for c in forget])
+
+    # Keep only what the masked head reads: the retained classes' rows span an 8-d subspace, and the
+    # retained logits W_r f are unchanged by projecting f onto it, so Dr stays at the ceiling exactly.
+    # (The centre only shifts every feature by a constant: it changes neither the probe nor W_r f.)
+    retained_rows = weights[[c for c in range(num_classes) if c not in forget]].T
+    measure("keep only the retained rows' span", "none", None, centre=retained_mean,
+            project=keeper(retained_rows, retained_mean))
+    forget_rows = {c: weights[c] - weights.mean(0) for c in forget}
+    for removed in ([c] for c in forget):
+        measure(f"... minus the forget row {removed[0]} inside it", "none", None, centre=retained_mean,
+                project=keeper(complement_within(retained_rows, [forget_rows[c] for c in removed]), retained_mean))
+    measure("... minus both forget rows inside it", "none", None, centre=retained_mean,
+            project=keeper(complement_within(retained_rows, list(forget_rows.values())), retained_mean))
 
     recipe = load_recipe("cifar_resnet")
     cfg = model.pretrained_cfg
@@ -155,10 +193,11 @@ def main() -> None:
               "retained_images": len(retain), "seed": args.seed, "projections": rows,
               "batchnorm_subtraction": bn_rows}
     write_json(args.out, result)
-    lines = ["| projection | data used | cosine to oracle | probe-Df | Dr (masked head) |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| projection | data used | dims kept | cosine to oracle | probe-Df | Dr (masked head) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         cos = " / ".join(f"{x:.3f}" for x in r["cosine_to_oracle"]) if r["cosine_to_oracle"] else "–"
-        lines.append(f"| {r['projection']} | {r['data_used']} | {cos} | {r['probe_df']:.2f} | {r['dr_masked_head']:.2f} |")
+        lines.append(f"| {r['projection']} | {r['data_used']} | {r['dims_kept']} | {cos} | {r['probe_df']:.2f} | {r['dr_masked_head']:.2f} |")
     lines += ["", "| BatchNorm layer | running mean − data mean (σ, mean over channels) | forget-mean signal "
               "(σ, norm over channels) | subtraction error (σ, norm) | cosine |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {b['layer']} | {b['running_mean_offset']:.3f} | {b['signal_norm']:.2f} | {b['error_norm']:.2f} "

@@ -1,0 +1,170 @@
+"""Can the backbone be taught to keep only what the retained classes' head reads?
+
+A measurement behind the representation issue (benchmarks/RESULTS.md, section 2), not part of the
+library. ``erasure_bound.py`` shows that keeping only the span of the retained classes' classifier
+rows (8 of 64 dimensions, no forget data) takes the probe on the original model's features from 88
+to 71 at the Dr ceiling, and to 64-67 when one forget row's component inside that span goes too.
+That is a projection applied to features; this script asks whether training the backbone towards
+it makes the *network* produce such features, in particular on forget-class images it never sees.
+
+Each configuration trains a copy of the original on the retained subset (crop + flip, SGD, cosine,
+the shared engine's loop) with: cross-entropy, distillation from the masked teacher, and a feature
+term pulling the student's penultimate features to ``c + P (f_original(x) - c)`` (P the projector
+onto the subspace, c the retained mean feature). Optionally the same feature term on the
+generator's forget-class impressions (BatchNorm in eval mode for them), which excite exactly the
+features a retained image does not. Then probe-Df, relearn steps, Df and Dr of PROTOCOL.md.
+
+    python benchmarks/subspace_distillation.py --data-dir ../shared/data --forget 3,7 \
+        --out benchmarks/subspace-distillation-cifar10-resnet20.json
+
+About 4 minutes per configuration on one CPU thread (``--configs`` picks some by name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from erasure_bound import complement_within, request_parser
+from zeroshot_unlearn import load_model
+from zeroshot_unlearn.audit.metrics import model_outputs, probe_df, relearn_steps
+from zeroshot_unlearn.augment import Augment
+from zeroshot_unlearn.data import load_data, retained_subset
+from zeroshot_unlearn.engine import BatchStream, HeadInput, frozen_batchnorm, masked_distillation, train_phase
+from zeroshot_unlearn.generators import create_generator, fit_generator
+from zeroshot_unlearn.io import write_json, write_text
+from zeroshot_unlearn.metrics import mask_logits
+from zeroshot_unlearn.recipes import PhaseConfig, load_recipe
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    epochs: float
+    feature_weight: float
+    subspace: str = "retained rows"
+    """``retained rows``, or ``retained rows minus forget rows`` (their components inside the span removed)."""
+    impressions: int = 0
+    """Forget-class impressions per step that also get the feature term (0: retained images only)."""
+    impression_weight: float = 1.0
+
+
+CONFIGS = (
+    Config("retained images, 2 epochs", 2.0, 10.0),
+    Config("retained images, 6 epochs, stronger feature term", 6.0, 30.0),
+    Config("retained images, subspace minus forget rows", 2.0, 30.0, subspace="retained rows minus forget rows"),
+    Config("+ impressions, weight 1", 2.0, 10.0, impressions=32, impression_weight=1.0),
+    Config("+ impressions, weight 3", 2.0, 10.0, impressions=32, impression_weight=3.0),
+)
+
+
+def relative_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).pow(2).sum(1).mean() / b.pow(2).sum(1).mean()
+
+
+def main() -> None:
+    parser = request_parser(__doc__)
+    parser.add_argument("--configs", default="all",
+                        help="comma-separated indices into the configuration table (0-based), or 'all'")
+    args = parser.parse_args()
+
+    forget = [int(c) for c in args.forget.split(",")]
+    forget_t = torch.tensor(forget)
+    configs = CONFIGS if args.configs == "all" else [CONFIGS[int(i)] for i in args.configs.split(",")]
+    original = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint).eval()
+    data = load_data(args.data_dir, original)
+    num_classes = original.linear.out_features
+    retained_test = data.test.of_classes([c for c in range(num_classes) if c not in forget])
+    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
+    forget_test = data.test.of_classes(forget)
+    weights = original.linear.weight.detach()
+    retained_rows = weights[[c for c in range(num_classes) if c not in forget]].T
+    with torch.no_grad(), HeadInput(original) as captured:
+        df_original = float((original(forget_test.x).argmax(1) == forget_test.y).float().mean() * 100)
+        original(retain.x)
+    centre = captured.value.mean(0)
+    bases = {"retained rows": torch.linalg.qr(retained_rows)[0],
+             "retained rows minus forget rows": complement_within(
+                 retained_rows, [weights[c] - weights.mean(0) for c in forget])}
+
+    recipe = load_recipe("cifar_resnet")
+    cfg_model = original.pretrained_cfg
+    augment = Augment(recipe.augment, cfg_model["mean"], cfg_model["std"], cfg_model["input_size"][1:])
+    generator = None
+    if any(c.impressions for c in configs):
+        torch.manual_seed(args.seed)
+        generator = create_generator(recipe.generator, num_classes=num_classes, input_size=cfg_model["input_size"],
+                                     mean=cfg_model["mean"], std=cfg_model["std"], forget=forget)
+        fit_generator(generator, original, forget, recipe.generator, augment, progress=False)
+
+    rows = []
+    for config in configs:
+        torch.manual_seed(args.seed)
+        basis = bases[config.subspace]
+        projector = basis @ basis.T
+        student = copy.deepcopy(original)
+        stream = BatchStream(retain.x, retain.y, 128, seed=args.seed)
+        steps = stream.steps_for(config.epochs)
+        phase = PhaseConfig(epochs=config.epochs, lr=0.03, grad_clip=20.0)
+
+        def features_and_target(x: torch.Tensor, synthetic: bool):
+            with torch.no_grad(), HeadInput(original) as teacher_features:
+                teacher_logits = original(x)
+            target = centre + (teacher_features.value - centre) @ projector
+            bn = frozen_batchnorm(student) if synthetic else contextlib.nullcontext()
+            with bn, HeadInput(student) as student_features:
+                logits = student(x)
+            return logits, teacher_logits, relative_distance(student_features.value, target)
+
+        def step_loss(_step: int) -> torch.Tensor:
+            x, y = next(stream)
+            logits, teacher_logits, distance = features_and_target(augment(x), synthetic=False)
+            loss = (F.cross_entropy(logits, y) + masked_distillation(logits, teacher_logits, forget_t, 4.0)
+                    + config.feature_weight * distance)
+            if config.impressions:
+                labels = forget_t[torch.randint(len(forget), (config.impressions,))]
+                with torch.no_grad():
+                    samples = augment(generator.sample(labels))
+                _, _, impression_distance = features_and_target(samples, synthetic=True)
+                loss = loss + config.feature_weight * config.impression_weight * impression_distance
+            return loss
+
+        start = time.process_time()
+        stats = train_phase(student, phase, steps, step_loss, name=config.name)
+        cpu = time.process_time() - start
+        student.eval()
+        with torch.no_grad():
+            df = float((student(forget_test.x).argmax(1) == forget_test.y).float().mean() * 100)
+            retained_logits = mask_logits(student(retained_test.x), forget)
+        dr = float((retained_logits.argmax(1) == retained_test.y).float().mean() * 100)
+        train_out = model_outputs(student, data.train)
+        probe = probe_df(train_out, model_outputs(student, forget_test))
+        relearn, capped = relearn_steps(student, data.train.of_classes(forget), data.test, forget, 0.5 * df_original,
+                                        seed=args.seed)
+        rows.append({"config": config.name, "subspace": config.subspace, "dims": basis.shape[1],
+                     "epochs": config.epochs, "feature_weight": config.feature_weight,
+                     "impressions_per_step": config.impressions, "impression_weight": config.impression_weight,
+                     "steps": steps, "loss_first_last": [round(stats.first_loss, 3), round(stats.last_loss, 3)],
+                     "df": round(df, 2), "dr_masked": round(dr, 2), "probe_df": round(probe, 2),
+                     "relearn_steps": relearn, "relearn_capped": capped, "train_cpu_seconds": round(cpu, 1)})
+        print(rows[-1], flush=True)
+
+    result = {"model": "cifar10_resnet20", "checkpoint": args.checkpoint, "forget": forget,
+              "retained_images": len(retain), "seed": args.seed, "df_original": round(df_original, 2),
+              "forget_images_used": 0, "runs": rows}
+    write_json(args.out, result)
+    lines = ["| configuration | subspace (dims) | epochs | Df | Dr (masked) | probe-Df | relearn steps |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['config']} | {r['subspace']} ({r['dims']}) | {r['epochs']:g} | {r['df']:.2f} | "
+              f"{r['dr_masked']:.2f} | {r['probe_df']:.2f} | {r['relearn_steps']} |" for r in rows]
+    write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The linear algebra behind benchmarks/erasure_bound.py's subspace rows (RESULTS.md §2)."""
+
+import sys
+
+import torch
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from erasure_bound import complement_within, keeper, projector  # noqa: E402
+
+
+def test_keeping_the_retained_rows_span_leaves_retained_logits_unchanged():
+    torch.manual_seed(0)
+    weights, features = torch.randn(10, 64), torch.randn(200, 64)
+    retained = [c for c in range(10) if c not in (3, 7)]
+    centre = features.mean(0)
+    kept = keeper(weights[retained].T, centre)(features)
+    torch.testing.assert_close(kept @ weights[retained].T, features @ weights[retained].T, atol=1e-4, rtol=1e-4)
+    assert torch.linalg.matrix_rank(kept - centre) == len(retained)
+
+
+def test_complement_within_is_orthonormal_and_orthogonal_to_what_it_removes():
+    torch.manual_seed(0)
+    basis, removed = torch.randn(64, 8), [torch.randn(64), torch.randn(64)]
+    q = complement_within(basis, removed)
+    assert q.shape == (64, 6)
+    torch.testing.assert_close(q.T @ q, torch.eye(6), atol=1e-5, rtol=0)
+    span, _ = torch.linalg.qr(basis)
+    for v in removed:  # the removed directions' parts inside the span are gone ...
+        assert (q.T @ (span @ (span.T @ v))).abs().max() < 1e-4
+    # ... and the complement stays inside the original span
+    torch.testing.assert_close(span @ (span.T @ q), q, atol=1e-5, rtol=0)
+
+
+def test_projector_removes_exactly_the_given_directions():
+    torch.manual_seed(0)
+    features, direction = torch.randn(100, 16), torch.randn(16)
+    centre = features.mean(0)
+    projected = projector([direction], centre)(features)
+    assert ((projected - centre) @ direction).abs().max() < 1e-4
+    orthogonal = torch.randn(16)
+    orthogonal -= (orthogonal @ direction) / (direction @ direction) * direction
+    torch.testing.assert_close((projected - centre) @ orthogonal, (features - centre) @ orthogonal,
+                               atol=1e-4, rtol=1e-4)
