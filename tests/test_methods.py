@@ -96,6 +96,26 @@ def test_variants_change_only_their_settings(model_copy, digits_retain):
     assert result.generator is None
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_gkt_distils_from_the_masked_teacher_only_when_asked(model_copy, digits_retain, monkeypatch, masked):
+    import zeroshot_unlearn.methods.gkt as gkt
+
+    targets = []
+
+    def recording(student_logits, teacher_logits, temperature):
+        targets.append(teacher_logits.detach())
+        return gkt_distillation(student_logits, teacher_logits, temperature)
+    gkt_distillation = gkt.distillation
+    monkeypatch.setattr(gkt, "distillation", recording)
+    forget_classes(model_copy, [3, 7], retain=digits_retain, method="gkt", progress=False,
+                   overrides={"gkt.iterations": 2, "gkt.mask_forget_logits": masked})
+    # The generator's objective always sees the full teacher; the student's targets are masked on request.
+    student_targets = [t for t in targets if t.isinf().any()]
+    assert bool(student_targets) == masked
+    for t in student_targets:
+        assert t[:, [3, 7]].eq(float("-inf")).all() and t[:, [0, 1, 2, 4, 5, 6, 8, 9]].isfinite().all()
+
+
 def test_shrink_perturb_touches_only_its_scope(model_copy):
     before = copy.deepcopy(model_copy)
     changed = shrink_perturb(model_copy, ["features.8"], shrink=0.5, noise=0.5, seed=0)
