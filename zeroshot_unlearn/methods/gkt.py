@@ -12,8 +12,9 @@ and 10 student steps per pseudo batch, Adam lr 1e-3 (generator) and 2e-3 (studen
 (``iterations``; the papers run thousands, hours on a GPU), no attention-transfer term (it needs
 matched intermediate blocks), and the generator is the project's class-conditional network fed
 random classes. ``mask_forget_logits: true`` distils from the masked teacher instead (not in the
-paper; it closes the leak through sub-threshold forget-class probability). A student that starts from the original (``student_init: original``) keeps its
-synthetic batches out of its BatchNorm statistics, as every method here does.
+paper; it closed the leak through sub-threshold forget-class probability on ``digits`` {6}). A
+student that starts from the original (``student_init: original``) keeps its synthetic batches out
+of its BatchNorm statistics, as every method here does.
 """
 
 from __future__ import annotations
