@@ -1,15 +1,17 @@
 """How precisely must a data-free method know where a forgotten class lives in the features?
 
-A measurement behind the representation issue (benchmarks/RESULTS.md, section 1b), not part of
+A measurement behind the representation issue (benchmarks/RESULTS.md, section 2), not part of
 the library. On the original model's frozen penultimate features it projects out, for each
 forget class, one direction (its class mean minus the overall mean) and reruns PROTOCOL.md's
 probe-Df. With the exact direction (computed from real forget-class images: an oracle no
 data-free method has) the probe loses the class; the script then rotates that direction away
 by a known angle, and tries the estimates a data-free method *can* form: the classifier rows,
 the mean feature of the generator's class impressions, and the forget classes' mean recovered
-from BatchNorm running statistics minus the retained subset's. Last, the other way round: keep only
+from BatchNorm running statistics minus the retained subset's. Then the other way round: keep only
 the subspace the retained classes' classifier rows span (what the masked head reads; no forget data),
-with or without the forget rows' components inside it.
+with or without the forget rows' components inside it. Last, the structured form: switch off the
+channels that respond most to the forget classes (ranked from real forget images, impressions, or
+the classifier rows), as channel-pruning unlearning methods do.
 
     python benchmarks/erasure_bound.py --data-dir ../shared/data --forget 3,7 \
         --out benchmarks/erasure-bound-cifar10-resnet20.json
@@ -87,9 +89,13 @@ def batchnorm_input_moments(model: nn.Module, x: torch.Tensor) -> dict[str, torc
     return {name: sums[name] / counts[name] for name in sums}
 
 
-def request_parser(description: str) -> argparse.ArgumentParser:
-    """The options these measurement scripts share: data, checkpoint, request, budget, seed, output."""
+def request_parser(description: str, *, configurations: bool = False) -> argparse.ArgumentParser:
+    """The options these measurement scripts share: data, checkpoint, request, budget, seed, output
+    (and ``--configs`` for the scripts that run a table of configurations)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if configurations:
+        parser.add_argument("--configs", default="all",
+                            help="comma-separated indices into the configuration table (0-based), or 'all'")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--checkpoint", default="checkpoints/resnet20-12fca82f.th",
                         help="relative to --data-dir (a cifar10_resnet20 zoo checkpoint)")
@@ -98,6 +104,11 @@ def request_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     return parser
+
+
+def selected(configs: tuple, spec: str) -> list:
+    """The configurations ``--configs`` names (indices into ``configs``, or 'all')."""
+    return list(configs) if spec == "all" else [configs[int(i)] for i in spec.split(",")]
 
 
 def main() -> None:
@@ -124,13 +135,14 @@ def main() -> None:
                 project=None) -> None:
         if project is None:
             project = projector(directions, centre) if directions else (lambda f: f)
-        probe = probe_df(Outputs(train.logits, project(train.features), train.y),
+        projected_train = project(train.features)
+        probe = probe_df(Outputs(train.logits, projected_train, train.y),
                          Outputs(forget_test.logits, project(forget_test.features), forget_test.y))
         logits = mask_logits(head(project(retained_test.features)).detach(), forget)
         dr = float((logits.argmax(1) == retained_test.y).float().mean() * 100)
         cosines = [float(F.cosine_similarity(d, oracle[c], 0)) for d, c in zip(directions or [], forget)]
         rows.append({"projection": name, "data_used": data_used, "dims_kept": int(torch.linalg.matrix_rank(
-                         project(train.features) - project(train.features).mean(0))),
+                         projected_train - projected_train.mean(0))),
                      "probe_df": round(probe, 2),
                      "dr_masked_head": round(dr, 2),
                      "cosine_to_oracle": [round(x, 3) for x in cosines] or None})
@@ -143,19 +155,18 @@ def main() -> None:
         measure(f"oracle turned to cosine {cosine}", "forget images (oracle)",
                 [rotated(oracle[c], cosine, rng) for c in forget])
     weights = head.weight.detach()
-    measure("classifier rows (w_c - mean w)", "none", [weights[c] - weights.mean(0) for c in forget])
+    forget_rows = {c: weights[c] - weights.mean(0) for c in forget}
+    measure("classifier rows (w_c - mean w)", "none", list(forget_rows.values()))
 
     # Keep only what the masked head reads: the retained classes' rows span an 8-d subspace, and the
     # retained logits W_r f are unchanged by projecting f onto it, so Dr stays at the ceiling exactly.
     # (The centre only shifts every feature by a constant: it changes neither the probe nor W_r f.)
     retained_rows = weights[[c for c in range(num_classes) if c not in forget]].T
-    measure("keep only the retained rows' span", "none", None, centre=retained_mean,
-            project=keeper(retained_rows, retained_mean))
-    forget_rows = {c: weights[c] - weights.mean(0) for c in forget}
-    for removed in ([c] for c in forget):
-        measure(f"... minus the forget row {removed[0]} inside it", "none", None, centre=retained_mean,
-                project=keeper(complement_within(retained_rows, [forget_rows[c] for c in removed]), retained_mean))
-    measure("... minus both forget rows inside it", "none", None, centre=retained_mean,
+    measure("keep only the retained rows' span", "none", None, project=keeper(retained_rows, retained_mean))
+    for c in forget:
+        measure(f"... minus the forget row {c} inside it", "none", None,
+                project=keeper(complement_within(retained_rows, [forget_rows[c]]), retained_mean))
+    measure("... minus both forget rows inside it", "none", None,
             project=keeper(complement_within(retained_rows, list(forget_rows.values())), retained_mean))
 
     recipe = load_recipe("cifar_resnet")
@@ -169,6 +180,25 @@ def main() -> None:
             model(generator.sample(torch.full((512,), c)))
     impressions = [f.mean(0) - retained_mean for f in captured.values]
     measure("generator impressions (mean feature - retained mean)", "retained", impressions, centre=retained_mean)
+
+    # Channel pruning, the structured form of erasure (class-discriminative pruning, Wang et al.,
+    # WWW 2022, prunes the channels that respond most to the forget class): a channel can be
+    # switched off in the weights, unlike a direction. Rank the 64 channels by how much more they
+    # respond to the forget classes than to retained images, zero the top k, rerun the probe.
+    retained_std = retain_out.features.std(0).clamp(min=1e-6)
+    forget_train_mean = train.features[torch.isin(train.y, torch.tensor(forget))].mean(0)
+    rankings = {
+        "real forget images": ("forget images (oracle)", (forget_train_mean - retained_mean) / retained_std),
+        "impressions": ("retained", (torch.cat(captured.values).mean(0) - retained_mean) / retained_std),
+        "classifier rows": ("none", weights[forget].clamp(min=0).sum(0)
+                            / weights[[c for c in range(num_classes) if c not in forget]].abs().mean(0)),
+    }
+    for source, (data_used, score) in rankings.items():
+        for k in (8, 16, 24):
+            keep = torch.ones_like(score)
+            keep[torch.argsort(score, descending=True)[:k]] = 0
+            measure(f"prune the {k} channels most specific to the forget classes ({source})", data_used, None,
+                    project=lambda f, keep=keep: f * keep)
 
     # BatchNorm running means average every class the model was trained on; subtracting the retained
     # classes' share leaves the forget classes' mean, if the running means were precise enough.

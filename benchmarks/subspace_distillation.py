@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from erasure_bound import complement_within, request_parser
+from erasure_bound import complement_within, request_parser, selected
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.audit.metrics import model_outputs, probe_df, relearn_steps
 from zeroshot_unlearn.augment import Augment
@@ -39,7 +39,7 @@ from zeroshot_unlearn.data import load_data, retained_subset
 from zeroshot_unlearn.engine import BatchStream, HeadInput, frozen_batchnorm, masked_distillation, train_phase
 from zeroshot_unlearn.generators import create_generator, fit_generator
 from zeroshot_unlearn.io import write_json, write_text
-from zeroshot_unlearn.metrics import mask_logits
+from zeroshot_unlearn.metrics import forget_retain_accuracy, masked_accuracy
 from zeroshot_unlearn.recipes import PhaseConfig, load_recipe
 
 
@@ -75,24 +75,20 @@ def relative_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = request_parser(__doc__)
-    parser.add_argument("--configs", default="all",
-                        help="comma-separated indices into the configuration table (0-based), or 'all'")
-    args = parser.parse_args()
+    args = request_parser(__doc__, configurations=True).parse_args()
 
     forget = [int(c) for c in args.forget.split(",")]
     forget_t = torch.tensor(forget)
-    configs = CONFIGS if args.configs == "all" else [CONFIGS[int(i)] for i in args.configs.split(",")]
+    configs = selected(CONFIGS, args.configs)
     original = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint).eval()
     data = load_data(args.data_dir, original)
     num_classes = original.linear.out_features
-    retained_test = data.test.of_classes([c for c in range(num_classes) if c not in forget])
     retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
     forget_test = data.test.of_classes(forget)
+    df_original = forget_retain_accuracy(original, data.test, forget)[0]
     weights = original.linear.weight.detach()
     retained_rows = weights[[c for c in range(num_classes) if c not in forget]].T
     with torch.no_grad(), HeadInput(original) as captured:
-        df_original = float((original(forget_test.x).argmax(1) == forget_test.y).float().mean() * 100)
         original(retain.x)
     centre = captured.value.mean(0)
     bases = {"retained rows": torch.linalg.qr(retained_rows)[0],
@@ -147,10 +143,8 @@ def main() -> None:
         stats = train_phase(student, phase, steps, step_loss, name=config.name)
         cpu = time.process_time() - start
         student.eval()
-        with torch.no_grad():
-            df = float((student(forget_test.x).argmax(1) == forget_test.y).float().mean() * 100)
-            retained_logits = mask_logits(student(retained_test.x), forget)
-        dr = float((retained_logits.argmax(1) == retained_test.y).float().mean() * 100)
+        df = forget_retain_accuracy(student, data.test, forget)[0]
+        dr = masked_accuracy(student, data.test, forget)
         train_out = model_outputs(student, data.train)
         probe = probe_df(train_out, model_outputs(student, forget_test))
         relearn, capped = relearn_steps(student, data.train.of_classes(forget), data.test, forget, 0.5 * df_original,
