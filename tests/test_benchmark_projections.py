@@ -1,4 +1,4 @@
-"""The linear algebra behind benchmarks/erasure_bound.py's subspace rows (RESULTS.md §2)."""
+"""The linear algebra behind benchmarks/erasure_bound.py's subspace rows (RESULTS.md §2), and the frontier plot's reading of the result files."""
 
 import sys
 
@@ -43,3 +43,17 @@ def test_projector_removes_exactly_the_given_directions():
     orthogonal -= (orthogonal @ direction) / (direction @ direction) * direction
     torch.testing.assert_close((projected - centre) @ orthogonal, (features - centre) @ orthogonal,
                                atol=1e-4, rtol=1e-4)
+
+
+def test_frontier_plot_reads_every_shipped_result_file(tmp_path):
+    from frontier_plot import BENCH_FILES, bench_points, other_points, plot
+
+    for name in BENCH_FILES:  # a listed file that is missing would silently drop its points
+        assert (REPO / "benchmarks" / name).exists(), name
+    points = bench_points() + other_points()
+    anchors = {p["label"]: p for p in points if p["kind"] == "anchor"}
+    assert set(anchors) == {"original", "retrain", "logit_mask"}
+    assert all(0 <= p["probe_df"] <= 100 and 0 <= p["dr"] <= 100 for p in points)
+    out = tmp_path / "frontier.png"
+    plot(points, anchors["retrain"]["probe_df"], anchors["original"]["dr"], out)
+    assert out.stat().st_size > 10_000
