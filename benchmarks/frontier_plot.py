@@ -20,8 +20,10 @@ from zeroshot_unlearn.io import write_json
 HERE = Path(__file__).resolve().parent
 BENCH_FILES = ("ablation-cifar10-resnet20.json", "frontier-sp-0.5.json", "frontier-sp-0.7.json",
                "frontier-regrow-0.5-e4.json", "frontier-regrow-0.7-e4.json", "frontier-regrow-0.5-e4-clip20.json",
-               "frontier-regrow-e16.json",
-               "frontier-regrow-budget8000-e5.json", "frontier-masked-kd-strong.json")
+               "frontier-regrow-e16.json", "frontier-regrow-budget8000-e5.json", "frontier-masked-kd-strong.json")
+SCRIPT_FILES = {"subspace-distillation-cifar10-resnet20.json": "subspace distillation",
+                "regrowth-targets-cifar10-resnet20.json": "layer3 regrown"}
+"""Result files of the measurement scripts (a ``runs`` list) and the label prefix of their points."""
 
 
 def _overrides(run: dict) -> str:
@@ -30,8 +32,8 @@ def _overrides(run: dict) -> str:
 
 
 def bench_points(names=BENCH_FILES) -> list[dict]:
-    """(label, kind, Dr, probe-Df) of every {3,7} row with a probe in the bench files, the original
-    and the retrain reference once."""
+    """(label, kind, Dr, probe-Df) of every {3,7} row with a probe in the bench files; the original,
+    the retrain reference and the logit mask once."""
     points, seen_anchors = [], set()
     for name in names:
         path = HERE / name
@@ -59,16 +61,12 @@ def bench_points(names=BENCH_FILES) -> list[dict]:
 
 def other_points() -> list[dict]:
     points = []
-    subspace = HERE / "subspace-distillation-cifar10-resnet20.json"
-    if subspace.exists():
-        for row in json.loads(subspace.read_text())["runs"]:
-            points.append({"label": f"subspace distillation: {row['config']}", "kind": "network",
-                           "dr": row["dr_masked"], "probe_df": row["probe_df"], "source": subspace.name})
-    regrowth = HERE / "regrowth-targets-cifar10-resnet20.json"
-    if regrowth.exists():
-        for row in json.loads(regrowth.read_text())["runs"]:
-            points.append({"label": f"layer3 regrown: {row['config']}", "kind": "network",
-                           "dr": row["dr_masked"], "probe_df": row["probe_df"], "source": regrowth.name})
+    for name, prefix in SCRIPT_FILES.items():
+        path = HERE / name
+        if path.exists():
+            for row in json.loads(path.read_text())["runs"]:
+                points.append({"label": f"{prefix}: {row['config']}", "kind": "network",
+                               "dr": row["dr_masked"], "probe_df": row["probe_df"], "source": name})
     erasure = HERE / "erasure-bound-cifar10-resnet20.json"
     if erasure.exists():
         for row in json.loads(erasure.read_text())["projections"]:

@@ -46,9 +46,9 @@ def test_projector_removes_exactly_the_given_directions():
 
 
 def test_frontier_plot_reads_every_shipped_result_file(tmp_path):
-    from frontier_plot import BENCH_FILES, bench_points, other_points, plot
+    from frontier_plot import BENCH_FILES, SCRIPT_FILES, bench_points, other_points, plot
 
-    for name in BENCH_FILES:  # a listed file that is missing would silently drop its points
+    for name in (*BENCH_FILES, *SCRIPT_FILES):  # a listed file that is missing would silently drop its points
         assert (REPO / "benchmarks" / name).exists(), name
     points = bench_points() + other_points()
     anchors = {p["label"]: p for p in points if p["kind"] == "anchor"}
