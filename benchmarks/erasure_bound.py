@@ -190,8 +190,7 @@ def main() -> None:
     rankings = {
         "real forget images": ("forget images (oracle)", (forget_train_mean - retained_mean) / retained_std),
         "impressions": ("retained", (torch.cat(captured.values).mean(0) - retained_mean) / retained_std),
-        "classifier rows": ("none", weights[forget].clamp(min=0).sum(0)
-                            / weights[[c for c in range(num_classes) if c not in forget]].abs().mean(0)),
+        "classifier rows": ("none", weights[forget].clamp(min=0).sum(0) / retained_rows.abs().mean(1)),
     }
     for source, (data_used, score) in rankings.items():
         for k in (8, 16, 24):
