@@ -62,3 +62,172 @@ def test_usage_error_exits_2():
     with pytest.raises(SystemExit) as info:
         main(["forget"])
     assert info.value.code == 2
+
+
+def test_help_needs_no_torch_and_documents_every_option():
+    import subprocess
+    import sys
+
+    probe = ("import sys\n"
+             "from zeroshot_unlearn.cli import main\n"
+             "for argv in (['--help'], ['forget', '--help'], ['audit', '--help']):\n"
+             "    try:\n"
+             "        main(argv)\n"
+             "    except SystemExit:\n"
+             "        pass\n"
+             "print('torch imported' if 'torch' in sys.modules else 'no torch')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().endswith("no torch"), done.stdout + done.stderr
+    assert "examples:" in done.stdout and "methods (--method NAME" in done.stdout
+
+    import argparse
+
+    from zeroshot_unlearn.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield from walk(child, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction):
+                yield path, action
+
+    undocumented = [f"{path} {'/'.join(a.option_strings) or a.dest}" for path, a in walk(build_parser(), "")
+                    if not a.help]
+    assert undocumented == []
+
+
+def test_forget_help_lists_exactly_the_registered_methods():
+    from zeroshot_unlearn import list_methods
+    from zeroshot_unlearn.cli import METHOD_HELP
+
+    assert list(METHOD_HELP) == sorted(list_methods())
+    for name, needs in list_methods().items():
+        assert METHOD_HELP[name].startswith(needs), (name, needs, METHOD_HELP[name])
+
+
+def _write_pickled_checkpoint(path):
+    import argparse
+
+    import torch
+
+    torch.save({"state_dict": argparse.Namespace(weights=1)}, path)
+
+
+def test_installed_cli_refuses_bad_input_in_one_line_before_any_work(tmp_path):
+    """Each bad input: exit 2, one line on stderr, no traceback, nothing written (console script, subprocess)."""
+    import concurrent.futures
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+
+    script = Path(sys.executable).parent / "zeroshot-unlearn"
+    shipped = REPO / "checkpoints" / "digits_cnn.safetensors"
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(shipped.read_bytes()[: shipped.stat().st_size // 2])
+    pickled = tmp_path / "pickled.pth"
+    _write_pickled_checkpoint(pickled)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("precious")
+    base = ["forget", "--model", "digits_cnn", "--retain-data", "digits", "--retain-budget", "400"]
+    cases = {
+        "all classes": ["--classes", *map(str, range(10))],
+        "duplicate": ["--classes", "3", "3"],
+        "out of range": ["--classes", "12"],
+        "unknown class name": ["--classes", "cat"],
+        "missing checkpoint": ["--classes", "3", "--checkpoint", str(tmp_path / "nope.safetensors")],
+        "truncated checkpoint": ["--classes", "3", "--checkpoint", str(truncated)],
+        "pickled checkpoint": ["--classes", "3", "--checkpoint", str(pickled)],
+        "unknown recipe": ["--classes", "3", "--recipe", "nosuch"],
+        "unknown method": ["--classes", "3", "--method", "nosuch"],
+        "bad --set value": ["--classes", "3", "--set", "impair.lr=fast"],
+        "bad --set key": ["--classes", "3", "--set", "impair.speed=1"],
+        "negative budget": ["--classes", "3", "--retain-budget", "-5"],
+        "budget not a number": ["--classes", "3", "--retain-budget", "many"],
+        "budget below one per class": ["--classes", "3", "--retain-budget", "3"],
+        "missing data folder": ["--classes", "3", "--retain-data", str(tmp_path / "no-data")],
+        "non-empty out": ["--classes", "3", "--out", str(full)],
+    }
+    env = {**os.environ, "ZEROSHOT_UNLEARN_HOME": str(tmp_path / "home")}
+
+    def run(item):
+        name, extra = item
+        out = tmp_path / "out" / name.replace(" ", "-")
+        argv = [str(script), *base, "--out", str(out), *extra]  # a later --out / --retain-* wins
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+        return name, out, done
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, cases.items()))
+    for name, out, done in results:
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, f"{name}: exit {done.returncode}\n{done.stderr}"
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{name}: {done.stderr!r}"
+        assert "Traceback" not in done.stderr and done.stdout == "", name
+        assert not out.exists(), f"{name}: wrote {out}"
+    assert [p.name for p in full.iterdir()] == ["keep.txt"] and (full / "keep.txt").read_text() == "precious"
+    assert not (tmp_path / "out").exists()
+    shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+def test_retained_image_folder_with_names_from_a_file(tmp_path, digits):
+    """An ImageFolder of the retained digits only, folders named in words, mapped by a --class-names file."""
+    import numpy as np
+    from PIL import Image
+
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(words) + "\n")
+    pixels = (digits.train.x * 0.3081 + 0.1307).clamp(0, 1).mul(255).round().byte().numpy()
+    for c in range(10):
+        if c in (3, 7):
+            continue  # deleted: no folder for the forgotten classes
+        folder = tmp_path / "retained" / words[c]
+        folder.mkdir(parents=True)
+        for i, row in enumerate(np.flatnonzero(digits.train.y.numpy() == c)[:20]):
+            Image.fromarray(pixels[row, 0]).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    code = main(["forget", "--model", "digits_cnn", "--classes", "three", "seven", "--retain-data",
+                 str(tmp_path / "retained"), "--class-names", str(names), "--retain-budget", "160", "--set",
+                 "generator.steps=5", "--out", str(out), "--quiet"])
+    assert code == 0
+    row = json.loads((out / "metrics.json").read_text())["rows"][0]
+    assert row["classes"] == [3, 7] and row["retained_images"] == 160
+    model = load_model(checkpoint=out / "model.safetensors")
+    assert model.unlearning_history[-1]["requested"] == [3, 7]
+
+
+def test_cifar_retained_image_folder_by_class_name(tmp_path, shared_data):
+    """The newcomer's tree: CIFAR-10 training PNGs of the eight retained classes under their names, no cat/ or horse/."""
+    import numpy as np
+    from PIL import Image
+
+    from zeroshot_unlearn.data import load_data
+
+    with np.load(shared_data / "cifar10_train_subset.npz") as npz:
+        x, y, names = npz["x"], npz["y"], [str(n) for n in npz["classes"]]
+    for c in range(10):
+        if c in (3, 7):
+            continue
+        folder = tmp_path / "retained" / names[c]
+        folder.mkdir(parents=True)
+        for i, row in enumerate(np.flatnonzero(y == c)[:50]):
+            Image.fromarray(x[row]).save(folder / f"{i}.png")
+    checkpoint = shared_data / "checkpoints" / "resnet20-12fca82f.th"
+    tree = load_data(tmp_path / "retained", load_model("cifar10_resnet20", checkpoint))
+    expected = [c for c in range(10) if c not in (3, 7) for _ in range(50)]
+    assert tree.train.y.tolist() == expected  # deer is 4 and truck 9, as in the model's head
+    out = tmp_path / "out"
+    code = main(["forget", "--model", "cifar10_resnet20", "--checkpoint", str(checkpoint), "--classes", "cat",
+                 "horse", "--retain-data", str(tmp_path / "retained"), "--retain-budget", "400", "--set",
+                 "generator.steps=5", "--set", "impair.epochs=0.5", "--set", "repair.epochs=0.25", "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    row = json.loads((out / "metrics.json").read_text())["rows"][0]
+    assert row["classes"] == [3, 7] and row["retained_images"] == 400
+    assert load_model(checkpoint=out / "model.safetensors").pretrained_cfg["label_names"][3] == "cat"

@@ -1,16 +1,38 @@
-"""zeroshot-unlearn: make a trained image classifier forget whole classes without the forget data."""
+"""zeroshot-unlearn: make a trained image classifier forget whole classes without the forget data.
+
+The public names are imported on first use (PEP 562), so ``import zeroshot_unlearn`` and the
+command line's ``--help`` do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .api import ForgetPlan, ForgetResult, forget_classes, validate_request  # noqa: E402
-from .audit import AuditReport, audit  # noqa: E402
-from .errors import (CheckpointError, DataError, DivergenceError, InvalidRequestError, ModelError,  # noqa: E402
-                     OutputError, RecipeError, UnlearnError)
-from .methods import list_methods  # noqa: E402
-from .recipes import Recipe, list_recipes, load_recipe  # noqa: E402
-from .zoo import list_models, load_model  # noqa: E402
+_EXPORTS = {
+    "forget_classes": "api", "ForgetResult": "api", "validate_request": "api", "ForgetPlan": "api",
+    "audit": "audit", "AuditReport": "audit",
+    "load_model": "zoo", "list_models": "zoo",
+    "list_recipes": "recipes", "load_recipe": "recipes", "Recipe": "recipes",
+    "list_methods": "methods",
+    "UnlearnError": "errors", "InvalidRequestError": "errors", "RecipeError": "errors",
+    "CheckpointError": "errors", "DataError": "errors", "ModelError": "errors", "DivergenceError": "errors",
+    "OutputError": "errors",
+}
 
-__all__ = ["forget_classes", "ForgetResult", "validate_request", "ForgetPlan", "audit", "AuditReport", "load_model",
-           "list_models", "list_recipes", "load_recipe", "Recipe", "list_methods", "UnlearnError",
-           "InvalidRequestError", "RecipeError", "CheckpointError", "DataError", "ModelError", "DivergenceError",
-           "OutputError", "__version__"]
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zeroshot_unlearn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,4 +1,10 @@
-"""Where the project's data files live: the repository's top-level folders and the user cache."""
+"""Where the project's data files live: the shipped folders and the user cache.
+
+The repository keeps ``recipes/``, ``checkpoints/`` and ``generators/`` at its top level. A wheel
+or sdist built from it carries the same folders inside the package as
+``zeroshot_unlearn/_shipped/<folder>`` (``pyproject.toml`` maps them in), so an installed copy
+finds them there and a source checkout (``pip install -e .``) beside the package.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,25 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# recipes/, checkpoints/ and generators/ sit beside the package in the repository
-# (the layout the project is installed from with `pip install -e .`).
 PROJECT_DIR = PACKAGE_DIR.parent
 
 
+def shipped_dir(folder: str) -> Path:
+    """The shipped ``folder`` (``recipes``, ``checkpoints`` or ``generators``) of this installation."""
+    installed = PACKAGE_DIR / "_shipped" / folder
+    return installed if installed.is_dir() else PROJECT_DIR / folder
+
+
 def recipes_dir() -> Path:
-    return Path(os.environ.get("ZEROSHOT_UNLEARN_RECIPES", PROJECT_DIR / "recipes"))
+    return Path(os.environ.get("ZEROSHOT_UNLEARN_RECIPES", shipped_dir("recipes")))
 
 
 def checkpoints_dir() -> Path:
-    return PROJECT_DIR / "checkpoints"
+    return shipped_dir("checkpoints")
+
+
+def generators_dir() -> Path:
+    return shipped_dir("generators")
 
 
 def cache_dir() -> Path:

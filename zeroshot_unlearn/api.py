@@ -103,19 +103,25 @@ def forgotten_classes(model: nn.Module) -> list[int]:
                    for c in entry.get("classes", [])})
 
 
-def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
-                     recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
-                     overrides: Mapping[str, Any] | None = None, seed: int = 0,
-                     forget_data: Dataset | None = None, device: str | torch.device = "auto",
-                     generator: str | os.PathLike | nn.Module | None = None) -> ForgetPlan:
-    """Every check :func:`forget_classes` makes before it touches anything; returns the resolved plan.
+@dataclass(frozen=True)
+class _Request:
+    """The part of a plan that needs no data: model, classes, recipe and method, resolved."""
 
-    Raises an :class:`~zeroshot_unlearn.errors.UnlearnError` subclass naming what is wrong and how
-    to fix it. Reads ``model`` and ``retain``; never modifies them.
-    """
+    num_classes: int
+    requested: list[int]
+    forget: list[int]
+    earlier: list[int]
+    recipe: Recipe
+    method: Method
+    imposed: dict
+
+
+def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_free: bool,
+                     recipe: str | os.PathLike | Recipe | Mapping[str, Any], method: str | None,
+                     overrides: Mapping[str, Any] | None, seed: int, forget_data_given: bool) -> _Request:
     validate_model(model)
     num_classes = model_num_classes(model)
-    requested = validate_classes(classes, num_classes)
+    requested = validate_classes(class_ids(model, classes), num_classes)
     earlier = forgotten_classes(model)
     # A model that already forgot classes keeps them forgotten: the new run masks them in the
     # teacher and synthesises them again, so a retained-only repair cannot bring them back.
@@ -124,7 +130,7 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
         raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
     resolved = resolve_recipe(recipe, model_architecture(model), overrides)
     algorithm = get_method(method or resolved.method)
-    if retain is None and getattr(algorithm, "data_free_variant", None):
+    if data_free and getattr(algorithm, "data_free_variant", None):
         log.info("retain=None: %s runs in its data-free mode (%s)", algorithm.name, algorithm.data_free_variant)
         algorithm = get_method(algorithm.data_free_variant)
     imposed = algorithm.overrides_for(resolved)
@@ -135,19 +141,90 @@ def validate_request(model: nn.Module, classes: Sequence[int], *, retain: Datase
                           f"{', '.join(sorted(GENERATORS))}")
     for phase in (resolved.impair, resolved.repair):
         scoped_weights(model, phase.perturb_scope)
-    if "forget" in algorithm.needs and forget_data is None:
+    if "forget" in algorithm.needs and not forget_data_given:
         raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images (forget_data=DATASET); "
                                   "it is a comparison baseline. The methods that need none: "
                                   f"{', '.join(n for n, d in list_methods().items() if 'forget' not in d)}")
-    if forget_data is not None and "forget" not in algorithm.needs:
+    if forget_data_given and "forget" not in algorithm.needs:
         raise InvalidRequestError(f"method {algorithm.name!r} never reads forget-class images; drop forget_data "
                                   "(nothing of the forget classes should be handed to it)")
-    retain_data = None
-    if retain is None:
-        if "retain" in algorithm.needs:
-            raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
-    else:
-        retain_data = materialise(retain)
+    if data_free and "retain" in algorithm.needs:
+        raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
+    return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
+
+
+def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | str]:
+    """``classes`` with every class name replaced by its id in the model's ``label_names``.
+
+    Ids pass through unchanged (``validate_classes`` checks them); a name the model does not
+    know is an :class:`InvalidRequestError` listing the names it does know.
+    """
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (Sequence, set, frozenset, torch.Tensor)):
+        return classes  # validate_classes explains the expected form
+    values = classes.tolist() if isinstance(classes, torch.Tensor) else list(classes)
+    names = [v for v in values if isinstance(v, str)]
+    if not names:
+        return values
+    from .data import label_names_of
+
+    known = label_names_of(model)
+    if not known:
+        raise InvalidRequestError(f"class names {names} given, but this model carries no class names "
+                                  "(pretrained_cfg['label_names']); pass class ids, e.g. [3, 7]")
+    ids = []
+    for value in values:
+        if not isinstance(value, str):
+            ids.append(value)
+        elif value in known:
+            ids.append(known.index(value))
+        elif value.isdigit():
+            ids.append(int(value))
+        else:
+            raise InvalidRequestError(f"unknown class name {value!r}; this model's classes: {describe_classes(known)}")
+    return ids
+
+
+def describe_classes(names: Sequence[str]) -> str:
+    """``0 airplane, 1 automobile, ...``; names that only repeat their ids are shown as the id range."""
+    if list(names) == [str(i) for i in range(len(names))]:
+        return f"ids 0..{len(names) - 1}, no other names"
+    return ", ".join(f"{i} {n}" for i, n in enumerate(names))
+
+
+def check_request(model: nn.Module, classes: Sequence[int | str], *,
+                  recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
+                  overrides: Mapping[str, Any] | None = None, seed: int = 0, data_free: bool = False,
+                  forget_data_given: bool = False,
+                  generator: str | os.PathLike | nn.Module | None = None) -> list[int]:
+    """The checks of :func:`validate_request` that need no data; returns the requested class ids.
+
+    The command line runs these before it reads any data or draws a retained subset, so a bad
+    request is refused before any work; :func:`validate_request` repeats them with the data.
+    """
+    request = _resolve_request(model, classes, data_free=data_free, recipe=recipe, method=method,
+                               overrides=overrides, seed=seed, forget_data_given=forget_data_given)
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    if generator is not None and cfg.get("input_size"):
+        _check_generator(generator, model, request.method, request.recipe, request.num_classes,
+                         tuple(cfg["input_size"]))
+    return request.requested
+
+
+def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: Dataset | None,
+                     recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
+                     overrides: Mapping[str, Any] | None = None, seed: int = 0,
+                     forget_data: Dataset | None = None, device: str | torch.device = "auto",
+                     generator: str | os.PathLike | nn.Module | None = None) -> ForgetPlan:
+    """Every check :func:`forget_classes` makes before it touches anything; returns the resolved plan.
+
+    Raises an :class:`~zeroshot_unlearn.errors.UnlearnError` subclass naming what is wrong and how
+    to fix it. Reads ``model`` and ``retain``; never modifies them.
+    """
+    request = _resolve_request(model, classes, data_free=retain is None, recipe=recipe, method=method,
+                               overrides=overrides, seed=seed, forget_data_given=forget_data is not None)
+    num_classes, requested, forget, earlier = request.num_classes, request.requested, request.forget, request.earlier
+    resolved, algorithm, imposed = request.recipe, request.method, request.imposed
+    retain_data = materialise(retain) if retain is not None else None
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     input_size = tuple(cfg.get("input_size") or (tuple(retain_data.x.shape[1:]) if retain_data is not None else ()))
     if len(input_size) != 3:
@@ -215,7 +292,7 @@ def _check_same_request_on_every_rank(runtime: Runtime, classes: list[int], seed
                                   "(classes, seed, method or retained data); give every rank the same arguments")
 
 
-def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset | None,
+def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Dataset | None,
                    recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
                    overrides: Mapping[str, Any] | None = None, seed: int = 0, inplace: bool = False,
                    progress: bool = True, forget_data: Dataset | None = None,
@@ -225,7 +302,8 @@ def forget_classes(model: nn.Module, classes: Sequence[int], *, retain: Dataset 
 
     Args:
         model: a classifier (timm model, zoo model, or any ``nn.Module`` with a linear head), float32 on CPU.
-        classes: class ids to forget.
+        classes: class ids to forget, or class names where the model carries them
+            (``pretrained_cfg["label_names"]``, e.g. ``["cat", "horse"]`` for the CIFAR-10 zoo models).
         retain: a small set of retained-class samples (images normalised for the model, labels); it must
             not contain any forget-class sample.
         recipe: ``"auto"`` (by architecture), a registered recipe name, a YAML path, a dict or a ``Recipe``.

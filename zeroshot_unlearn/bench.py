@@ -20,7 +20,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .api import forget_classes
-from .audit import AUDIT_LEVELS, model_metrics
+from .audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics
 from .data import DataSplits, load_data, retained_subset
 from .errors import InvalidRequestError
 from .io import write_json, write_text
@@ -32,7 +32,6 @@ from .zoo.trained import DIGITS_TRAIN, get_train_spec, list_train_specs
 log = logging.getLogger(__name__)
 
 PROTOCOL_REQUESTS: list[list[int]] = [[c] for c in range(10)] + [[3, 7], [0, 2], [1, 9], [4, 5], [0, 1, 2, 3, 4]]
-AUDIT_COLUMNS = ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df")
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Command line: ``zeroshot-unlearn {demo,forget,audit,bench,generator,recipes,train}``.
+"""Command line: ``zeroshot-unlearn {demo,forget,audit,bench,generator,table,recipes,train,fetch-data}``.
 
 Exit codes: 0 success, 2 usage or validation error, 1 runtime failure. Errors print as one
-line; ``--debug`` shows the traceback.
+line; ``--debug`` shows the traceback. Every command validates its arguments before it reads
+data or trains anything. Nothing here imports torch until a command runs, so ``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -12,15 +13,63 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import DivergenceError, UnlearnError
+from .errors import DivergenceError, InvalidRequestError, UnlearnError
+
+# The registered methods and the data each reads, for `forget --help` without importing torch;
+# tests/test_cli.py checks this table against list_methods().
+METHOD_HELP = {
+    "anti_memory": "retain (default: anti-memory generator, impair, repair)",
+    "anti_memory_data_free": "none (the default's mode when no retained data is given)",
+    "anti_memory_features": "retain (the default plus representation terms)",
+    "anti_memory_no_generator": "retain (the default's schedule without anti-memories)",
+    "bad_teacher": "forget, retain (baseline)",
+    "finetune": "retain (baseline)",
+    "gkt": "none (gated knowledge transfer; trains a new student)",
+    "gradient_ascent": "forget, retain (baseline)",
+    "logit_mask": "none (hides the classes at the output only)",
+    "masked_kd": "retain (distillation from the masked teacher)",
+    "random_label": "forget, retain (baseline)",
+    "retrain": "retain (re-initialise and train on the retained data)",
+    "scrub": "forget, retain (baseline)",
+    "ssd": "forget, retain (baseline)",
+    "unsir": "retain (UNSIR as published)",
+}
+
+FORGET_EPILOG = """examples:
+  zeroshot-unlearn forget --model digits_cnn --classes 3 7 --retain-data digits --retain-budget 400 --out out/
+  zeroshot-unlearn forget --checkpoint resnet20-12fca82f.th --model cifar10_resnet20 --classes cat horse
+      --retain-data retained/ --out out/ --audit   # retained/<class name>/*.png, no cat/ or horse/ folder
+
+methods (--method NAME; the data each reads; forget-data baselines run only from the API or bench):
+""" + "\n".join(f"  {name:<26} {needs}" for name, needs in METHOD_HELP.items())
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's layout and appends each option's default where it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or not action.option_strings or action.default in (None, False)
+                or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _budget(text: str) -> int | float:
-    """``2500`` -> 2500 images; ``0.05`` -> 5% of the training split."""
+    """``2500`` -> 2500 images; ``0.05`` -> 5% of the training split; anything else is refused here."""
     try:
-        return float(text) if "." in text else int(text)
+        value: int | float = float(text) if "." in text else int(text)
     except ValueError:
-        raise UnlearnError(f"--retain-budget must be a count (2500) or a fraction (0.05), got {text!r}") from None
+        raise InvalidRequestError(f"--retain-budget must be a count (2500) or a fraction (0.05), got {text!r}") from None
+    if value <= 0 or (isinstance(value, float) and value > 1):
+        raise InvalidRequestError(f"--retain-budget must be a positive count (2500) or a fraction in (0, 1] (0.05), "
+                                  f"got {text!r}")
+    return value
+
+
+def _class_args(values: list[str]) -> list[int | str]:
+    """``--classes 3 7`` or ``--classes cat horse``: numbers become ids, the rest stay names for the model."""
+    return [int(v) if v.lstrip("-").isdigit() else v for v in values]
 
 
 def _overrides(pairs: list[str] | None) -> dict:
@@ -30,20 +79,27 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .api import forget_classes
-    from .zoo.trained import DIGITS_TRAIN
+    from .api import check_request, forget_classes
     from .data import load_data, retained_subset
     from .metrics import forget_retain_accuracy, masked_accuracy, per_class_accuracy
-    from .train import retrain_reference
+    from .train import retrain_reference, retrain_reference_source
     from .zoo import load_model
+    from .zoo.trained import DIGITS_TRAIN
 
     start = time.perf_counter()
     forget = sorted(args.classes)
     model = load_model("digits_cnn", pretrained=True)
+    check_request(model, forget, seed=args.seed)
     data = load_data("digits", model)
     retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
     print(f"digits demo: forgetting classes {forget} from the shipped digits_cnn with {len(retain)} retained images "
           "and 0 forget images")
+    source = retrain_reference_source("digits_cnn", data.train, forget, DIGITS_TRAIN, seed=args.seed)
+    if source is None:
+        kept = len(data.train) - len(data.train.of_classes(forget))
+        print(f"training the retrain reference first (digits_cnn from scratch without {forget}: {DIGITS_TRAIN.epochs:g} "
+              f"epochs on {kept} images, about 10 s on an idle 2-core CPU; cached afterwards). Only {{3, 7}} ships "
+              "with the package")
     reference, retrain_s = retrain_reference("digits_cnn", data.train, forget, DIGITS_TRAIN, seed=args.seed,
                                              progress=not args.quiet)
     t0 = time.perf_counter()
@@ -61,32 +117,40 @@ def cmd_demo(args) -> int:
     for name, (df, dr) in summary.items():
         print(f"{name:>9} | {df:6.2f} | {dr:6.2f}")
     print(f"Dr ceiling (original, forget logits masked): {masked_accuracy(model, data.test, forget):.2f}")
-    retrain_note = f"{retrain_s:.1f}s" if retrain_s else "cached"
+    retrain_note = {"shipped": f"shipped with the package (its training took {retrain_s:.1f}s)",
+                    "cached": f"cached (its training took {retrain_s:.1f}s)",
+                    None: f"trained now in {retrain_s:.1f}s"}[source]
     print(f"\ntime: forgetting {forget_s:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in result.timings.items())}); "
           f"retrain reference {retrain_note}; total {time.perf_counter() - start:.1f}s")
     return 0
 
 
 def cmd_forget(args) -> int:
-    from .api import forget_classes, forgotten_classes
+    from .api import check_request, forget_classes, forgotten_classes
+    from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
     from .io import atomic_dir, check_output_folder, write_json
     from .metrics import forget_retain_accuracy, masked_accuracy
     from .runtime import current_world
+    from .validate import model_num_classes
 
+    # Every check runs before any data is read or any subset drawn: a bad input is one line and exit 2.
     out = Path(args.out)
-    check_output_folder(out, overwrite=args.overwrite)  # fail before any work; the write checks again
+    check_output_folder(out, overwrite=args.overwrite)  # the write checks again
+    budget = _budget(args.retain_budget)
+    overrides = _overrides(args.set)
     rank, world_size = current_world()
     say = print if rank == 0 else (lambda *a, **k: None)
-    model = _load_trained(args)
+    model = _with_class_names(_load_trained(args), args.class_names)
+    requested = check_request(model, _class_args(args.classes), recipe=args.recipe, method=args.method,
+                              overrides=overrides, seed=args.seed, generator=args.generator)
     data = load_data(args.retain_data, model)
-    budget = _budget(args.retain_budget)
     # Classes the model forgot in earlier requests stay out of the retained data too.
-    retain = retained_subset(data.train, sorted(set(args.classes) | set(forgotten_classes(model))), budget,
-                             seed=args.seed)
+    retain = retained_subset(data.train, sorted(set(requested) | set(forgotten_classes(model))), budget,
+                             seed=args.seed, num_classes=model_num_classes(model))
     start = time.perf_counter()
-    result = forget_classes(model, args.classes, retain=retain, recipe=args.recipe, method=args.method,
-                            overrides=_overrides(args.set), seed=args.seed, progress=not args.quiet,
+    result = forget_classes(model, requested, retain=retain, recipe=args.recipe, method=args.method,
+                            overrides=overrides, seed=args.seed, progress=not args.quiet,
                             device=args.device, generator=args.generator)
     seconds = time.perf_counter() - start
     row = {"method": result.method, "classes": result.classes, "time_s": round(seconds, 2),
@@ -106,8 +170,6 @@ def cmd_forget(args) -> int:
                             reference_path=args.reference, seed=args.seed, quiet=args.quiet,
                             generator=result.generator, recipe=result.recipe)
         _print_audit(report)
-        from .bench import AUDIT_COLUMNS
-
         for key in AUDIT_COLUMNS:
             row[key] = report.metrics["unlearned"].get(key)
     # Everything is computed before anything is written: the folder appears complete or not at all.
@@ -122,8 +184,9 @@ def cmd_forget(args) -> int:
         import torch.distributed
 
         torch.distributed.barrier()
-    say(f"wrote {out}/model.safetensors, recipe.yaml, metrics.json in {seconds:.1f}s"
-        + (f" ({world_size} processes)" if world_size > 1 else ""))
+    written = ["model.safetensors", "recipe.yaml"] + (["generator.safetensors"] if result.generator is not None else []) \
+        + ["metrics.json"] + (["audit/"] if args.audit and evaluation is not None else [])
+    say(f"wrote {out}/{', '.join(written)} in {seconds:.1f}s" + (f" ({world_size} processes)" if world_size > 1 else ""))
     return 0
 
 
@@ -157,21 +220,35 @@ def _print_audit(report) -> None:
 
 
 def cmd_audit(args) -> int:
+    from .api import class_ids, forgotten_classes
     from .data import load_data, retained_subset
     from .io import check_output_folder
+    from .validate import model_num_classes, validate_classes
     from .zoo import load_model
 
     out = Path(args.out)
     check_output_folder(out, overwrite=args.overwrite)  # fail before any work; the write checks again
-    unlearned = load_model(args.model, args.unlearned)
-    original = load_model(unlearned.pretrained_cfg["architecture"], args.original,
-                          trust_checkpoint=args.trust_checkpoint)
-    data = load_data(args.data, original)
-    classes = sorted(args.classes)
     budget = _budget(args.retain_budget)
-    retain = retained_subset(data.train, classes, budget, seed=args.seed)
+    unlearned = load_model(args.model, args.unlearned)
+    original = _with_class_names(load_model(unlearned.pretrained_cfg["architecture"], args.original,
+                                            trust_checkpoint=args.trust_checkpoint), args.class_names)
+    classes = validate_classes(class_ids(original, _class_args(args.classes)), model_num_classes(original))
+    generator = None
+    if args.generator:
+        from .generators import load_generator
+
+        generator = load_generator(args.generator, original)
+    recipe = None
+    recipe_file = Path(args.unlearned).parent / "recipe.yaml"
+    if recipe_file.is_file():
+        from .recipes import load_recipe
+
+        recipe = load_recipe(recipe_file)
+    data = load_data(args.data, original)
+    retain = retained_subset(data.train, sorted(set(classes) | set(forgotten_classes(unlearned))), budget,
+                             seed=args.seed, num_classes=model_num_classes(original))
     report = _run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
-                        seed=args.seed, quiet=args.quiet)
+                        seed=args.seed, quiet=args.quiet, generator=generator, recipe=recipe)
     report.save(out, overwrite=args.overwrite)
     _print_audit(report)
     print(f"wrote {out}/report.json and {out}/report.html ({report.meta['seconds']}s)")
@@ -207,15 +284,33 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def _with_class_names(model, class_names_file: str | None):
+    """The model with ``--class-names`` as its label names (they travel into the files it is saved to)."""
+    if class_names_file is None:
+        return model
+    from .data import read_class_names
+    from .validate import model_num_classes
+
+    names = read_class_names(class_names_file)
+    if len(names) != model_num_classes(model) or len(set(names)) != len(names):
+        raise InvalidRequestError(f"{class_names_file} holds {len(names)} names ({len(set(names))} distinct); the "
+                                  f"model has {model_num_classes(model)} classes: give one distinct name per class")
+    model.pretrained_cfg["label_names"] = names
+    return model
+
+
 def _load_trained(args):
     """The model of ``--model``/``--checkpoint``; a model with no checkpoint and no registered one is refused."""
     from .zoo import load_model
     from .zoo.registry import model_entry
 
+    if args.model is None and args.checkpoint is None:
+        raise InvalidRequestError("pass --model NAME, --checkpoint FILE, or both (a .safetensors written by this "
+                                  "library names its architecture)")
     if args.checkpoint is None:
         entry = model_entry(args.model)
         if entry is None or entry.default_checkpoint is None:
-            raise UnlearnError(f"--checkpoint is required: {args.model!r} has no registered trained checkpoint, and "
+            raise InvalidRequestError(f"--checkpoint is required: {args.model!r} has no registered trained checkpoint, and "
                                "forgetting classes needs a trained model")
     return load_model(args.model, args.checkpoint, pretrained=args.checkpoint is None,
                       trust_checkpoint=args.trust_checkpoint)
@@ -295,115 +390,163 @@ def cmd_train(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="zeroshot-unlearn", description=__doc__.splitlines()[0])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_fetch_data(args) -> int:
+    from .data.benchmark import fetch_benchmark_data
 
-    demo = sub.add_parser("demo", help="forget digits 3 and 7 from the shipped demo model (about a minute)")
-    demo.add_argument("--classes", type=int, nargs="+", default=[3, 7])
-    demo.add_argument("--retain-budget", type=int, default=400)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quiet", action="store_true")
+    folder = fetch_benchmark_data(args.out, download_root=args.download_root)
+    print(f"wrote the benchmark data folder {folder} (cifar10_test.npz, cifar10_train_subset.npz, checkpoints/); "
+          f"run the tests with ZEROSHOT_UNLEARN_SHARED={folder.parent} if it is not ../shared/data")
+    return 0
+
+
+def _model_options(command: argparse.ArgumentParser, *, model_required: bool) -> None:
+    command.add_argument("--model", required=model_required,
+                         help="a zoo name (cifar10_resnet20/32/44/56, digits_cnn) or any timm model name" +
+                         ("" if model_required else "; default: read from the checkpoint"))
+    command.add_argument("--checkpoint", help="checkpoint file (.th/.pth/.safetensors); default: the model's "
+                         "registered checkpoint (digits_cnn: the shipped demo checkpoint)")
+    command.add_argument("--trust-checkpoint", action="store_true",
+                         help="open pickled checkpoints that safe loading (weights_only) refuses; runs code from the "
+                              "file")
+
+
+def _output_options(command: argparse.ArgumentParser, *, out_help: str, out_required: bool = True,
+                    seed_help: str = "random seed (same seed, same result on CPU)") -> None:
+    """--seed, --out, --overwrite and --quiet, which every command that writes something takes."""
+    command.add_argument("--seed", type=int, default=0, help=seed_help)
+    command.add_argument("--out", required=out_required, default=None, help=out_help)
+    command.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty (or over an "
+                                                                  "existing) --out")
+    command.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zeroshot-unlearn", formatter_class=_HelpFormatter,
+        description="Make a trained image classifier forget whole classes without the forget data.",
+        epilog="`zeroshot-unlearn COMMAND --help` describes each command. Exit codes: 0 done, 2 bad input "
+               "(nothing was written), 1 the run failed.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter, **kwargs)
+
+    demo = command("demo", "forget digits 3 and 7 from the shipped demo model and compare with a retrained model "
+                           "(about 5 s on a 2-core CPU)")
+    demo.add_argument("--classes", type=int, nargs="+", default=[3, 7], metavar="ID", help="digits to forget")
+    demo.add_argument("--retain-budget", type=int, default=400, help="retained images to forget with")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result on CPU)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
-    forget = sub.add_parser("forget", help="forget classes from a model and write the result")
-    forget.add_argument("--model", required=True, help="zoo or timm model name")
-    forget.add_argument("--checkpoint", help="checkpoint file (.th/.pth/.safetensors); default: the model's registered "
-                        "checkpoint (digits_cnn: the shipped demo)")
-    forget.add_argument("--classes", type=int, nargs="+", required=True)
-    forget.add_argument("--retain-data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder")
-    forget.add_argument("--retain-budget", default="2500", help="retained images (count, or a fraction like 0.05)")
-    forget.add_argument("--recipe", default="auto")
-    forget.add_argument("--method", default=None)
-    forget.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override, e.g. impair.lr=0.02")
-    forget.add_argument("--seed", type=int, default=0)
-    forget.add_argument("--out", required=True)
-    forget.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty --out")
-    forget.add_argument("--trust-checkpoint", action="store_true", help="allow pickles that weights_only refuses")
+    forget = command("forget", "forget classes from a model and write the new model, its recipe and metrics",
+                     epilog=FORGET_EPILOG)
+    _model_options(forget, model_required=False)
+    forget.add_argument("--classes", nargs="+", required=True, metavar="CLASS",
+                        help="class ids, or class names where the model carries them (cat horse)")
+    forget.add_argument("--retain-data", required=True,
+                        help="'digits', a folder of *train*/*test*.npz, or an ImageFolder (DIR/<class>/*.png, "
+                             "or DIR/train + DIR/test); folders are matched to classes by name or id")
+    forget.add_argument("--class-names", metavar="FILE",
+                        help="one class name per line in the model's class order: names for --classes and the "
+                             "ImageFolder's folders, saved with the new model")
+    forget.add_argument("--retain-budget", default="2500",
+                        help="retained images to draw, class-balanced: a count, or a fraction of the training split "
+                             "like 0.05")
+    forget.add_argument("--recipe", default="auto",
+                        help="'auto' (by architecture), a recipe name (`zeroshot-unlearn recipes`) or a YAML path")
+    forget.add_argument("--method", default=None, help="a method name (listed below); default: the recipe's method")
+    forget.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="recipe override, repeatable, e.g. --set impair.lr=0.02")
+    _output_options(forget, out_help="output folder (must be new or empty)")
     forget.add_argument("--audit", action="store_true", help="run the audit right after and write OUT/audit/")
-    forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: computed)")
+    forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: shipped or trained)")
     forget.add_argument("--generator", help="a fitted amortised generator folder (generators/<model-id>/) to reuse")
     forget.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
-    forget.add_argument("--quiet", action="store_true")
     forget.set_defaults(func=cmd_forget)
 
-    aud = sub.add_parser("audit", help="measure forgetting: MIA, probe, rebound, relearn; report.json + report.html")
-    aud.add_argument("--model", default=None, help="architecture (default: read from the unlearned file)")
-    aud.add_argument("--original", required=True, help="original checkpoint")
-    aud.add_argument("--unlearned", required=True, help="unlearned model.safetensors")
-    aud.add_argument("--classes", type=int, nargs="+", required=True)
-    aud.add_argument("--data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder")
-    aud.add_argument("--retain-budget", default="2500")
-    aud.add_argument("--reference", help="retrain reference checkpoint (digits: computed and cached)")
-    aud.add_argument("--seed", type=int, default=0)
-    aud.add_argument("--out", required=True)
-    aud.add_argument("--overwrite", action="store_true")
-    aud.add_argument("--trust-checkpoint", action="store_true")
-    aud.add_argument("--quiet", action="store_true")
+    aud = command("audit", "measure forgetting (MIA, probe, rebound, relearn) and write report.json + report.html")
+    aud.add_argument("--model", default=None, help="architecture; default: read from the unlearned file")
+    aud.add_argument("--original", required=True, help="the original model's checkpoint")
+    aud.add_argument("--unlearned", required=True, help="the unlearned OUT/model.safetensors")
+    aud.add_argument("--classes", nargs="+", required=True, metavar="CLASS", help="the forgotten class ids or names")
+    aud.add_argument("--data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder "
+                                                   "with train/ and test/")
+    aud.add_argument("--class-names", metavar="FILE", help="one class name per line, for ImageFolder names")
+    aud.add_argument("--retain-budget", default="2500", help="retained images for the rebound fine-tune")
+    aud.add_argument("--reference", help="retrain reference checkpoint (digits: shipped or trained and cached)")
+    aud.add_argument("--generator", help="the run's generator for the anti-memory grid: the forget OUT folder "
+                                         "(generator.safetensors + recipe.yaml) or an amortised generator folder")
+    aud.add_argument("--trust-checkpoint", action="store_true", help="open pickled checkpoints that safe loading "
+                                                                     "refuses")
+    _output_options(aud, out_help="output folder (must be new or empty)")
     aud.set_defaults(func=cmd_audit)
 
-    bench = sub.add_parser("bench", help="run the protocol requests of a suite and write results.json + a table")
+    bench = command("bench", "run the protocol requests of a suite and write results.json + a markdown table")
     bench.add_argument("--suite", required=True,
                        help="digits, cifar10-resnet20/32/44 (public checkpoints in --data-dir), or cifar10-NAME for "
                             "a timm family this project trains (NAME from `zeroshot-unlearn train`; trained once "
                             "and cached)")
-    bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--requests", default="protocol", help="'protocol' or '3,7;0;1,9'")
-    bench.add_argument("--retain-budget", default=None)
+    bench.add_argument("--data-dir", default=None, help="the benchmark data folder (see `fetch-data`)")
+    bench.add_argument("--requests", default="protocol", help="'protocol' or requests like '3,7;0;1,9'")
+    bench.add_argument("--retain-budget", default=None, help="retained images per request; default: the suite's 5%%")
     bench.add_argument("--methods", nargs="+", default=["anti_memory"],
                        help="method names (space or comma separated), or 'all' for every registered method")
     bench.add_argument("--reference", action="append", metavar="CLASSES:PATH",
                        help="retrain reference for a request, e.g. 3,7:path/resnet20-retrain-without-3-7.th")
-    bench.add_argument("--reference-model", default="cifar10_resnet20")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--out", default="results.json")
-    bench.add_argument("--markdown", default=None, help="markdown table path (default: OUT with .md)")
+    bench.add_argument("--reference-model", default="cifar10_resnet20", help="architecture of the --reference files")
+    bench.add_argument("--seed", type=int, default=0, help="random seed")
+    bench.add_argument("--out", default="results.json", help="results file (JSON; rewritten after each request)")
+    bench.add_argument("--markdown", default=None, help="markdown table path; default: OUT with .md")
     bench.add_argument("--audit", nargs="?", const="full", choices=["full", "light"], default=None,
-                       help="add the audit columns: 'full' (default: MIA, probe-Df, rebound, relearn, AIN) or "
-                            "'light' (MIA and rebound only, for sweeps over every request)")
+                       help="add the audit columns: 'full' (MIA, probe-Df, rebound, relearn, AIN; the value when "
+                            "given alone) or 'light' (MIA and rebound only, for sweeps over every request)")
     bench.add_argument("--resume", action="store_true",
                        help="keep the requests already in --out (written after each request) if its settings match")
     bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override for every method")
     bench.add_argument("--generator", default=None,
                        help="a fitted generator folder (generator fit) for the methods that use one: the amortised "
                             "setting, with the recipe's amortised schedule")
-    bench.add_argument("--quiet", action="store_true")
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(func=cmd_bench)
 
-    gen = sub.add_parser("generator", help="amortised anti-memory generators: fit once per model, reuse per request")
-    gen_sub = gen.add_subparsers(dest="generator_command", required=True)
-    fit = gen_sub.add_parser("fit", help="fit a class-conditional generator for every class of a model")
-    fit.add_argument("--model", required=True, help="zoo or timm model name")
-    fit.add_argument("--checkpoint", help="checkpoint file (default: the model's registered checkpoint)")
+    gen = command("generator", "amortised anti-memory generators: fit once per model, reuse per request")
+    gen_sub = gen.add_subparsers(dest="generator_command", required=True, metavar="COMMAND")
+    fit = gen_sub.add_parser("fit", help="fit a class-conditional generator for every class of a model",
+                             description="fit a class-conditional generator for every class of a model",
+                             formatter_class=_HelpFormatter)
+    _model_options(fit, model_required=True)
     fit.add_argument("--recipe", default="auto", help="recipe whose generator section is used")
     fit.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override, e.g. generator.lr=0.02")
-    fit.add_argument("--steps", type=int, default=None, help="fitting steps (default: recipe steps x classes / 2)")
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--out", default=None, help="folder (default: generators/<model-id>)")
-    fit.add_argument("--overwrite", action="store_true")
-    fit.add_argument("--trust-checkpoint", action="store_true")
-    fit.add_argument("--quiet", action="store_true")
+    fit.add_argument("--steps", type=int, default=None, help="fitting steps; default: recipe steps x classes / 2")
+    _output_options(fit, out_help="output folder; default: generators/<model-id>", out_required=False)
     fit.set_defaults(func=cmd_generator_fit)
 
-    table = sub.add_parser("table", help="one table (means per method) over bench result files of one suite")
+    table = command("table", "one table (means per method) over bench result files of one suite")
     table.add_argument("results", nargs="+", help="results.json files written by bench")
     table.add_argument("--full", action="store_true", help="also the per-request rows")
     table.set_defaults(func=cmd_table)
 
-    recipes = sub.add_parser("recipes", help="list the recipes and the architectures they match")
+    recipes = command("recipes", "list the recipes and the architectures they match")
     recipes.set_defaults(func=cmd_recipes)
 
-    train = sub.add_parser("train", help="train a checkpoint (digits demo CNN or a timm family at 32x32 on CIFAR-10); "
-                                         "cached by content hash")
-    train.add_argument("--model", default="digits_cnn", help="a model with training settings here (an unknown name lists them)")
+    train = command("train", "train a checkpoint (the digits demo CNN, or a timm family at 32x32 on CIFAR-10); "
+                             "cached by content hash")
+    train.add_argument("--model", default="digits_cnn",
+                       help="a model with training settings here (an unknown name lists them)")
     train.add_argument("--data", default="digits", help="'digits', or a CIFAR-10 folder (cifar10_*.npz)")
     train.add_argument("--epochs", type=float, default=None, help="override the model's training epochs")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default=None, help="also copy the checkpoint (and its .json card) here")
-    train.add_argument("--overwrite", action="store_true")
-    train.add_argument("--quiet", action="store_true")
+    _output_options(train, out_help="also copy the checkpoint (and its .json card) here", out_required=False)
     train.set_defaults(func=cmd_train)
+
+    fetch = command("fetch-data", "build the benchmark data folder the CIFAR-10 tests and benchmarks read "
+                                  "(downloads CIFAR-10 through torchvision and the public checkpoints; needs the "
+                                  "network)")
+    fetch.add_argument("--out", required=True, help="folder to write (e.g. ../shared/data beside the repository)")
+    fetch.add_argument("--download-root", default=None,
+                       help="where torchvision keeps the CIFAR-10 archive; default: the cache folder")
+    fetch.set_defaults(func=cmd_fetch_data)
     return parser
 
 

@@ -155,21 +155,55 @@ def train_checkpoint(spec: "TrainSpec", data: DataSplits, *, seed: int = 0, prog
     return TrainedCheckpoint(path, card)
 
 
+def _retrain_key(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig, seed: int) -> str:
+    key = hashlib.sha256()
+    key.update(json.dumps({"name": name, "forget": sorted(forget), "cfg": asdict(cfg), "seed": seed}).encode())
+    _hash_dataset(key, data)
+    return key.hexdigest()[:16]
+
+
+def _shipped_retrain(name: str, key: str) -> tuple[Path, dict] | None:
+    """A retrain reference shipped in ``checkpoints/`` whose card records exactly this cache key."""
+    from ._resources import checkpoints_dir
+
+    for card_path in sorted(checkpoints_dir().glob(f"{name}-retrain-*.json")):
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        weights = card_path.with_suffix(".safetensors")
+        if card.get("cache_key") == key and weights.is_file():
+            return weights, card
+    return None
+
+
+def retrain_reference_source(name: str, data: ImageTensorDataset, forget: Sequence[int],
+                             cfg: TrainConfig = TrainConfig(), *, seed: int = 0) -> str | None:
+    """Where :func:`retrain_reference` would take this reference from: ``"shipped"``, ``"cached"`` or None
+    (it would train one)."""
+    key = _retrain_key(name, data, forget, cfg, seed)
+    if _shipped_retrain(name, key) is not None:
+        return "shipped"
+    return "cached" if (cache_dir() / "retrain" / f"{name}-{key}.safetensors").is_file() else None
+
+
 def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig = TrainConfig(), *,
                       seed: int = 0, progress: bool = True) -> tuple[nn.Module, float]:
-    """A model of architecture ``name`` trained from scratch without ``forget``; cached by content hash.
+    """A model of architecture ``name`` trained from scratch without ``forget``; shipped, cached or trained.
 
-    Returns the model and the seconds its training took (recorded in the cache file, so a cached
-    reference still reports what retraining costs).
+    A reference shipped in ``checkpoints/`` (``<name>-retrain-*.safetensors`` with a card holding
+    the same cache key: same data, classes, settings and seed) is used as it is; otherwise the one
+    cached by content hash, otherwise one is trained and cached. Returns the model and the seconds
+    its training took (recorded with the file, so a shipped or cached reference still reports
+    what retraining costs).
     """
     from safetensors import safe_open
 
     from .zoo import build_model, load_model
 
-    key = hashlib.sha256()
-    key.update(json.dumps({"name": name, "forget": sorted(forget), "cfg": asdict(cfg), "seed": seed}).encode())
-    _hash_dataset(key, data)
-    path = cache_dir() / "retrain" / f"{name}-{key.hexdigest()[:16]}.safetensors"
+    key = _retrain_key(name, data, forget, cfg, seed)
+    shipped = _shipped_retrain(name, key)
+    if shipped is not None:
+        weights, card = shipped
+        return load_model(name, weights, sha256=card["sha256"]), float(card["train_seconds"])
+    path = cache_dir() / "retrain" / f"{name}-{key}.safetensors"
     if path.is_file():
         with safe_open(str(path), "pt") as handle:
             seconds = float((handle.metadata() or {}).get("train_seconds", "nan"))

@@ -38,6 +38,9 @@ class ModelAudit:
     per_class: list[float]
 
 
+AUDIT_COLUMNS = ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df")
+"""The audit metrics that results tables (``bench``, ``forget --audit``'s metrics.json) carry beside Df and Dr."""
+
 AUDIT_LEVELS = ("full", "light")
 """``full``: every metric; ``light``: without the two slowest (probe-Df, relearn steps), for wide sweeps."""
 
@@ -111,15 +114,17 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 samples = generator.sample(torch.tensor([c for c in forget for _ in range(8)]))
-            pictures["anti-memories (one row per forget class)"] = to_pixels(samples, cfg["mean"], cfg["std"]) \
-                .view(len(forget), 8, *samples.shape[1:])
+            pixels = to_pixels(samples, cfg["mean"], cfg["std"])
+            pictures[f"Anti-memories the generator synthesised, one row per forget class {forget}"] = \
+                pixels.view(len(forget), 8, *samples.shape[1:])
         # One retained class as a control row: it should invert to a recognisable impression in every model.
         control = next(c for c in range(num_classes) if c not in forget)
         for name, model in models.items():
             inverted = invert_classes(weights_of(model) if name != "unlearned" else model, [*forget, control],
                                       cfg["input_size"], cfg["mean"], cfg["std"], seed=seed)
-            pictures[f"model inversion, {name} (rows: classes {forget}, then retained class {control} as a "
-                     "control)"] = inverted.view(len(forget) + 1, -1, *inverted.shape[1:])
+            caption = (f"Model inversion of the {name} model: what it draws for classes {forget} (one row each), then "
+                       f"for retained class {control} as a control")
+            pictures[caption] = inverted.view(len(forget) + 1, -1, *inverted.shape[1:])
     import kornia
     import timm
 
@@ -135,4 +140,4 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta)
 
 
-__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "AUDIT_LEVELS"]
+__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "AUDIT_LEVELS", "AUDIT_COLUMNS"]

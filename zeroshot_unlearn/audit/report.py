@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,20 +33,19 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def _grid_figure(grid: torch.Tensor, title: str):
-    """``grid``: (rows, cols, C, H, W) pixels in [0, 1]."""
+def _grid_figure(grid: torch.Tensor):
+    """``grid``: (rows, cols, C, H, W) pixels in [0, 1]; the page's caption is its title."""
     import matplotlib.pyplot as plt
 
     rows, cols = grid.shape[:2]
     images = grid.flatten(0, 1)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.4), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img in zip(axes.flat, images):
         array = img.permute(1, 2, 0).numpy()
         ax.imshow(array[..., 0] if array.shape[-1] == 1 else array, cmap="gray" if array.shape[-1] == 1 else None,
                   vmin=0, vmax=1)
-    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -63,6 +61,7 @@ class AuditReport:
         return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class}
 
     def figures(self) -> dict[str, str]:
+        """Caption -> base64 PNG, in page order."""
         import matplotlib
 
         matplotlib.use("Agg")
@@ -76,21 +75,48 @@ class AuditReport:
             ax.bar([c + i * width for c in range(len(values))], values, width, label=name)
         ax.set_xticks([c + 0.4 - width / 2 for c in range(len(classes))], classes, rotation=30, fontsize=8)
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"Per-class accuracy; forgotten: {self.meta.get('forget')}")
-        ax.legend(fontsize=8)
-        out["per_class"] = _png(fig)
+        # Outside the axes: inside, the legend covered the bars of the last classes.
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        out[f"Test accuracy per class (%); forgotten: {self._forget_label()}"] = _png(fig)
         fig, ax = plt.subplots(figsize=(4, 4))
         for name, (fpr, tpr) in self.roc.items():
             ax.plot(fpr, tpr, label=f"{name} (AUC {self.metrics[name]['mia_forget_auc']:.3f})")
         ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title("MIA-forget ROC (members: forget-class train)", fontsize=9)
-        ax.legend(fontsize=8)
-        out["roc"] = _png(fig)
+        ax.legend(fontsize=8, loc="lower right")
+        out["Membership inference on the forget classes (ROC): members are forget-class training images, "
+            "non-members forget-class test images; the diagonal is chance"] = _png(fig)
         for key, grid in self.images.items():
-            out[key] = _png(_grid_figure(grid, key))
+            out[key] = _png(_grid_figure(grid))
         return out
+
+    def _forget_label(self) -> str:
+        forget = self.meta.get("forget") or []
+        names = self.meta.get("class_names") or []
+        return ", ".join(f"{c} ({names[c]})" if c < len(names) and names[c] != str(c) else str(c) for c in forget)
+
+    def _run_section(self) -> str:
+        meta = self.meta
+        rows = [("forgotten classes", self._forget_label()), ("seed", meta.get("seed")),
+                ("images", f"{meta.get('train_images')} train (forget-class members and probe features), "
+                           f"{meta.get('test_images')} test, {meta.get('retained_images')} retained "
+                           "(rebound fine-tune)")]
+        rows += [(f"sha256 of the {name} model's weights", f"<code>{html.escape(digest)}</code>")
+                 for name, digest in (meta.get("sha256") or {}).items()]
+        rows += [("versions", ", ".join(f"{k} {v}" for k, v in (meta.get("versions") or {}).items())),
+                 ("audit time", f"{meta.get('seconds')} s")]
+        cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td class='text'>"
+                        f"{v if str(v).startswith('<code>') else html.escape(str(v))}</td></tr>" for k, v in rows)
+        recipe = meta.get("recipe")
+        if recipe:
+            import yaml
+
+            recipe_html = ("<details><summary>recipe of the unlearning run</summary><pre>"
+                           f"{html.escape(yaml.safe_dump(recipe, sort_keys=False))}</pre></details>")
+        else:
+            recipe_html = "<p>The recipe of the unlearning run was not given to the audit.</p>"
+        return f"<h2>Run</h2><table>{cells}</table>{recipe_html}"
 
     def html(self) -> str:
         figures = self.figures()
@@ -105,20 +131,20 @@ class AuditReport:
                              f"<td>{value:.3f}</td>" if isinstance(value, float) and abs(value) < 1 and key.startswith("mia_forget")
                              else f"<td>{value:.2f}</td>" if isinstance(value, float) else f"<td>{value}</td>")
             body.append(f"<tr><th>{html.escape(label)}{' (' + unit + ')' if unit else ''}</th>{''.join(cells)}</tr>")
-        imgs = "".join(f'<figure><img alt="{k}" src="data:image/png;base64,{v}"><figcaption>{html.escape(k)}'
-                       "</figcaption></figure>" for k, v in figures.items())
-        meta = html.escape(json.dumps(self.meta, indent=1))
+        imgs = "".join(f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,{v}"><figcaption>'
+                       f"{html.escape(k)}</figcaption></figure>" for k, v in figures.items())
         return (
             "<!doctype html><html><head><meta charset='utf-8'><title>zeroshot-unlearn audit</title><style>"
             "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-            "th:first-child{text-align:left}figure{display:inline-block;margin:8px}img{max-width:100%}"
+            "th:first-child{text-align:left}td.text{text-align:left}figure{display:block;margin:16px 0}"
+            "img{max-width:100%}figcaption{font-size:90%;color:#444}"
             "</style></head><body>"
-            f"<h1>Unlearning audit: forget classes {html.escape(str(self.meta.get('forget')))}</h1>"
+            f"<h1>Unlearning audit: forget classes {html.escape(self._forget_label())}</h1>"
             "<p>Every metric of the evaluation protocol, for the original model, the unlearned model and, where "
             "given, a model retrained without the forget classes.</p>"
             f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{imgs}"
-            f"<h2>Run</h2><pre>{meta}</pre></body></html>"
+            f"{self._run_section()}</body></html>"
         )
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:

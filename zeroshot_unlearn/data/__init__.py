@@ -16,11 +16,16 @@ from .folder import load_image_folder
 
 
 def load_data(source: str | Path, model: nn.Module | None = None, *, mean: Sequence[float] | None = None,
-              std: Sequence[float] | None = None, input_size: Sequence[int] | None = None) -> DataSplits:
+              std: Sequence[float] | None = None, input_size: Sequence[int] | None = None,
+              class_names: Sequence[str] | str | Path | None = None) -> DataSplits:
     """Load ``source`` normalised for ``model`` (its ``pretrained_cfg`` mean/std/input size).
 
     ``source`` is ``"digits"`` (embedded), a folder of ``*train*.npz``/``*test*.npz`` files,
-    or an ImageFolder tree. For CIFAR-10 from the internet use :func:`load_cifar10_torchvision`.
+    or an ImageFolder tree. An ImageFolder's class folders are matched to the model's classes by
+    name (``class_names``, else the model's ``label_names``) or by a numeric folder name, so a
+    tree of the retained classes only is labelled right. ``class_names`` is a list or a text file
+    with one name per line, in the model's class order. For CIFAR-10 from the internet use
+    :func:`load_cifar10_torchvision`.
     """
     cfg = getattr(model, "pretrained_cfg", {}) if model is not None else {}
     mean = tuple(mean or cfg.get("mean") or ())
@@ -38,7 +43,36 @@ def load_data(source: str | Path, model: nn.Module | None = None, *, mean: Seque
         return load_npz_dir(folder, mean, std)
     if not input_size:
         raise DataError("an ImageFolder needs the model's input size (pass a model or input_size=)")
-    return load_image_folder(folder, input_size, mean, std)
+    num_classes = None
+    if model is not None:
+        from ..validate import model_num_classes
+
+        num_classes = model_num_classes(model)
+    names = read_class_names(class_names) if class_names is not None else label_names_of(model)
+    return load_image_folder(folder, input_size, mean, std, label_names=names, num_classes=num_classes)
+
+
+def read_class_names(class_names: Sequence[str] | str | Path) -> list[str]:
+    """A list of class names, or the lines of a text file (blank lines ignored)."""
+    if isinstance(class_names, (str, Path)):
+        path = Path(class_names)
+        if not path.is_file():
+            raise DataError(f"class-names file {str(path)!r} does not exist (one class name per line, in the "
+                            "model's class order)")
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [str(n) for n in class_names]
+
+
+def label_names_of(model: nn.Module | None) -> list[str] | None:
+    """The model's class names (``pretrained_cfg["label_names"]``) when it has one per output, else None."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    names = cfg.get("label_names")
+    if not names:
+        return None
+    from ..validate import model_num_classes
+
+    names = [str(n) for n in names]
+    return names if len(names) == model_num_classes(model) else None
 
 
 def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: int | float, *,
@@ -56,6 +90,8 @@ def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: 
         budget = max(1, int(round(budget * len(dataset))))
     n_classes = num_classes or int(dataset.y.max()) + 1
     retained = [c for c in range(n_classes) if c not in set(forget)]
+    if not retained:
+        raise InvalidRequestError(f"forgetting classes {sorted(forget)} leaves no retained class to sample")
     per_class = budget // len(retained)
     if per_class < 1:
         raise InvalidRequestError(f"a budget of {budget} images cannot cover {len(retained)} retained classes")
@@ -69,4 +105,4 @@ def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: 
 
 
 __all__ = ["DataSplits", "ImageTensorDataset", "load_data", "load_digits", "load_npz_dir", "load_image_folder",
-           "load_cifar10_torchvision", "retained_subset", "materialise", "normalise_uint8", "CIFAR10_CLASSES"]
+           "load_cifar10_torchvision", "retained_subset", "read_class_names", "label_names_of", "materialise", "normalise_uint8", "CIFAR10_CLASSES"]

@@ -95,14 +95,20 @@ def save_amortised(folder: str | os.PathLike, generator: AntiMemoryGenerator, ca
 def load_amortised(source: str | os.PathLike, model: nn.Module) -> AntiMemoryGenerator:
     """Load a saved amortised generator for ``model``; refuses one fitted for another model.
 
+    ``source`` is a folder, a file in it, or the name of a shipped generator folder
+    (``cifar10_resnet20-a0ce05c94895``; ``generators/NAME`` also resolves in an installed copy).
     A model derived from the fitted one by earlier ``forget_classes`` requests is accepted (its
     ``unlearning_history`` links it to the fitted weights).
     """
     from safetensors.torch import load_file
 
+    from .._resources import generators_dir
+
     folder = Path(source)
     if folder.is_file():
         folder = folder.parent
+    if not folder.exists() and (generators_dir() / folder.name).is_dir():
+        folder = generators_dir() / folder.name
     card_path, weights = folder / CARD, folder / WEIGHTS
     if not card_path.is_file() or not weights.is_file():
         raise InvalidRequestError(f"{folder} is not an amortised generator folder (expected {CARD} and {WEIGHTS}; "

@@ -47,6 +47,8 @@ def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.
             "architecture": name, "num_classes": classes, "input_size": entry.input_size,
             "mean": tuple(entry.mean), "std": tuple(entry.std),
         }
+        if entry.label_names and classes == len(entry.label_names):
+            model.pretrained_cfg["label_names"] = list(entry.label_names)
         return model
     import timm
 
@@ -202,6 +204,8 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
     for key in ("input_size", "mean", "std"):  # what the checkpoint was trained at, e.g. 32x32 for a timm ResNet
         if cfg.get(key):
             model.pretrained_cfg[key] = tuple(cfg[key])
+    if cfg.get("label_names"):
+        model.pretrained_cfg["label_names"] = list(cfg["label_names"])
     if state is not None:
         load_state_dict_checked(model, state, str(path))
         model.pretrained_cfg["checkpoint_sha256"] = digest

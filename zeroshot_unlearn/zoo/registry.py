@@ -10,6 +10,7 @@ import torch.nn as nn
 import yaml
 
 from .._resources import checkpoints_dir
+from ..data.cifar import CIFAR10_CLASSES
 from .cifar_resnet import CifarResNet
 from .digits_cnn import DigitsCNN
 
@@ -17,6 +18,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
+CIFAR10_LABEL_NAMES = tuple(CIFAR10_CLASSES)
+DIGIT_LABEL_NAMES = tuple(str(i) for i in range(10))
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class ModelEntry:
     std: tuple[float, ...]
     default_checkpoint: str | None = None
     description: str = ""
+    label_names: tuple[str, ...] | None = None
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -54,13 +58,13 @@ for _depth, _ckpt in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th")
         name=f"cifar10_resnet{_depth}",
         builder=functools.partial(CifarResNet, _depth),
         num_classes=10, input_size=(3, 32, 32), mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        default_checkpoint=_ckpt,
+        default_checkpoint=_ckpt, label_names=CIFAR10_LABEL_NAMES,
         description=f"CIFAR ResNet{_depth} (He et al. 2016, option-A shortcuts), public CIFAR-10 weights",
     ))
 
 register_model(ModelEntry(
     name="digits_cnn", builder=DigitsCNN, num_classes=10, input_size=(1, 28, 28),
-    mean=MNIST_MEAN, std=MNIST_STD, default_checkpoint="digits_cnn.safetensors",
+    mean=MNIST_MEAN, std=MNIST_STD, default_checkpoint="digits_cnn.safetensors", label_names=DIGIT_LABEL_NAMES,
     description="small CNN of the embedded digits demo (trained by this project on real MNIST digits)",
 ))
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from ..data.cifar import CIFAR10_CLASSES
 from ..errors import InvalidRequestError
 from ..train import TrainConfig
 
@@ -39,6 +40,8 @@ class TrainSpec:
 
         model = build_model(self.architecture, num_classes=self.num_classes, **self.model_kwargs)
         model.pretrained_cfg["input_size"] = tuple(self.input_size)
+        if self.data == "cifar10" and self.num_classes == len(CIFAR10_CLASSES):
+            model.pretrained_cfg["label_names"] = list(CIFAR10_CLASSES)
         return model
 
     def key(self) -> str:
