@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import state_equal
-from zeroshot_unlearn import InvalidRequestError, forget_classes
+from zeroshot_unlearn import ForgettingWarning, InvalidRequestError, forget_classes
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.generators.amortised import fit_amortised, load_amortised, model_id, save_amortised
 from zeroshot_unlearn.metrics import forget_retain_accuracy
@@ -41,10 +41,14 @@ def test_a_second_request_reuses_it_and_skips_the_fit(fitted, model_copy, digits
     df, dr = forget_retain_accuracy(result.model, digits.test, [3, 7])
     assert df <= 5.0 and dr > 90.0, (df, dr)
     assert state_equal(load_amortised(folder, model_copy), generator_before)  # the saved generator is untouched
-    # a model derived from the fitted one by an earlier request may use it too
-    again = forget_classes(result.model, [5], retain=digits.train.of_classes([0, 1, 2, 4, 6, 8, 9]).subset(
-        torch.arange(350)), generator=folder, progress=False, overrides={"impair.epochs": 0.2, "repair.epochs": 0.2})
+    # a model derived from the fitted one by an earlier request may use it too; this schedule is far too
+    # short to forget class 5 (its test accuracy stays at 96.6), and the run's self-check says so
+    with pytest.warns(ForgettingWarning, match=r"classes \[3, 5, 7\] were not forgotten"):
+        again = forget_classes(result.model, [5], retain=digits.train.of_classes([0, 1, 2, 4, 6, 8, 9]).subset(
+            torch.arange(350)), generator=folder, progress=False,
+            overrides={"impair.epochs": 0.2, "repair.epochs": 0.2}, strict=False)
     assert again.history[-1]["classes"] == [3, 5, 7]
+    assert again.self_check.passed is False and again.history[-1]["self_check"]["passed"] is False
 
 
 def test_a_generator_of_another_model_is_refused_before_any_work(fitted, model_copy, digits_retain):

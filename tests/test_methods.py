@@ -71,9 +71,12 @@ def test_every_method_forgets_without_forget_images_and_keeps_its_input(method, 
     others = [c for c in range(10) if c not in (3, 7)]
     forget_data = retained_subset(digits.train, others, 100, seed=0) if method in NEEDS_FORGET else None
     min_df_drop, max_dr_loss, overrides = EXPECTED[method]
+    # strict=False: several baselines do not forget here, which is what this table measures.
     result = forget_classes(model, [3, 7], retain=digits_retain, method=method, forget_data=forget_data,
-                            overrides=overrides, progress=False)
+                            overrides=overrides, progress=False, strict=False)
     df, dr = forget_retain_accuracy(result.model, digits.test, [3, 7])
+    # The self-check never calls a run that forgot a failure (it may miss partial forgetting).
+    assert result.self_check.passed is not False or df > 20, f"{method}: self-check failed at Df {df:.1f}"
     assert result.forget_images_used == (100 if method in NEEDS_FORGET else 0) and result.method == method
     assert result.history[-1]["forget_images_used"] == result.forget_images_used
     assert state_equal(model, before)

@@ -7,19 +7,22 @@ command line's ``--help`` do not pay for importing torch.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
     "forget_classes": "api", "ForgetResult": "api", "validate_request": "api", "ForgetPlan": "api",
+    "ForgettingWarning": "api",
     "audit": "audit", "AuditReport": "audit",
     "load_model": "zoo", "list_models": "zoo",
     "list_recipes": "recipes", "load_recipe": "recipes", "Recipe": "recipes",
     "list_methods": "methods",
     "UnlearnError": "errors", "InvalidRequestError": "errors", "RecipeError": "errors",
     "CheckpointError": "errors", "DataError": "errors", "ModelError": "errors", "DivergenceError": "errors",
-    "OutputError": "errors",
+    "OutputError": "errors", "ForgettingFailedError": "errors",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -36,3 +39,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """``zeroshot_unlearn.audit`` is the function, as an eager ``from .audit import audit`` made it: importing
+    the subpackage of the same name (which other modules do) must not shadow the public verb."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name == "audit":
+            from .audit import audit as function
+
+            return function
+        return super().__getattribute__(name)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -18,13 +19,14 @@ from torch.utils.data import Dataset
 
 from . import __version__
 from .data.datasets import ImageTensorDataset, materialise
-from .errors import DataError, InvalidRequestError, RecipeError
+from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError
 from .engine import scoped_weights
 from .generators import GENERATORS, AntiMemoryGenerator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method, list_methods
 from .recipes import Recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
+from .selfcheck import SelfCheck, check_forgetting
 from .validate import model_num_classes, validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
 
@@ -44,6 +46,8 @@ class ForgetResult:
     retained_images: int
     forget_images_used: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    self_check: SelfCheck | None = None
+    """What the run's own check of its forgetting measured (None when the recipe turns it off)."""
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``model.safetensors`` (with its config and history), ``recipe.yaml`` and the generator.
@@ -297,7 +301,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
                    overrides: Mapping[str, Any] | None = None, seed: int = 0, inplace: bool = False,
                    progress: bool = True, forget_data: Dataset | None = None,
                    device: str | torch.device = "auto",
-                   generator: str | os.PathLike | nn.Module | None = None) -> ForgetResult:
+                   generator: str | os.PathLike | nn.Module | None = None, strict: bool = True) -> ForgetResult:
     """Make ``model`` forget ``classes`` without any image of them.
 
     Args:
@@ -321,6 +325,11 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
             (an initialised process group) the run is data-parallel: see :mod:`zeroshot_unlearn.runtime`.
         generator: a pre-fitted amortised generator (a ``generators/<model-id>/`` folder or the module)
             to use instead of fitting one; refused if fitted for another model.
+        strict: before returning, the run checks its own forgetting without forget-class images
+            (:mod:`zeroshot_unlearn.selfcheck`, recipe section ``self_check``). When the check says the
+            classes were not forgotten, a :class:`ForgettingFailedError` is raised (its ``result``
+            holds the model); with ``strict=False`` the result is returned with a loud warning and
+            ``result.self_check.passed`` False. Either way the figure is in the result and its history.
 
     Every check runs first (:func:`validate_request`); bad input raises before any work.
     """
@@ -357,6 +366,11 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
         ctx.student = plain
     student = ctx.student.eval()
     runtime.check_in_sync(student)
+    checked = None
+    if resolved.self_check.enabled:
+        checked = check_forgetting(original, student, forget, resolved.self_check, input_size, mean, std,
+                                   seed=seed + SELF_CHECK_SEED_OFFSET)
+        ctx.timings["self_check"] = checked.seconds
     timings = dict(ctx.timings)
     timings["total"] = time.perf_counter() - start
     entry = {
@@ -367,17 +381,49 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
                       if plan.generator is not None else ("fitted" if ctx.generator is not None else None)),
         "retained_images": len(retain_data) if retain_data is not None and "retain" in algorithm.needs else 0,
         "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
+        "self_check": checked.as_dict() if checked is not None else None,
         "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
         "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     history = list(getattr(model, "unlearning_history", [])) + [entry]
     student.pretrained_cfg = cfg
     student.unlearning_history = history
+
+    def result_with(returned: nn.Module) -> ForgetResult:
+        return ForgetResult(model=returned, generator=ctx.generator, recipe=resolved, method=algorithm.name,
+                            classes=forget, timings=timings, retained_images=entry["retained_images"],
+                            forget_images_used=entry["forget_images_used"], history=history, self_check=checked)
+
+    if checked is not None and checked.passed is None:
+        log.warning("self-check of classes %s: %s", forget, checked.describe())
+    if checked is not None and checked.passed is False:
+        message = _not_forgotten_message(checked, forget, entry["retained_images"], num_classes)
+        if strict:  # before inplace touches the caller's model: a failed run leaves it as it was
+            raise ForgettingFailedError(message, result_with(student))
+        warnings.warn(message, ForgettingWarning, stacklevel=2)
+        log.warning("NOT FORGOTTEN: %s", message)
     if inplace:
         model.load_state_dict(student.state_dict())
         model.unlearning_history = history
         student = model
+    result = result_with(student)
     log.info("forgot classes %s with %s in %.1fs", forget, algorithm.name, timings["total"])
-    return ForgetResult(model=student, generator=ctx.generator, recipe=resolved, method=algorithm.name,
-                        classes=forget, timings=timings, retained_images=entry["retained_images"],
-                        forget_images_used=entry["forget_images_used"], history=history)
+    return result
+
+
+SELF_CHECK_SEED_OFFSET = 101
+"""The self-check's impressions draw from seed + this, apart from every stream the run trains on."""
+
+
+class ForgettingWarning(UserWarning):
+    """``strict=False``: the run's self-check says the classes were not forgotten."""
+
+
+def _not_forgotten_message(checked: SelfCheck, forget: list[int], retained_images: int, num_classes: int) -> str:
+    per_class = retained_images // max(1, num_classes - len(forget)) if retained_images else 0
+    budget = (f" The run had {retained_images} retained images ({per_class} per class)"
+              + (", few enough to be the cause: give more retained images, or" if 0 < per_class < 30 else ";")
+              if retained_images else " It ran without retained data;")
+    return (f"classes {forget} were not forgotten: {checked.describe()}.{budget} lengthen the schedule "
+            "(overrides: impair.epochs, min_epoch_images) or use the recipe's defaults if they were overridden; "
+            "pass strict=False (CLI: --no-strict) to get the model anyway")

@@ -223,6 +223,7 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
     measured_models: list[tuple[str, nn.Module, float | None]] = []
     forget_used: dict[str, int] = {}
     cpu_seconds: dict[str, float] = {}
+    checks: dict[str, dict | None] = {}
     if level:  # the original as a row of its own, so every column has its anchors
         measured_models.append(("original", model, 0.0))
     if reference is not None and (level or want_retrain):
@@ -237,9 +238,11 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
             others = sorted(set(data.train.y.tolist()) - set(forget))
             forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
         start, start_cpu = time.perf_counter(), time.process_time()
+        # strict=False: a run that fails its self-check is a row (with the check's figure), not a crash.
         result = forget_classes(model, forget, retain=retain, method=method, overrides=overrides, seed=seed,
-                                progress=progress, forget_data=forget_data,
+                                progress=progress, forget_data=forget_data, strict=False,
                                 generator=generator if get_method(method).uses_generator else None)
+        checks[method] = result.self_check.as_dict() if result.self_check is not None else None
         seconds = time.perf_counter() - start
         cpu_seconds[method] = time.process_time() - start_cpu
         measured_models.append((method, result.model, seconds))
@@ -259,7 +262,9 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
                "epoch_equivalents": None if seconds is None else round(seconds / epoch_s, 4),
                "epoch_equivalents_cpu": (round(cpu_seconds[name] / epoch_cpu_s, 4) if name in cpu_seconds
                                          else None),
-               "forget_images_used": forget_used.get(name, 0)}
+               "forget_images_used": forget_used.get(name, 0),
+               "self_check_forget_rate": (checks[name] or {}).get("forget_rate") if name in checks else None,
+               "self_check_passed": (checks[name] or {}).get("passed") if name in checks else None}
         row.update({key: None for key in AUDIT_COLUMNS})
         if measured is not None:
             row.update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})
@@ -342,14 +347,14 @@ def markdown_table(results: dict) -> str:
              f"{'; overrides ' + settings if settings else ''})", "", about, "", "Means over the requests:", "",
              summary_table(results), "Per request:", "",
              "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | ΔDr ceiling | epoch-eq. | "
-             "epoch-eq. (CPU) | retained imgs | forget imgs |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "epoch-eq. (CPU) | retained imgs | forget imgs | self-check |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['df'])} | {_fmt(r['dr'])} | "
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
                      f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['dr'] - r['dr_original_masked']:+.2f} | "
                      f"{_fmt(r['epoch_equivalents'], 3)} | {_fmt(r.get('epoch_equivalents_cpu'), 3)} | "
-                     f"{r['retained_images']} | {r['forget_images_used']} |")
+                     f"{r['retained_images']} | {r['forget_images_used']} | {_check_cell(r)} |")
     if any(r.get("mia_forget_auc") is not None for r in rows):
         lines += ["", "| method | classes | MIA-forget AUC | TPR@1% | MIA-SSD | probe-Df | probe-Df retrain | "
                   "rebound Df | relearn steps | relearn retrain | AIN |",
@@ -360,6 +365,16 @@ def markdown_table(results: dict) -> str:
                          f"{_fmt(r.get('probe_df_retrain'))} | {_fmt(r['rebound_df'])} | {_fmt(r['relearn_steps'])} | "
                          f"{_fmt(r.get('relearn_steps_retrain'))} | {_fmt(r['ain'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _check_cell(row: dict) -> str:
+    """The self-check as a cell: the new model's forget rate on the original's impressions, and the verdict."""
+    if row.get("self_check_forget_rate") is None:
+        return "–"
+    rate = row.get("self_check_forget_rate")
+    if row.get("self_check_passed") is None:
+        return "inconclusive"
+    return f"{'pass' if row['self_check_passed'] else 'FAIL'} ({_fmt(rate, 1)}%)"
 
 
 def merge_results(results: Sequence[dict]) -> dict:

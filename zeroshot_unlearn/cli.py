@@ -1,7 +1,8 @@
 """Command line: ``zeroshot-unlearn {demo,forget,audit,bench,generator,table,recipes,train,fetch-data}``.
 
-Exit codes: 0 success, 2 usage or validation error, 1 runtime failure. Errors print as one
-line; ``--debug`` shows the traceback. Every command validates its arguments before it reads
+Exit codes: 0 success, 2 usage or validation error, 1 runtime failure (a run whose checks say
+the classes were not forgotten included), 3 ``forget --no-strict`` wrote such a model anyway.
+Errors print as one line; ``--debug`` shows the traceback. Every command validates its arguments before it reads
 data or trains anything. Nothing here imports torch until a command runs, so ``--help`` is instant.
 """
 
@@ -11,9 +12,13 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from .errors import DivergenceError, InvalidRequestError, UnlearnError
+from .errors import DivergenceError, ForgettingFailedError, InvalidRequestError, UnlearnError
+
+EXIT_NOT_FORGOTTEN = 3
+"""``forget --no-strict`` wrote the model, but its checks say the classes were not forgotten."""
 
 # The registered methods and the data each reads, for `forget --help` without importing torch;
 # tests/test_cli.py checks this table against list_methods().
@@ -126,7 +131,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from .api import check_request, forget_classes, forgotten_classes
+    from .api import ForgettingWarning, check_request, forget_classes, forgotten_classes
     from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
     from .io import atomic_dir, check_output_folder, write_json
@@ -149,15 +154,21 @@ def cmd_forget(args) -> int:
     retain = retained_subset(data.train, sorted(set(requested) | set(forgotten_classes(model))), budget,
                              seed=args.seed, num_classes=model_num_classes(model))
     start = time.perf_counter()
-    result = forget_classes(model, requested, retain=retain, recipe=args.recipe, method=args.method,
-                            overrides=overrides, seed=args.seed, progress=not args.quiet,
-                            device=args.device, generator=args.generator)
+    strict = not args.no_strict
+    with warnings.catch_warnings():  # --no-strict: the failure is reported below, once, in this command's words
+        warnings.simplefilter("ignore", ForgettingWarning)
+        result = forget_classes(model, requested, retain=retain, recipe=args.recipe, method=args.method,
+                                overrides=overrides, seed=args.seed, progress=not args.quiet,
+                                device=args.device, generator=args.generator, strict=strict)
     seconds = time.perf_counter() - start
+    check = result.self_check
+    failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
     row = {"method": result.method, "classes": result.classes, "time_s": round(seconds, 2),
            "world_size": world_size, "device": result.history[-1]["device"],
            "gradient_sync": result.history[-1]["gradient_sync"],
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
-           "timings": {k: round(v, 2) for k, v in result.timings.items()}}
+           "timings": {k: round(v, 2) for k, v in result.timings.items()},
+           "self_check": check.as_dict() if check is not None else None}
     evaluation = data.test if data.test is not None else None
     if evaluation is not None:
         df, dr = forget_retain_accuracy(result.model, evaluation, result.classes)
@@ -165,6 +176,15 @@ def cmd_forget(args) -> int:
         row.update(df=round(df, 2), dr=round(dr, 2), df_original=round(df0, 2), dr_original=round(dr0, 2),
                    dr_original_masked=round(masked_accuracy(model, evaluation, result.classes), 2), dr_retrain=None)
         say(f"Df {df:.2f} (original {df0:.2f}), Dr {dr:.2f} (original {dr0:.2f}) on the test split")
+        limit = result.recipe.self_check.max_test_df
+        if df > limit:
+            failures.append(f"Df on the test split is {df:.2f}%, above the recipe's self_check.max_test_df {limit:g}%")
+            if strict:
+                raise ForgettingFailedError(f"classes {result.classes} were not forgotten: {failures[-1]} (the "
+                                            f"self-check read {check.describe() if check else 'nothing'}); nothing "
+                                            "was written. Pass --no-strict to write the model anyway", result)
+    row["forgotten"] = not failures
+    row["forgetting_failures"] = failures
     if args.audit and evaluation is not None and rank == 0:
         report = _run_audit(model, result.model, result.classes, data, retain, source=args.retain_data,
                             reference_path=args.reference, seed=args.seed, quiet=args.quiet,
@@ -187,6 +207,11 @@ def cmd_forget(args) -> int:
     written = ["model.safetensors", "recipe.yaml"] + (["generator.safetensors"] if result.generator is not None else []) \
         + ["metrics.json"] + (["audit/"] if args.audit and evaluation is not None else [])
     say(f"wrote {out}/{', '.join(written)} in {seconds:.1f}s" + (f" ({world_size} processes)" if world_size > 1 else ""))
+    if failures:
+        if rank == 0:
+            print(f"WARNING: classes {result.classes} were NOT forgotten ({'; '.join(failures)}). The model was "
+                  "written because of --no-strict; metrics.json says forgotten: false", file=sys.stderr)
+        return EXIT_NOT_FORGOTTEN
     return 0
 
 
@@ -425,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zeroshot-unlearn", formatter_class=_HelpFormatter,
         description="Make a trained image classifier forget whole classes without the forget data.",
         epilog="`zeroshot-unlearn COMMAND --help` describes each command. Exit codes: 0 done, 2 bad input "
-               "(nothing was written), 1 the run failed.")
+               "(nothing was written), 1 the run failed (also: the classes were not forgotten), 3 forget --no-strict "
+               "wrote a model that was not forgotten.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -464,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: shipped or trained)")
     forget.add_argument("--generator", help="a fitted amortised generator folder (generators/<model-id>/) to reuse")
     forget.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
+    forget.add_argument("--no-strict", action="store_true",
+                        help="write the model even when the run's checks say the classes were not forgotten (the "
+                             "self-check, or Df on the test split above the recipe's self_check.max_test_df); "
+                             "exit code 3 then, and metrics.json says forgotten: false")
     forget.set_defaults(func=cmd_forget)
 
     aud = command("audit", "measure forgetting (MIA, probe, rebound, relearn) and write report.json + report.html")
@@ -561,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
 
             joined = init_from_environment(args.device)
         return args.func(args)
-    except DivergenceError as err:
+    except (DivergenceError, ForgettingFailedError) as err:  # the run failed; the input was fine
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -153,8 +153,11 @@ class BatchStream:
         self._pos += self.batch_size
         return self.runtime.to_device(self.x[rows]), self.y[rows].to(self.runtime.device, non_blocking=True)
 
-    def steps_for(self, epochs: float) -> int:
-        return max(1, math.ceil(epochs * len(self.y) / self.batch_size)) if epochs > 0 else 0
+    def steps_for(self, epochs: float, min_images: int = 0) -> int:
+        """Steps of ``epochs`` passes over the data, counted as at least ``min_images`` images: a small
+        dataset repeats (reshuffled, and augmented by the caller) instead of shortening the phase."""
+        images = max(len(self.y), min_images)
+        return max(1, math.ceil(epochs * images / self.batch_size)) if epochs > 0 else 0
 
 
 def masked_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, forget: torch.Tensor,

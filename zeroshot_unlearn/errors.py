@@ -37,3 +37,15 @@ class DivergenceError(UnlearnError, RuntimeError):
 
 class OutputError(UnlearnError):
     """An output location cannot be written without losing something."""
+
+
+class ForgettingFailedError(UnlearnError, RuntimeError):
+    """The run finished but its self-check says the classes were not forgotten.
+
+    ``result`` holds the :class:`~zeroshot_unlearn.api.ForgetResult` anyway, for inspection;
+    ``forget_classes(..., strict=False)`` returns it instead of raising.
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result

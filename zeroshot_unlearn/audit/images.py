@@ -32,14 +32,15 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     """
     was_training = model.training
     model.eval()
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    labels = torch.tensor([c for c in classes for _ in range(per_class)])
-    rng = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    labels = torch.tensor([c for c in classes for _ in range(per_class)], device=device)
+    rng = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     channels, height, width = input_size
     downscale = downscale or (2 if channels == 1 else 1)
     raw = torch.randn(len(labels), channels, -(-height // downscale), -(-width // downscale), generator=rng) * 0.5
-    raw.requires_grad_(True)
+    raw = raw.to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([raw], lr=lr)
     prior = BatchNormPrior(model) if bn_weight > 0 else None
     try:
@@ -61,7 +62,7 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
         if prior is not None:
             prior.close()
         model.train(was_training)
-    return _pixels(raw, (height, width)).detach()
+    return _pixels(raw, (height, width)).detach().cpu()
 
 
 def _pixels(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -97,7 +97,7 @@ class AntiMemory(Method):
         def next_batch():
             x, y = next(stream)
             return retain_aug(x), y
-        return next_batch, stream.steps_for(cfg.epochs), False
+        return next_batch, stream.steps_for(cfg.epochs, ctx.recipe.min_epoch_images), False
 
     def run(self, ctx: ForgetContext) -> None:
         recipe = ctx.recipe
@@ -228,6 +228,7 @@ class UNSIR(AntiMemory):
     data_free_variant = None
     description = "UNSIR as published: per-class error-maximising noise, one impair and one repair epoch"
     recipe_overrides = {
+        "min_epoch_images": 0,  # one pass over the retained subset, whatever its size
         "generator": {"kind": "noise", "objective": "error_max", "steps": 40, "lr": 0.1, "bound_weight": 0.1,
                       "diversity_weight": 0.0, "bn_prior_weight": 0.0},
         "impair": {"epochs": 1.0, "lr": 0.02, "optimizer": "adam", "weight_decay": 0.0, "schedule": "constant",
