@@ -118,7 +118,6 @@ def test_installed_cli_refuses_bad_input_in_one_line_before_any_work(tmp_path):
     """Each bad input: exit 2, one line on stderr, no traceback, nothing written (console script, subprocess)."""
     import concurrent.futures
     import os
-    import shutil
     import subprocess
     import sys
     from pathlib import Path
@@ -172,7 +171,6 @@ def test_installed_cli_refuses_bad_input_in_one_line_before_any_work(tmp_path):
         assert not out.exists(), f"{name}: wrote {out}"
     assert [p.name for p in full.iterdir()] == ["keep.txt"] and (full / "keep.txt").read_text() == "precious"
     assert not (tmp_path / "out").exists()
-    shutil.rmtree(tmp_path / "home", ignore_errors=True)
 
 
 def test_retained_image_folder_with_names_from_a_file(tmp_path, digits):

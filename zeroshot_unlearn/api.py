@@ -169,7 +169,7 @@ def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | 
     names = [v for v in values if isinstance(v, str)]
     if not names:
         return values
-    from .data import label_names_of
+    from .data.names import describe_classes, label_names_of
 
     known = label_names_of(model)
     if not known:
@@ -186,13 +186,6 @@ def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | 
         else:
             raise InvalidRequestError(f"unknown class name {value!r}; this model's classes: {describe_classes(known)}")
     return ids
-
-
-def describe_classes(names: Sequence[str]) -> str:
-    """``0 airplane, 1 automobile, ...``; names that only repeat their ids are shown as the id range."""
-    if list(names) == [str(i) for i in range(len(names))]:
-        return f"ids 0..{len(names) - 1}, no other names"
-    return ", ".join(f"{i} {n}" for i, n in enumerate(names))
 
 
 def check_request(model: nn.Module, classes: Sequence[int | str], *,

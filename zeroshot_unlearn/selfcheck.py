@@ -49,9 +49,9 @@ class SelfCheck:
 
 
 def impressions_of(original: nn.Module, classes: Sequence[int], cfg: SelfCheckConfig, input_size, mean, std, *,
-                   seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+                   seed: int) -> torch.Tensor:
     """Impressions of ``classes`` that ``original`` assigns to their class with ``cfg.min_confidence``,
-    normalised for the model, and their labels."""
+    normalised for the model."""
     from .audit.images import invert_classes
 
     pixels = invert_classes(original, list(classes), input_size, mean, std, per_class=cfg.impressions_per_class,
@@ -61,8 +61,7 @@ def impressions_of(original: nn.Module, classes: Sequence[int], cfg: SelfCheckCo
     labels = torch.tensor([c for c in classes for _ in range(cfg.impressions_per_class)], device=device)
     with torch.no_grad():
         confidence = original(x).softmax(1).gather(1, labels[:, None]).squeeze(1)
-    keep = confidence >= cfg.min_confidence
-    return x[keep], labels[keep]
+    return x[confidence >= cfg.min_confidence]
 
 
 def _forget_rate(model: nn.Module, x: torch.Tensor, forget: torch.Tensor) -> float:
@@ -83,7 +82,7 @@ def check_forgetting(original: nn.Module, unlearned: nn.Module, forget: Sequence
     modes = [m.training for m in unlearned.modules()]
     unlearned.eval()
     try:
-        x, _labels = impressions_of(original, forget, cfg, input_size, mean, std, seed=seed)
+        x = impressions_of(original, forget, cfg, input_size, mean, std, seed=seed)
         forget_t = torch.as_tensor(list(forget), device=x.device)
         before = _forget_rate(original, x, forget_t)
         after = _forget_rate(unlearned, x, forget_t)

@@ -13,6 +13,7 @@ from .cifar import CIFAR10_CLASSES, load_cifar10_torchvision, load_npz_dir
 from .datasets import DataSplits, ImageTensorDataset, materialise, normalise_uint8
 from .digits import load_digits
 from .folder import load_image_folder
+from .names import describe_classes, label_names_of, read_class_names
 
 
 def load_data(source: str | Path, model: nn.Module | None = None, *, mean: Sequence[float] | None = None,
@@ -52,29 +53,6 @@ def load_data(source: str | Path, model: nn.Module | None = None, *, mean: Seque
     return load_image_folder(folder, input_size, mean, std, label_names=names, num_classes=num_classes)
 
 
-def read_class_names(class_names: Sequence[str] | str | Path) -> list[str]:
-    """A list of class names, or the lines of a text file (blank lines ignored)."""
-    if isinstance(class_names, (str, Path)):
-        path = Path(class_names)
-        if not path.is_file():
-            raise DataError(f"class-names file {str(path)!r} does not exist (one class name per line, in the "
-                            "model's class order)")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [str(n) for n in class_names]
-
-
-def label_names_of(model: nn.Module | None) -> list[str] | None:
-    """The model's class names (``pretrained_cfg["label_names"]``) when it has one per output, else None."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    names = cfg.get("label_names")
-    if not names:
-        return None
-    from ..validate import model_num_classes
-
-    names = [str(n) for n in names]
-    return names if len(names) == model_num_classes(model) else None
-
-
 def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: int | float, *,
                     seed: int = 0, num_classes: int | None = None) -> ImageTensorDataset:
     """A class-balanced sample of the retained classes: ``budget`` images (int) or a fraction of ``dataset``.
@@ -105,4 +83,5 @@ def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: 
 
 
 __all__ = ["DataSplits", "ImageTensorDataset", "load_data", "load_digits", "load_npz_dir", "load_image_folder",
-           "load_cifar10_torchvision", "retained_subset", "read_class_names", "label_names_of", "materialise", "normalise_uint8", "CIFAR10_CLASSES"]
+           "load_cifar10_torchvision", "retained_subset", "read_class_names", "label_names_of",
+           "describe_classes", "materialise", "normalise_uint8", "CIFAR10_CLASSES"]

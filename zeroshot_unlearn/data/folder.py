@@ -16,6 +16,7 @@ import torch
 
 from ..errors import DataError
 from .datasets import DataSplits, ImageTensorDataset, materialise
+from .names import describe_classes
 
 
 def folder_class_ids(folders: Sequence[str], label_names: Sequence[str] | None,
@@ -25,8 +26,7 @@ def folder_class_ids(folders: Sequence[str], label_names: Sequence[str] | None,
     lowered: dict[str, list[int]] = {}
     for i, name in enumerate(names):
         lowered.setdefault(name.lower(), []).append(i)
-    listing = (f"ids 0..{len(names) - 1}" if names == [str(i) for i in range(len(names))]
-               else ", ".join(f"{i} {n}" for i, n in enumerate(names)))
+    listing = describe_classes(names)
     ids: dict[str, int] = {}
     for folder in folders:
         if folder in names and names.count(folder) == 1:
@@ -60,8 +60,8 @@ def folder_class_ids(folders: Sequence[str], label_names: Sequence[str] | None,
     return ids
 
 
-def _load_folder(folder: Path, input_size: Sequence[int], mean, std, label_names, num_classes
-                 ) -> tuple[ImageTensorDataset, list[str]]:
+def _load_folder(folder: Path, input_size: Sequence[int], mean, std, label_names,
+                 num_classes) -> ImageTensorDataset:
     from torchvision import datasets, transforms
 
     channels, height, width = input_size
@@ -80,7 +80,7 @@ def _load_folder(folder: Path, input_size: Sequence[int], mean, std, label_names
         for folder_name, class_id in ids.items():
             names[class_id] = folder_name
     out.classes = names
-    return out, sorted(data.classes)
+    return out
 
 
 def load_image_folder(folder: str | Path, input_size: Sequence[int], mean: Sequence[float],
@@ -91,12 +91,12 @@ def load_image_folder(folder: str | Path, input_size: Sequence[int], mean: Seque
     if label_names is not None and num_classes is not None and len(label_names) != num_classes:
         raise DataError(f"{len(label_names)} class names given for a model with {num_classes} classes")
     if (folder / "train").is_dir():
-        train, _ = _load_folder(folder / "train", input_size, mean, std, label_names, num_classes)
+        train = _load_folder(folder / "train", input_size, mean, std, label_names, num_classes)
         test = None
         if (folder / "test").is_dir():
-            test, _ = _load_folder(folder / "test", input_size, mean, std, label_names, num_classes)
+            test = _load_folder(folder / "test", input_size, mean, std, label_names, num_classes)
     else:
-        (train, _), test = _load_folder(folder, input_size, mean, std, label_names, num_classes), None
+        train, test = _load_folder(folder, input_size, mean, std, label_names, num_classes), None
     return DataSplits(train, test, train.classes or [], name=folder.name)
 
 
