@@ -9,7 +9,7 @@ from conftest import state_equal
 from zeroshot_unlearn import ForgettingWarning, InvalidRequestError, forget_classes
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.generators.amortised import fit_amortised, load_amortised, model_id, save_amortised
-from zeroshot_unlearn.metrics import forget_retain_accuracy
+from zeroshot_unlearn.evaluation import forget_retain_accuracy
 from zeroshot_unlearn.recipes import load_recipe
 
 

@@ -6,10 +6,10 @@ import torch
 
 from zeroshot_unlearn import audit, forget_classes
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, relearn_steps, rebound_df, tpr_at_fpr
-from zeroshot_unlearn.zoo.trained import DIGITS_TRAIN
+from zeroshot_unlearn.harness.specs import DIGITS_TRAIN
 from zeroshot_unlearn.methods import LogitMask
-from zeroshot_unlearn.metrics import forget_retain_accuracy
-from zeroshot_unlearn.train import retrain_reference
+from zeroshot_unlearn.evaluation import forget_retain_accuracy
+from zeroshot_unlearn.harness.training import retrain_reference
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,8 @@ def test_identical_distributions_give_auc_near_half(digits_model, digits):
 def test_mia_separates_an_overfit_model_from_one_that_never_saw_the_members(digits):
     """Known answer: a model memorises a small member set (AUC well above 0.5); a model trained on
     disjoint images of the same classes cannot tell those members from non-members (AUC ~ 0.5)."""
-    from zeroshot_unlearn.train import TrainConfig, train_classifier
+    from zeroshot_unlearn.harness.specs import TrainConfig
+    from zeroshot_unlearn.harness.training import train_classifier
     from zeroshot_unlearn.zoo import build_model
 
     rows = torch.randperm(len(digits.train), generator=torch.Generator().manual_seed(0))

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from zeroshot_unlearn import InvalidRequestError
-from zeroshot_unlearn.bench import PROTOCOL_REQUESTS, parse_requests, run_bench, save_results, summary_table
+from zeroshot_unlearn.harness.bench import PROTOCOL_REQUESTS, parse_requests, run_bench, save_results, summary_table
 
 SCHEMA = {"method", "classes", "df", "dr", "df_original", "dr_original", "dr_retrain", "time_s", "epoch_equivalents",
           "retained_images", "forget_images_used"}
@@ -45,7 +45,7 @@ def test_light_audit_retrain_row_data_used_and_resume(tmp_path, monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("a request already in the checkpoint ran again")
 
-    monkeypatch.setattr("zeroshot_unlearn.bench.forget_classes", must_not_run)
+    monkeypatch.setattr("zeroshot_unlearn.harness.bench.forget_classes", must_not_run)
     again = run_bench("digits", requests=[[3, 7]], methods=["logit_mask", "retrain"], audit="light",
                       progress=False, checkpoint=out, resume=True)
     assert again["rows"] == results["rows"]
@@ -61,7 +61,7 @@ def test_bench_refuses_unknown_methods_and_audit_levels():
 
 
 def test_merge_results_keeps_one_row_per_method_and_request(tmp_path, capsys):
-    from zeroshot_unlearn.bench import merge_results
+    from zeroshot_unlearn.harness.bench import merge_results
     from zeroshot_unlearn.cli import main
 
     def row(method, classes, df):
@@ -82,8 +82,8 @@ def test_merge_results_keeps_one_row_per_method_and_request(tmp_path, capsys):
 
 
 def test_every_trainable_cifar_family_is_a_suite():
-    from zeroshot_unlearn.bench import SUITES
-    from zeroshot_unlearn.zoo.trained import get_train_spec, list_train_specs
+    from zeroshot_unlearn.harness.bench import SUITES
+    from zeroshot_unlearn.harness.specs import get_train_spec, list_train_specs
 
     families = [n for n in list_train_specs() if get_train_spec(n).data == "cifar10"]
     assert len(families) >= 6
@@ -95,9 +95,9 @@ def test_every_trainable_cifar_family_is_a_suite():
 def test_trained_family_suite_trains_its_checkpoint_once(shared_data, monkeypatch):
     import dataclasses
 
-    import zeroshot_unlearn.train as train_module
-    from zeroshot_unlearn.bench import SUITES
-    from zeroshot_unlearn.zoo import trained
+    import zeroshot_unlearn.harness.training as train_module
+    from zeroshot_unlearn.harness.bench import SUITES
+    from zeroshot_unlearn.harness import specs as trained
 
     spec = trained.get_train_spec("resnet10t")
     monkeypatch.setitem(trained._SPECS, "resnet10t",

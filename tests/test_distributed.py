@@ -9,7 +9,7 @@ import torch
 
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.data import load_data
-from zeroshot_unlearn.metrics import forget_retain_accuracy, predict
+from zeroshot_unlearn.evaluation import forget_retain_accuracy, predict
 
 REQUEST = ["forget", "--model", "digits_cnn", "--classes", "3", "7", "--retain-data", "digits",
            "--retain-budget", "400", "--device", "cpu", "--quiet"]

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from zeroshot_unlearn.augment import Augment
-from zeroshot_unlearn.engine import frozen_batchnorm
+from zeroshot_unlearn.surgery import frozen_batchnorm
 from zeroshot_unlearn.generators import NoiseGenerator, create_generator, fit_generator
 from zeroshot_unlearn.recipes import AugmentConfig, GeneratorConfig
 

@@ -55,3 +55,14 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
                          .split("|")[1])
     assert unlearned_df <= 1.0, demo
     assert not any(elsewhere.iterdir()), "the demo must not write into the current folder"
+
+
+def test_the_library_never_loads_the_harness_or_the_research_scripts():
+    """Forgetting and auditing import neither the benchmark harness nor research/ (a fresh interpreter)."""
+    code = ("import sys; from zeroshot_unlearn import forget_classes, audit, load_model, list_methods; "
+            "import zeroshot_unlearn.api, zeroshot_unlearn.audit.report, zeroshot_unlearn.generators.amortised; "
+            "list_methods(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('zeroshot_unlearn.harness', 'research'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -55,7 +55,7 @@ def test_overrides_make_a_new_recipe_and_roundtrip(tmp_path):
 
 
 def test_every_trainable_family_has_its_own_recipe():
-    from zeroshot_unlearn.zoo.trained import get_train_spec, list_train_specs
+    from zeroshot_unlearn.harness.specs import get_train_spec, list_train_specs
 
     for name in list_train_specs():
         assert resolve_recipe_name(get_train_spec(name).architecture) != "default", name
@@ -67,3 +67,78 @@ def test_amortised_section_is_validated_like_the_recipe():
     with pytest.raises(RecipeError, match="lr"):
         resolve_recipe({"amortised": {"impair.lr": -1.0}}, "x")
     assert load_recipe("cifar_resnet").amortised["impair.epochs"] < load_recipe("cifar_resnet").impair.epochs
+
+
+def test_the_default_recipe_is_the_built_in_defaults():
+    from zeroshot_unlearn.recipes import IDENTITY_KEYS, Recipe, recipe_from_dict
+
+    def settings(recipe):
+        return {k: v for k, v in recipe.to_dict().items() if k not in IDENTITY_KEYS}
+
+    # One source of defaults: the file adds only its name, description and patterns.
+    assert settings(load_recipe("default")) == settings(Recipe()) == settings(recipe_from_dict({}))
+    # A partial phase keeps that phase's defaults, not another's (the impair phase synthesises).
+    partial = recipe_from_dict({"impair": {"lr": 0.05}})
+    assert partial.impair.lr == 0.05 and partial.impair.anti_memory_batch == Recipe().impair.anti_memory_batch == 32
+    assert partial.repair.anti_memory_batch == 0
+
+
+def test_recipes_inherit_through_base(tmp_path, monkeypatch):
+    vit, convnext = load_recipe("vit"), load_recipe("convnext")
+    assert vit.impair.lr == 3e-4 and convnext.impair.lr == 1e-3
+    assert vit.replace({"impair.lr": 1e-3}).to_dict() | {"name": 0, "description": 0, "matches": 0} == \
+        convnext.to_dict() | {"name": 0, "description": 0, "matches": 0}
+    assert vit.matches != convnext.matches  # what names a file is never inherited
+
+    import shutil
+
+    from zeroshot_unlearn._resources import recipes_dir
+
+    folder = tmp_path / "recipes"
+    shutil.copytree(recipes_dir(), folder)
+    monkeypatch.setenv("ZEROSHOT_UNLEARN_RECIPES", str(folder))
+    (folder / "a.yaml").write_text("base: b\n")
+    (folder / "b.yaml").write_text("base: a\n")
+    with pytest.raises(RecipeError, match="inherit in a circle: a -> b -> a|inherit in a circle: b -> a -> b"):
+        load_recipe("a")
+    (folder / "a.yaml").write_text("base: convnxt\n")
+    with pytest.raises(RecipeError, match="unknown base recipe 'convnxt'. Did you mean 'convnext'"):
+        load_recipe("a")
+    (folder / "a.yaml").write_text("base: digits\nimpair:\n  lr: 0.5\n")
+    (folder / "b.yaml").unlink()
+    mine = load_recipe("a")
+    assert mine.impair.lr == 0.5 and mine.impair.epochs == load_recipe("digits").impair.epochs
+    assert mine.min_epoch_images == 400 and mine.matches == ("*",)
+
+
+def test_method_sections_are_declared_by_their_methods():
+    from zeroshot_unlearn.methods import METHODS
+    from zeroshot_unlearn.recipes import recipe_keys
+    from zeroshot_unlearn.settings import SECTIONS
+
+    for name, section in SECTIONS.items():
+        owners = [m for m in METHODS.values() if m.section_name() == name]
+        assert owners and all(m.settings is section for m in owners), name
+    assert "masked_kd" in recipe_keys() and "impair" in recipe_keys()
+    recipe = load_recipe("digits")
+    assert recipe.masked_kd.distill_temperature == 8.0 and recipe.scrub.max_epochs == 2
+    # the sections of methods that read forget images no longer carry anti-memory settings
+    assert not hasattr(recipe.masked_kd, "anti_memory_batch") and not hasattr(recipe.gradient_ascent, "ce_weight")
+    with pytest.raises(RecipeError, match="'masked_kd.epoch'.*Did you mean 'epochs'"):
+        load_recipe("digits", {"masked_kd.epoch": 3})
+    with pytest.raises(RecipeError, match="unknown recipe key 'mased_kd'.*Did you mean 'masked_kd'"):
+        load_recipe("digits", {"mased_kd": {"epochs": 3}})
+
+
+def test_recording_reads_names_the_settings_read():
+    from zeroshot_unlearn.settings import recording_reads
+
+    recipe = load_recipe("digits")
+    with recording_reads() as keys:
+        recipe.impair.lr, recipe.masked_kd.epochs, recipe.name
+        recipe.to_dict()  # serialising is not reading
+    assert keys == {"impair.lr", "masked_kd.epochs", "name"}
+    copy = recipe.generator.with_values(steps=3)
+    with recording_reads() as keys:
+        copy.steps
+    assert keys == {"generator.steps"}

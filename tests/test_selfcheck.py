@@ -11,7 +11,7 @@ from zeroshot_unlearn import ForgettingFailedError, ForgettingWarning, forget_cl
 from zeroshot_unlearn.cli import EXIT_NOT_FORGOTTEN, main
 from zeroshot_unlearn.data import retained_subset
 from zeroshot_unlearn.engine import BatchStream
-from zeroshot_unlearn.metrics import forget_retain_accuracy
+from zeroshot_unlearn.evaluation import forget_retain_accuracy
 
 ONE_STEP = {"impair.epochs": 0.01, "repair.epochs": 0.01}  # one impair step and one repair step: cannot forget
 

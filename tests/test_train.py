@@ -9,8 +9,9 @@ import torch
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.cli import main
 from zeroshot_unlearn.data import DataSplits, ImageTensorDataset
-from zeroshot_unlearn.train import TrainConfig, train_checkpoint
-from zeroshot_unlearn.zoo.trained import TrainSpec, get_train_spec
+from zeroshot_unlearn.harness.specs import TrainConfig
+from zeroshot_unlearn.harness.training import train_checkpoint
+from zeroshot_unlearn.harness.specs import TrainSpec, get_train_spec
 
 TINY_VIT = TrainSpec("tiny_vit", "vit_tiny_patch16_224",
                      model_kwargs={"img_size": 16, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2},
@@ -42,7 +43,7 @@ def test_checkpoint_rebuilds_with_its_constructor_arguments(tmp_path, tiny_data)
 
 def test_cache_hit_skips_training_and_any_change_retrains(tmp_path, tiny_data, monkeypatch):
     first = train_checkpoint(TINY_VIT, tiny_data, cache=tmp_path, progress=False)
-    import zeroshot_unlearn.train as train_module
+    import zeroshot_unlearn.harness.training as train_module
 
     def fail(*args, **kwargs):
         raise AssertionError("trained again although the checkpoint is cached")
@@ -87,7 +88,7 @@ def test_train_cli_refuses_bad_input(argv, message, capsys):
 
 
 def test_every_cifar_family_spec_builds_at_32x32():
-    from zeroshot_unlearn.zoo.trained import list_train_specs
+    from zeroshot_unlearn.harness.specs import list_train_specs
 
     for name in list_train_specs():
         spec = get_train_spec(name)

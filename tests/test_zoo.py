@@ -5,7 +5,7 @@ import torch
 
 from zeroshot_unlearn import CheckpointError, InvalidRequestError, load_model
 from zeroshot_unlearn.data import load_data
-from zeroshot_unlearn.metrics import accuracy as metric_accuracy
+from zeroshot_unlearn.evaluation import accuracy as metric_accuracy
 from zeroshot_unlearn.zoo import list_models
 
 RESNET20 = "resnet20-12fca82f.th"

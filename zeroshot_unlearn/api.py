@@ -17,17 +17,18 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from . import __version__
+from . import __version__, seeds
 from .data.datasets import ImageTensorDataset, materialise
 from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError
-from .engine import scoped_weights
 from .generators import GENERATORS, AntiMemoryGenerator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method, list_methods
 from .recipes import Recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
 from .selfcheck import SelfCheck, check_forgetting
-from .validate import model_num_classes, validate_classes, validate_forget_data, validate_model, validate_retain
+from .settings import recording_reads
+from .surgery import model_num_classes, unknown_prefixes
+from .validate import validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,18 @@ class ForgetResult:
     generator: nn.Module | None
     recipe: Recipe
     method: str
-    classes: list[int]
+    forget: list[int]
+    """Every class the model does not know: the requested ones and any it forgot in earlier requests."""
+    requested: list[int]
+    """The classes this request asked for."""
     timings: dict[str, float]
     retained_images: int
     forget_images_used: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     self_check: SelfCheck | None = None
     """What the run's own check of its forgetting measured (None when the recipe turns it off)."""
+    recipe_keys_read: frozenset[str] = frozenset()
+    """The recipe settings the run read (dotted keys); ``recipe.yaml`` holds these and no others."""
 
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``model.safetensors`` (with its config and history), ``recipe.yaml`` and the generator.
@@ -69,10 +75,10 @@ class ForgetResult:
         cfg = dict(getattr(self.model, "pretrained_cfg", {}) or {})
         metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": jsonable(cfg), "history": self.history})}
         save_state_dict(folder / "model.safetensors", self.model.state_dict(), metadata)
-        write_text(folder / "recipe.yaml", self.recipe.to_yaml())
+        write_text(folder / "recipe.yaml", self.recipe.to_yaml(self.recipe_keys_read or None))
         if self.generator is not None:
             save_state_dict(folder / "generator.safetensors", self.generator.state_dict(),
-                            {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.classes})})
+                            {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.forget})})
 
 
 def model_architecture(model: nn.Module) -> str:
@@ -84,7 +90,7 @@ def model_architecture(model: nn.Module) -> str:
 class ForgetPlan:
     """A validated request: what :func:`forget_classes` will run, resolved before any work."""
 
-    classes: list[int]
+    forget: list[int]
     """Every class the result must not know: the requested ones and those forgotten earlier."""
     requested: list[int]
     method: Method
@@ -140,11 +146,8 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     imposed = algorithm.overrides_for(resolved)
     if imposed:  # a named variant: its settings first, the caller's overrides still win
         resolved = resolved.replace(imposed).replace(overrides)
-    if resolved.generator.kind not in GENERATORS:
-        raise RecipeError(f"unknown generator.kind {resolved.generator.kind!r}; registered generators: "
-                          f"{', '.join(sorted(GENERATORS))}")
-    for phase in (resolved.impair, resolved.repair):
-        scoped_weights(model, phase.perturb_scope)
+    if algorithm.uses_phases:  # only the settings the method reads are checked against the model
+        _check_phases(model, resolved)
     if "forget" in algorithm.needs and not forget_data_given:
         raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images (forget_data=DATASET); "
                                   "it is a comparison baseline. The methods that need none: "
@@ -155,6 +158,19 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     if data_free and "retain" in algorithm.needs:
         raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
     return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
+
+
+def _check_phases(model: nn.Module, recipe: Recipe) -> None:
+    """The shared generator and impair/repair settings fit this model."""
+    if recipe.generator.kind not in GENERATORS:
+        raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
+                          f"{', '.join(sorted(GENERATORS))}")
+    for name, phase in (("impair", recipe.impair), ("repair", recipe.repair)):
+        unknown = unknown_prefixes(model, phase.perturb_scope)
+        if unknown:
+            tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
+            raise RecipeError(f"{name}.perturb_scope entry {unknown[0]!r} names no parameter of {type(model).__name__}; "
+                              f"its parameter names start with: {', '.join(tops)}")
 
 
 def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | str]:
@@ -246,6 +262,8 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
         # A variant with settings of its own (data-free, ablations) keeps them.
         log.info("pre-fitted generator: the recipe's amortised schedule applies (%s)", resolved.amortised)
         resolved = resolved.replace(resolved.amortised).replace(overrides)
+    if resolved.method != algorithm.name:  # the recipe says which method ran (a saved one reruns it)
+        resolved = resolved.replace({"method": algorithm.name})
     runtime = make_runtime(device, resolved.precision, resolved.channels_last)
     if runtime.distributed:
         if not algorithm.supports_distributed:
@@ -326,10 +344,19 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
 
     Every check runs first (:func:`validate_request`); bad input raises before any work.
     """
-    plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
-                            seed=seed, forget_data=forget_data, device=device, generator=generator)
+    # Which recipe settings the request and the run read: the saved recipe holds exactly those.
+    with recording_reads() as keys_read:
+        plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
+                                seed=seed, forget_data=forget_data, device=device, generator=generator)
+        result = _run(model, plan, seed=seed, progress=progress, inplace=inplace, strict=strict,
+                      keys_read=keys_read)
+    return result
+
+
+def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inplace: bool, strict: bool,
+         keys_read: set[str]) -> ForgetResult:
     runtime = plan.runtime
-    forget, algorithm, resolved, retain_data, cfg = (plan.classes, plan.method, plan.recipe, plan.retain,
+    forget, algorithm, resolved, retain_data, cfg = (plan.forget, plan.method, plan.recipe, plan.retain,
                                                      plan.pretrained_cfg)
     num_classes, input_size, mean, std = plan.num_classes, plan.input_size, plan.mean, plan.std
 
@@ -338,7 +365,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
     cuda = [runtime.device] if runtime.device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         # Each rank draws its own augmentations and anti-memories (rank 0 = the one-process run).
-        torch.manual_seed(seed + 7919 * runtime.rank)
+        torch.manual_seed(seed + seeds.RANK_STRIDE * runtime.rank)
         memory_format = torch.channels_last if runtime.channels_last else torch.preserve_format
         original = copy.deepcopy(model).to(runtime.device, memory_format=memory_format).eval()
         for p in original.parameters():
@@ -362,7 +389,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
     checked = None
     if resolved.self_check.enabled:
         checked = check_forgetting(original, student, forget, resolved.self_check, input_size, mean, std,
-                                   seed=seed + SELF_CHECK_SEED_OFFSET)
+                                   seed=seed + seeds.SELF_CHECK)
         ctx.timings["self_check"] = checked.seconds
     timings = dict(ctx.timings)
     timings["total"] = time.perf_counter() - start
@@ -384,8 +411,9 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
 
     def result_with(returned: nn.Module) -> ForgetResult:
         return ForgetResult(model=returned, generator=ctx.generator, recipe=resolved, method=algorithm.name,
-                            classes=forget, timings=timings, retained_images=entry["retained_images"],
-                            forget_images_used=entry["forget_images_used"], history=history, self_check=checked)
+                            forget=forget, requested=plan.requested, timings=timings, retained_images=entry["retained_images"],
+                            forget_images_used=entry["forget_images_used"], history=history, self_check=checked,
+                            recipe_keys_read=frozenset(keys_read))
 
     if checked is not None and checked.passed is None:
         log.warning("self-check of classes %s: %s", forget, checked.describe())
@@ -393,7 +421,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
         message = _not_forgotten_message(checked, forget, entry["retained_images"], num_classes)
         if strict:  # before inplace touches the caller's model: a failed run leaves it as it was
             raise ForgettingFailedError(message, result_with(student))
-        warnings.warn(message, ForgettingWarning, stacklevel=2)
+        warnings.warn(message, ForgettingWarning, stacklevel=3)  # the caller of forget_classes
         log.warning("NOT FORGOTTEN: %s", message)
     if inplace:
         model.load_state_dict(student.state_dict())
@@ -402,10 +430,6 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
     result = result_with(student)
     log.info("forgot classes %s with %s in %.1fs", forget, algorithm.name, timings["total"])
     return result
-
-
-SELF_CHECK_SEED_OFFSET = 101
-"""The self-check's impressions draw from seed + this, apart from every stream the run trains on."""
 
 
 class ForgettingWarning(UserWarning):

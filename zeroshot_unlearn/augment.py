@@ -35,9 +35,6 @@ class Augment(nn.Module):
             ops.append(K.RandomGaussianNoise(std=cfg.noise_std, p=0.5))
         self.pipeline = K.AugmentationSequential(*ops) if ops else None
 
-    def __len__(self) -> int:
-        return len(self.pipeline) if self.pipeline is not None else 0
-
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.std + self.mean
 

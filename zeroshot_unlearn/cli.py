@@ -84,49 +84,9 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 
 def cmd_demo(args) -> int:
-    from .api import check_request, forget_classes
-    from .data import load_data, retained_subset
-    from .metrics import forget_retain_accuracy, masked_accuracy, per_class_accuracy
-    from .train import retrain_reference, retrain_reference_source
-    from .zoo import load_model
-    from .zoo.trained import DIGITS_TRAIN
+    from .harness.demo import run_demo
 
-    start = time.perf_counter()
-    forget = sorted(args.classes)
-    model = load_model("digits_cnn", pretrained=True)
-    check_request(model, forget, seed=args.seed)
-    data = load_data("digits", model)
-    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
-    print(f"digits demo: forgetting classes {forget} from the shipped digits_cnn with {len(retain)} retained images "
-          "and 0 forget images")
-    source = retrain_reference_source("digits_cnn", data.train, forget, DIGITS_TRAIN, seed=args.seed)
-    if source is None:
-        kept = len(data.train) - len(data.train.of_classes(forget))
-        print(f"training the retrain reference first (digits_cnn from scratch without {forget}: {DIGITS_TRAIN.epochs:g} "
-              f"epochs on {kept} images, about 10 s on an idle 2-core CPU; cached afterwards). Only {{3, 7}} ships "
-              "with the package")
-    reference, retrain_s = retrain_reference("digits_cnn", data.train, forget, DIGITS_TRAIN, seed=args.seed,
-                                             progress=not args.quiet)
-    t0 = time.perf_counter()
-    result = forget_classes(model, forget, retain=retain, seed=args.seed, progress=not args.quiet)
-    forget_s = time.perf_counter() - t0
-    rows = {name: per_class_accuracy(m, data.test, 10)
-            for name, m in (("original", model), ("unlearned", result.model), ("retrain", reference))}
-    print(f"\n{'class':>5} | {'original':>8} | {'unlearned':>9} | {'retrain':>7}")
-    for c in range(10):
-        mark = "  <- forgotten" if c in forget else ""
-        print(f"{c:>5} | {rows['original'][c]:8.2f} | {rows['unlearned'][c]:9.2f} | {rows['retrain'][c]:7.2f}{mark}")
-    summary = {name: forget_retain_accuracy(m, data.test, forget)
-               for name, m in (("original", model), ("unlearned", result.model), ("retrain", reference))}
-    print(f"\n{'model':>9} | {'Df':>6} | {'Dr':>6}")
-    for name, (df, dr) in summary.items():
-        print(f"{name:>9} | {df:6.2f} | {dr:6.2f}")
-    print(f"Dr ceiling (original, forget logits masked): {masked_accuracy(model, data.test, forget):.2f}")
-    retrain_note = {"shipped": f"shipped with the package (its training took {retrain_s:.1f}s)",
-                    "cached": f"cached (its training took {retrain_s:.1f}s)",
-                    None: f"trained now in {retrain_s:.1f}s"}[source]
-    print(f"\ntime: forgetting {forget_s:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in result.timings.items())}); "
-          f"retrain reference {retrain_note}; total {time.perf_counter() - start:.1f}s")
+    run_demo(args.classes, retain_budget=args.retain_budget, seed=args.seed, progress=not args.quiet)
     return 0
 
 
@@ -135,9 +95,9 @@ def cmd_forget(args) -> int:
     from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
     from .io import atomic_dir, check_output_folder, write_json
-    from .metrics import forget_retain_accuracy, masked_accuracy
+    from .evaluation import forget_retain_accuracy, masked_accuracy
     from .runtime import current_world
-    from .validate import model_num_classes
+    from .surgery import model_num_classes
 
     # Every check runs before any data is read or any subset drawn: a bad input is one line and exit 2.
     out = Path(args.out)
@@ -163,7 +123,7 @@ def cmd_forget(args) -> int:
     seconds = time.perf_counter() - start
     check = result.self_check
     failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
-    row = {"method": result.method, "classes": result.classes, "time_s": round(seconds, 2),
+    row = {"method": result.method, "classes": result.forget, "time_s": round(seconds, 2),
            "world_size": world_size, "device": result.history[-1]["device"],
            "gradient_sync": result.history[-1]["gradient_sync"],
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
@@ -171,22 +131,22 @@ def cmd_forget(args) -> int:
            "self_check": check.as_dict() if check is not None else None}
     evaluation = data.test if data.test is not None else None
     if evaluation is not None:
-        df, dr = forget_retain_accuracy(result.model, evaluation, result.classes)
-        df0, dr0 = forget_retain_accuracy(model, evaluation, result.classes)
+        df, dr = forget_retain_accuracy(result.model, evaluation, result.forget)
+        df0, dr0 = forget_retain_accuracy(model, evaluation, result.forget)
         row.update(df=round(df, 2), dr=round(dr, 2), df_original=round(df0, 2), dr_original=round(dr0, 2),
-                   dr_original_masked=round(masked_accuracy(model, evaluation, result.classes), 2), dr_retrain=None)
+                   dr_original_masked=round(masked_accuracy(model, evaluation, result.forget), 2), dr_retrain=None)
         say(f"Df {df:.2f} (original {df0:.2f}), Dr {dr:.2f} (original {dr0:.2f}) on the test split")
         limit = result.recipe.self_check.max_test_df
         if df > limit:
             failures.append(f"Df on the test split is {df:.2f}%, above the recipe's self_check.max_test_df {limit:g}%")
             if strict:
-                raise ForgettingFailedError(f"classes {result.classes} were not forgotten: {failures[-1]} (the "
+                raise ForgettingFailedError(f"classes {result.forget} were not forgotten: {failures[-1]} (the "
                                             f"self-check read {check.describe() if check else 'nothing'}); nothing "
                                             "was written. Pass --no-strict to write the model anyway", result)
     row["forgotten"] = not failures
     row["forgetting_failures"] = failures
     if args.audit and evaluation is not None and rank == 0:
-        report = _run_audit(model, result.model, result.classes, data, retain, source=args.retain_data,
+        report = _run_audit(model, result.model, result.forget, data, retain, source=args.retain_data,
                             reference_path=args.reference, seed=args.seed, quiet=args.quiet,
                             generator=result.generator, recipe=result.recipe)
         _print_audit(report)
@@ -209,7 +169,7 @@ def cmd_forget(args) -> int:
     say(f"wrote {out}/{', '.join(written)} in {seconds:.1f}s" + (f" ({world_size} processes)" if world_size > 1 else ""))
     if failures:
         if rank == 0:
-            print(f"WARNING: classes {result.classes} were NOT forgotten ({'; '.join(failures)}). The model was "
+            print(f"WARNING: classes {result.forget} were NOT forgotten ({'; '.join(failures)}). The model was "
                   "written because of --no-strict; metrics.json says forgotten: false", file=sys.stderr)
         return EXIT_NOT_FORGOTTEN
     return 0
@@ -218,8 +178,6 @@ def cmd_forget(args) -> int:
 def _run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
                recipe=None):
     from .audit import audit
-    from .zoo.trained import DIGITS_TRAIN
-    from .train import retrain_reference
     from .zoo import load_model
 
     if data.test is None:
@@ -227,7 +185,10 @@ def _run_audit(original, unlearned, classes, data, retain, *, source, reference_
     reference = None
     if reference_path:
         reference = load_model(original.pretrained_cfg["architecture"], reference_path)
-    elif str(source) == "digits":
+    elif str(source) == "digits":  # the demo's data: its retrain reference is shipped or cheap to train
+        from .harness.specs import DIGITS_TRAIN
+        from .harness.training import retrain_reference
+
         reference, _ = retrain_reference("digits_cnn", data.train, classes, DIGITS_TRAIN, progress=not quiet)
     return audit(original, unlearned, forget=classes, train=data.train, test=data.test, retain=retain,
                  reference=reference, generator=generator, recipe=recipe, seed=seed, progress=not quiet)
@@ -248,7 +209,8 @@ def cmd_audit(args) -> int:
     from .api import class_ids, forgotten_classes
     from .data import load_data, retained_subset
     from .io import check_output_folder
-    from .validate import model_num_classes, validate_classes
+    from .surgery import model_num_classes
+    from .validate import validate_classes
     from .zoo import load_model
 
     out = Path(args.out)
@@ -281,7 +243,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import parse_requests, run_bench, save_results
+    from .harness.bench import markdown_table, parse_requests, run_bench, save_results
     from .zoo import load_model
 
     references = {}
@@ -303,8 +265,6 @@ def cmd_bench(args) -> int:
                         audit=args.audit or False, overrides=_overrides(args.set), progress=not args.quiet,
                         checkpoint=args.out, resume=args.resume, generator=args.generator)
     save_results(results, args.out, args.markdown)
-    from .bench import markdown_table
-
     print(markdown_table(results))
     return 0
 
@@ -314,7 +274,7 @@ def _with_class_names(model, class_names_file: str | None):
     if class_names_file is None:
         return model
     from .data import read_class_names
-    from .validate import model_num_classes
+    from .surgery import model_num_classes
 
     names = read_class_names(class_names_file)
     if len(names) != model_num_classes(model) or len(set(names)) != len(names):
@@ -366,16 +326,27 @@ def cmd_generator_fit(args) -> int:
 def cmd_table(args) -> int:
     import json
 
-    from .bench import markdown_table, merge_results, summary_table
+    from .harness.bench import markdown_table, merge_results, summary_table
 
     merged = merge_results([json.loads(Path(p).read_text()) for p in args.results])
     print(markdown_table(merged) if args.full else summary_table(merged))
     return 0
 
 
-def cmd_recipes(_args) -> int:
+def cmd_recipes(args) -> int:
     from .recipes import list_recipes, load_recipe
 
+    if args.show:
+        import yaml
+
+        from .settings import SECTIONS
+
+        recipe = load_recipe(args.show)
+        data = recipe.to_dict()
+        for name in sorted(SECTIONS):
+            data.setdefault(name, recipe.section(name).to_dict())
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+        return 0
     recipes = list_recipes()
     width = max(len(", ".join(patterns)) for patterns in recipes.values())
     for name, patterns in recipes.items():
@@ -389,8 +360,8 @@ def cmd_train(args) -> int:
 
     from .data import load_data
     from .io import atomic_path
-    from .train import train_checkpoint
-    from .zoo.trained import get_train_spec
+    from .harness.specs import get_train_spec
+    from .harness.training import train_checkpoint
 
     spec = get_train_spec(args.model)
     if (spec.data == "digits") != (args.data == "digits"):
@@ -558,7 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--full", action="store_true", help="also the per-request rows")
     table.set_defaults(func=cmd_table)
 
-    recipes = command("recipes", "list the recipes and the architectures they match")
+    recipes = command("recipes", "list the recipes and the architectures they match, or show one in full")
+    recipes.add_argument("--show", metavar="NAME", help="print every setting of recipe NAME (or a YAML path) as "
+                                                        "YAML, with the defaults of every method's section")
     recipes.set_defaults(func=cmd_recipes)
 
     train = command("train", "train a checkpoint (the digits demo CNN, or a timm family at 32x32 on CIFAR-10); "

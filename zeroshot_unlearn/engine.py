@@ -1,125 +1,27 @@
 """The one training loop every method uses: batches, optimiser, schedule, BN policy, guard, progress.
 
-Methods differ in the loss they compute per step; they never write their own loop.
+Methods differ in the loss they compute per step (:mod:`zeroshot_unlearn.losses`); they never write
+their own loop. What a method does to a model outside the loop is in :mod:`zeroshot_unlearn.surgery`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .errors import DivergenceError
-from .metrics import mask_logits
 from .recipes import PhaseConfig
 from .runtime import Runtime
+from .surgery import batchnorm_modules
 
 log = logging.getLogger(__name__)
-BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
-
-
-def batchnorm_modules(model: nn.Module) -> list[nn.Module]:
-    return [m for m in model.modules() if isinstance(m, BN_TYPES)]
-
-
-@contextlib.contextmanager
-def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
-    """BatchNorm layers in eval mode inside the block: normalise with running statistics, update nothing.
-
-    Synthetic batches go through this, so their statistics never enter the running
-    buffers (which must keep describing real images) and a batch of anti-memories is
-    normalised like real data would be.
-    """
-    layers = [m for m in batchnorm_modules(model) if m.training]
-    for m in layers:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m in layers:
-            m.train()
-
-
-@contextlib.contextmanager
-def frozen_parameters(model: nn.Module) -> Iterator[None]:
-    """Parameters do not require grad inside the block (gradients flow to the inputs only)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-class HeadInput:
-    """Captures what the classifier head receives (the penultimate features) during forward passes.
-
-    ``with HeadInput(model) as features: logits = model(x)`` leaves the features of that pass in
-    ``features.value`` with their autograd graph, for any model whose head
-    :func:`~zeroshot_unlearn.validate.classifier_head` finds (timm, zoo, or a plain ``nn.Linear``).
-    """
-
-    def __init__(self, model: nn.Module):
-        from .validate import classifier_head
-
-        self.head = classifier_head(model)
-        if self.head is None:
-            raise ValueError(f"{type(model).__name__} has no linear classifier head to read features from")
-        self.values: list[torch.Tensor] = []
-
-    def _hook(self, _module, args) -> None:
-        self.values.append(args[0].flatten(1))
-
-    @property
-    def value(self) -> torch.Tensor:
-        return self.values[-1]
-
-    def __enter__(self) -> "HeadInput":
-        self.handle = self.head.register_forward_pre_hook(self._hook)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.handle.remove()
-
-
-def scoped_weights(model: nn.Module, scope: Sequence[str]) -> list[nn.Parameter]:
-    """Weight tensors (ndim > 1) whose names start with one of the prefixes ``scope``; a prefix
-    that names nothing is a :class:`RecipeError` listing the model's top-level names."""
-    from .errors import RecipeError
-
-    params = dict(model.named_parameters())
-    for prefix in scope:
-        if not any(n == prefix or n.startswith(prefix + ".") for n in params):
-            raise RecipeError(f"perturb_scope entry {prefix!r} names no parameter of {type(model).__name__}; "
-                              f"its parameter names start with: {', '.join(sorted({n.split('.')[0] for n in params}))}")
-    return [p for n, p in params.items() if p.ndim > 1 and any(n == s or n.startswith(s + ".") for s in scope)]
-
-
-@torch.no_grad()
-def shrink_perturb(model: nn.Module, scope: Sequence[str], shrink: float, noise: float, seed: int) -> int:
-    """Shrink and perturb (Ash & Adams, NeurIPS 2020) the weights under ``scope``: multiply by
-    ``shrink``, add Gaussian noise of ``noise`` times each tensor's standard deviation.
-    Returns how many tensors changed."""
-    if not scope or (shrink == 1.0 and noise == 0.0):
-        return 0
-    generator = torch.Generator().manual_seed(seed)
-    weights = scoped_weights(model, scope)
-    for param in weights:
-        std = float(param.std())
-        param.mul_(shrink).add_(torch.randn(param.shape, generator=generator).to(param) * std * noise)
-    return len(weights)
-
-
 def set_train_mode(model: nn.Module, bn_policy: str) -> None:
     model.train()
     if bn_policy == "frozen":
@@ -158,31 +60,6 @@ class BatchStream:
         dataset repeats (reshuffled, and augmented by the caller) instead of shortening the phase."""
         images = max(len(self.y), min_images)
         return max(1, math.ceil(epochs * images / self.batch_size)) if epochs > 0 else 0
-
-
-def masked_distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, forget: torch.Tensor,
-                        temperature: float) -> torch.Tensor:
-    """Cross-entropy to the teacher's softmax with the forget classes removed (scaled by T^2)."""
-    target = F.softmax(mask_logits(teacher_logits.detach(), forget) / temperature, dim=1)
-    log_p = F.log_softmax(student_logits / temperature, dim=1)
-    return -(target * log_p).sum(1).mean() * temperature ** 2
-
-
-def distillation(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """KL(teacher || student) at ``temperature`` (scaled by T^2), the plain knowledge-distillation loss."""
-    log_p = F.log_softmax(student_logits / temperature, dim=1)
-    target = F.softmax(teacher_logits.detach() / temperature, dim=1)
-    return F.kl_div(log_p, target, reduction="batchmean") * temperature ** 2
-
-
-def reset_weights(model: nn.Module, seed: int) -> nn.Module:
-    """Re-initialise every layer that knows how (``reset_parameters``; BatchNorm statistics too), seeded."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in model.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-    return model
 
 
 def make_optimizer(cfg: PhaseConfig, params) -> torch.optim.Optimizer:

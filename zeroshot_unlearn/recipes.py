@@ -1,21 +1,24 @@
 """Recipes: the hyper-parameters of a forgetting run, as data.
 
-One YAML file per architecture family lives in the top-level ``recipes/`` folder.
-Each is parsed into the frozen :class:`Recipe` dataclass; unknown keys, wrong types
-and out-of-range values raise :class:`~zeroshot_unlearn.errors.RecipeError` naming
-the key. ``recipe="auto"`` picks the file whose ``matches`` patterns fit the model's
-architecture name (the most specific pattern wins).
+One YAML file per architecture family lives in the top-level ``recipes/`` folder. A file
+lists what differs from its base: ``base: NAME`` (another registered recipe), or the built-in
+defaults, which are the ``default`` recipe. Each file is parsed into the frozen
+:class:`Recipe`; unknown keys, wrong types and out-of-range values raise
+:class:`~zeroshot_unlearn.errors.RecipeError` naming the key. ``recipe="auto"`` picks the
+file whose ``matches`` patterns fit the model's architecture name (the most specific wins).
+
+:class:`Recipe` holds what the project's methods share (the generator, the augmentation, the
+impair and repair phases, the BatchNorm policy, precision, the self-check); every other method
+declares its own section (``masked_kd:``, ``gkt:``, ...) with its settings class, see
+:mod:`zeroshot_unlearn.settings`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import fnmatch
 import functools
-import math
 import os
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,18 +27,22 @@ import yaml
 
 from ._resources import recipes_dir
 from .errors import RecipeError
+from .settings import SECTIONS, Settings, build, check_choice, check_range, field_names, not_recording, suggest
+
+IDENTITY_KEYS = ("name", "description", "matches")
+"""Keys that describe a recipe file rather than configure a run: never inherited through ``base:``."""
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorConfig(Settings):
     """How anti-memories are synthesised."""
 
     kind: str = "network"
     """Registered generator name: ``network`` (class-conditional net) or ``noise`` (per-class tensors)."""
-    objective: str = "error_max"
-    """``error_max``: maximise the model's loss on the forget label (UNSIR);
-    ``impression``: samples the model recognises as the forget class."""
-    steps: int = 40
+    objective: str = "impression"
+    """``impression``: samples the original's features recognise as the forget class;
+    ``error_max``: maximise the model's loss on the forget label (UNSIR)."""
+    steps: int = 60
     batch_size: int = 32
     lr: float = 0.01
     latent_dim: int = 32
@@ -43,22 +50,23 @@ class GeneratorConfig:
     samples_per_class: int = 8
     bound_weight: float = 0.1
     diversity_weight: float = 0.1
-    bn_prior_weight: float = 0.0
+    bn_prior_weight: float = 0.05
+    """Match the original's BatchNorm running statistics (the DeepInversion prior); 0 for models without."""
 
     def __post_init__(self) -> None:
-        _check_choice("generator.objective", self.objective, ("error_max", "impression"))
-        _check_range("generator.steps", self.steps, 0, None)
-        _check_range("generator.batch_size", self.batch_size, 1, None)
-        _check_range("generator.lr", self.lr, 0.0, 10.0, open_low=True)
-        _check_range("generator.latent_dim", self.latent_dim, 1, 4096)
-        _check_range("generator.width", self.width, 1, 4096)
-        _check_range("generator.samples_per_class", self.samples_per_class, 1, 100_000)
+        check_choice("generator.objective", self.objective, ("error_max", "impression"))
+        check_range("generator.steps", self.steps, 0, None)
+        check_range("generator.batch_size", self.batch_size, 1, None)
+        check_range("generator.lr", self.lr, 0.0, 10.0, open_low=True)
+        check_range("generator.latent_dim", self.latent_dim, 1, 4096)
+        check_range("generator.width", self.width, 1, 4096)
+        check_range("generator.samples_per_class", self.samples_per_class, 1, 100_000)
         for name in ("bound_weight", "diversity_weight", "bn_prior_weight"):
-            _check_range(f"generator.{name}", getattr(self, name), 0.0, None)
+            check_range(f"generator.{name}", getattr(self, name), 0.0, None)
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(Settings):
     """kornia augmentations applied to anti-memories (and retained batches) in the loop."""
 
     crop_padding: int = 4
@@ -67,37 +75,67 @@ class AugmentConfig:
     noise_std: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_range("augment.crop_padding", self.crop_padding, 0, 64)
-        _check_range("augment.color_jitter", self.color_jitter, 0.0, 1.0)
-        _check_range("augment.noise_std", self.noise_std, 0.0, 1.0)
+        check_range("augment.crop_padding", self.crop_padding, 0, 64)
+        check_range("augment.color_jitter", self.color_jitter, 0.0, 1.0)
+        check_range("augment.noise_std", self.noise_std, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
-class PhaseConfig:
-    """One training phase (impair or repair) of the shared engine."""
+class PhaseConfig(Settings):
+    """One training phase of the shared engine: its length, optimiser, schedule and batch size."""
 
     epochs: float = 1.0
     """Passes over the retained subset (fractions allowed)."""
     lr: float = 0.01
     optimizer: str = "sgd"
     momentum: float = 0.9
+    """SGD's momentum (Adam keeps its own betas)."""
     weight_decay: float = 5e-4
     schedule: str = "cosine"
     batch_size: int = 128
+    grad_clip: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, 0.0, 1000.0)
+        check_range("lr", self.lr, 0.0, 10.0)
+        check_choice("optimizer", self.optimizer, ("sgd", "adam"))
+        check_range("momentum", self.momentum, 0.0, 1.0)
+        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_choice("schedule", self.schedule, ("cosine", "constant"))
+        check_range("batch_size", self.batch_size, 1, None)
+        check_range("grad_clip", self.grad_clip, 0.0, None)
+
+
+@dataclass(frozen=True)
+class RetainedPhase(PhaseConfig):
+    """A phase on retained images: label cross-entropy plus distillation from the masked teacher."""
+
     ce_weight: float = 1.0
     """Cross-entropy on the retained labels."""
     distill_weight: float = 0.0
     """KL to the original model with the forget logits removed (masked teacher)."""
     distill_temperature: float = 4.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("ce_weight", self.ce_weight, 0.0, None)
+        check_range("distill_weight", self.distill_weight, 0.0, None)
+        check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
+
+
+@dataclass(frozen=True)
+class AntiMemoryPhase(RetainedPhase):
+    """A phase of the project's methods: retained images, optionally mixed with anti-memories."""
+
     anti_memory_batch: int = 0
     """Anti-memory samples per step (0 = none; repair must use 0)."""
     anti_memory_weight: float = 1.0
-    anti_memory_target: str = "forget_label"
-    """``forget_label``: anti-memories labelled with their forget class (UNSIR);
-    ``masked_teacher``: pushed to the masked teacher's retained-class distribution."""
-    anti_memory_scope: str = "all"
-    """Which weights the anti-memory loss trains: ``all``, or ``head`` (features detached, so only
-    the classifier learns from synthetic samples and the backbone only from real ones)."""
+    anti_memory_target: str = "masked_teacher"
+    """``masked_teacher``: anti-memories pushed to the masked teacher's retained-class distribution;
+    ``forget_label``: labelled with their forget class (UNSIR)."""
+    anti_memory_scope: str = "head"
+    """Which weights the anti-memory loss trains: ``head`` (features detached, so only the classifier
+    learns from synthetic samples and the backbone only from real ones), or ``all``."""
     feature_weight: float = 0.0
     """Representation term on anti-memories: pull the student's penultimate features of each
     anti-memory to the original model's mean feature of the retained class the masked teacher
@@ -112,117 +150,39 @@ class PhaseConfig:
     """Factor the weights in ``perturb_scope`` are multiplied by."""
     perturb: float = 0.0
     """Gaussian noise added to them, in units of each tensor's standard deviation."""
-    forget_batch: int = 32
-    """Forget-class images per step, for the baselines that read them (``needs`` has ``forget``)."""
-    forget_weight: float = 1.0
-    """Weight of the forget-image term of those baselines."""
-    grad_clip: float = 5.0
-
-    def __post_init__(self) -> None:
-        _check_range("forget_batch", self.forget_batch, 1, None)
-        _check_range("forget_weight", self.forget_weight, 0.0, None)
-        _check_range("feature_weight", self.feature_weight, 0.0, None)
-        _check_range("shrink", self.shrink, 0.0, 1.0)
-        _check_range("perturb", self.perturb, 0.0, 10.0)
-        _check_range("retain_feature_weight", self.retain_feature_weight, 0.0, None)
-        _check_choice("anti_memory_scope", self.anti_memory_scope, ("all", "head"))
-        _check_range("epochs", self.epochs, 0.0, 1000.0)
-        _check_range("lr", self.lr, 0.0, 10.0)
-        _check_choice("optimizer", self.optimizer, ("sgd", "adam"))
-        _check_range("momentum", self.momentum, 0.0, 1.0)
-        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_choice("schedule", self.schedule, ("cosine", "constant"))
-        _check_range("batch_size", self.batch_size, 1, None)
-        _check_range("ce_weight", self.ce_weight, 0.0, None)
-        _check_range("distill_weight", self.distill_weight, 0.0, None)
-        _check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
-        _check_range("anti_memory_batch", self.anti_memory_batch, 0, None)
-        _check_range("anti_memory_weight", self.anti_memory_weight, 0.0, None)
-        _check_choice("anti_memory_target", self.anti_memory_target, ("forget_label", "masked_teacher"))
-        _check_range("grad_clip", self.grad_clip, 0.0, None)
-
-
-@dataclass(frozen=True)
-class ScrubConfig(PhaseConfig):
-    """SCRUB (Kurmanji et al., NeurIPS 2023): alternating max steps on forget images and min steps on
-    retained ones. ``ce_weight`` is the paper's gamma, ``distill_weight`` its alpha."""
-
-    max_epochs: int = 2
-    """Epochs (of the first ``epochs``) that begin with a max pass over the forget images ("msteps")."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_range("scrub.max_epochs", self.max_epochs, 0, None)
+        check_range("anti_memory_batch", self.anti_memory_batch, 0, None)
+        check_range("anti_memory_weight", self.anti_memory_weight, 0.0, None)
+        check_choice("anti_memory_target", self.anti_memory_target, ("forget_label", "masked_teacher"))
+        check_choice("anti_memory_scope", self.anti_memory_scope, ("all", "head"))
+        check_range("feature_weight", self.feature_weight, 0.0, None)
+        check_range("retain_feature_weight", self.retain_feature_weight, 0.0, None)
+        check_range("shrink", self.shrink, 0.0, 1.0)
+        check_range("perturb", self.perturb, 0.0, 10.0)
 
 
 @dataclass(frozen=True)
-class SSDConfig:
-    """Selective Synaptic Dampening (Foster et al., AAAI 2024); no training loop."""
+class ImpairPhase(AntiMemoryPhase):
+    """Impair: retained batches mixed with anti-memories, pushed to the masked teacher."""
 
-    selection_weight: float = 10.0
-    """alpha: a parameter is selected when its forget importance exceeds alpha x its overall importance."""
-    dampening: float = 1.0
-    """lambda: selected parameters are multiplied by min(lambda x overall / forget importance, 1)."""
-    batch_size: int = 64
-    """Batch size of the squared-gradient (diagonal Fisher) importance estimate."""
-
-    def __post_init__(self) -> None:
-        _check_range("ssd.selection_weight", self.selection_weight, 0.0, None, open_low=True)
-        _check_range("ssd.dampening", self.dampening, 0.0, None, open_low=True)
-        _check_range("ssd.batch_size", self.batch_size, 1, None)
+    lr: float = 0.03
+    distill_weight: float = 1.0
+    anti_memory_batch: int = 32
+    anti_memory_weight: float = 6.0
 
 
 @dataclass(frozen=True)
-class GKTConfig:
-    """Gated knowledge transfer (Chundawat et al., IEEE TIFS 2023): no real data at all."""
+class RepairPhase(AntiMemoryPhase):
+    """Repair: retained batches only."""
 
-    iterations: int = 200
-    """Pseudo batches (outer iterations), ``student_steps`` student updates each. The paper runs
-    thousands (hours on a GPU); 200 is what this project's CPU budget affords."""
-    generator_steps: int = 1
-    student_steps: int = 10
-    batch_size: int = 64
-    generator_lr: float = 1e-3
-    student_lr: float = 2e-3
-    latent_dim: int = 128
-    width: int = 32
-    threshold: float = 0.01
-    """Band-pass gate: pseudo samples whose teacher probability of the forget classes exceeds it are dropped."""
-    distill_temperature: float = 1.0
-    student_init: str = "random"
-    """``random`` (the paper: a student trained from scratch never learns the forget classes) or
-    ``original`` (a copy of the model; then nothing but the gate acts on the forget classes)."""
-    mask_forget_logits: bool = False
-    """Distil from the masked teacher (forget-class logits removed) instead of the full one. Off, as
-    published: a pseudo sample that passes the gate still carries up to ``threshold`` of
-    forget-class probability, and on ``digits`` {6} that was enough for the class to come back
-    after fine-tuning on retained data (rebound Df 94.8; masked 0.0; benchmarks/RESULTS.md §5)."""
-
-    def __post_init__(self) -> None:
-        for name in ("iterations", "generator_steps", "student_steps", "batch_size", "latent_dim", "width"):
-            _check_range(f"gkt.{name}", getattr(self, name), 1, None)
-        for name in ("generator_lr", "student_lr", "distill_temperature"):
-            _check_range(f"gkt.{name}", getattr(self, name), 0.0, 10.0, open_low=True)
-        _check_range("gkt.threshold", self.threshold, 0.0, 1.0, open_low=True)
-        _check_choice("gkt.student_init", self.student_init, ("original", "random"))
+    epochs: float = 0.5
+    distill_weight: float = 1.0
 
 
 @dataclass(frozen=True)
-class DataFreeConfig:
-    """The data-free mode (``retain=None``): generator memories stand in for the retained data."""
-
-    memories_per_epoch: int = 2560
-    """Memories one phase epoch draws (``impair.epochs`` x this / batch size = steps)."""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
-    (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
-
-    def __post_init__(self) -> None:
-        _check_range("data_free.memories_per_epoch", self.memories_per_epoch, 1, None)
-
-
-@dataclass(frozen=True)
-class SelfCheckConfig:
+class SelfCheckConfig(Settings):
     """How ``forget_classes`` checks its own result before returning it, without forget-class images.
 
     The original model is inverted into class impressions of each forget class (DeepInversion-style
@@ -243,16 +203,20 @@ class SelfCheckConfig:
     """Df (percent) on a test split above which the command line reports failure, when it has one."""
 
     def __post_init__(self) -> None:
-        _check_range("self_check.impressions_per_class", self.impressions_per_class, 1, 1024)
-        _check_range("self_check.steps", self.steps, 1, 10_000)
-        _check_range("self_check.min_confidence", self.min_confidence, 0.0, 1.0)
-        _check_range("self_check.max_forget_rate", self.max_forget_rate, 0.0, 100.0)
-        _check_range("self_check.max_test_df", self.max_test_df, 0.0, 100.0)
+        check_range("self_check.impressions_per_class", self.impressions_per_class, 1, 1024)
+        check_range("self_check.steps", self.steps, 1, 10_000)
+        check_range("self_check.min_confidence", self.min_confidence, 0.0, 1.0)
+        check_range("self_check.max_forget_rate", self.max_forget_rate, 0.0, 100.0)
+        check_range("self_check.max_test_df", self.max_test_df, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """A complete, resolved recipe. Immutable: overrides produce a new one."""
+class Recipe(Settings):
+    """A complete, resolved recipe. Immutable: overrides produce a new one.
+
+    Its defaults are the ``default`` recipe. Method sections (``masked_kd``, ``gkt``, ...) are in
+    ``sections`` when the recipe sets them; :meth:`section` returns any of them, defaults included.
+    """
 
     name: str = "default"
     description: str = ""
@@ -271,60 +235,62 @@ class Recipe:
     min_epoch_images: int = 2500
     """The schedule's floor: a phase epoch of the project's methods covers ``max(len(retain),
     min_epoch_images)`` images, so a small retained subset repeats (reshuffled and augmented) and the
-    number of optimisation steps and anti-memory batches stays what the recipe was measured with.
-    0: epochs of the retained subset as given (UNSIR as published)."""
+    number of optimisation steps and anti-memory batches stays what the recipe was measured with
+    (2,500: 5% of CIFAR-10). 0: epochs of the retained subset as given (UNSIR as published)."""
     self_check: SelfCheckConfig = field(default_factory=SelfCheckConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    impair: PhaseConfig = field(default_factory=lambda: PhaseConfig(anti_memory_batch=32))
-    repair: PhaseConfig = field(default_factory=PhaseConfig)
-    masked_kd: PhaseConfig = field(default_factory=lambda: PhaseConfig(
-        epochs=4, lr=0.01, ce_weight=0.0, distill_weight=1.0, distill_temperature=8.0))
-    """The ``masked_kd`` baseline (MEASUREMENTS.md's gentle masked distillation: T 8, SGD lr 0.01, 4 epochs)."""
-    finetune: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.02))
-    """The ``finetune`` baseline: cross-entropy on retained images, same budget as ``masked_kd``."""
-    gradient_ascent: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.01))
-    """The ``gradient_ascent`` baseline (reads forget images): retained CE minus forget CE."""
-    random_label: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=4, lr=0.01))
-    """The ``random_label`` baseline (reads forget images): forget images relabelled at random."""
-    bad_teacher: PhaseConfig = field(default_factory=lambda: PhaseConfig(
-        epochs=1, lr=1e-4, optimizer="adam", weight_decay=0.0, schedule="constant", batch_size=256,
-        distill_temperature=1.0))
-    """The ``bad_teacher`` baseline (reads forget images): Chundawat et al., AAAI 2023 settings."""
-    scrub: ScrubConfig = field(default_factory=lambda: ScrubConfig(
-        epochs=3, max_epochs=2, lr=5e-4, weight_decay=5e-4, schedule="constant", batch_size=64, forget_batch=32,
-        ce_weight=0.99, distill_weight=0.001, distill_temperature=4.0))
-    """The ``scrub`` baseline (reads forget images): the official code's small-scale CIFAR settings."""
-    ssd: SSDConfig = field(default_factory=SSDConfig)
-    """The ``ssd`` baseline (reads forget images)."""
-    gkt: GKTConfig = field(default_factory=GKTConfig)
-    """The ``gkt`` baseline (reads no real image)."""
-    data_free: DataFreeConfig = field(default_factory=DataFreeConfig)
-    """The data-free mode of ``anti_memory`` (``retain=None``)."""
-    retrain: PhaseConfig = field(default_factory=lambda: PhaseConfig(epochs=30, lr=0.05))
-    """The ``retrain`` reference: from scratch on the retained data it is given."""
+    impair: ImpairPhase = field(default_factory=ImpairPhase)
+    repair: RepairPhase = field(default_factory=RepairPhase)
     amortised: dict[str, Any] = field(default_factory=dict)
     """Overrides (dotted keys, e.g. ``impair.epochs``) for the default method when ``forget_classes``
     gets a pre-fitted generator: the request pays no generator fit, and its schedule can be the
     shorter one measured with that generator. The caller's overrides still win."""
+    sections: Mapping[str, Settings] = field(default_factory=dict, metadata={"yaml": False})
+    """The method sections this recipe sets, by name (written at the top level of the YAML)."""
 
     def __post_init__(self) -> None:
-        _check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
-        _check_choice("precision", self.precision, ("fp32", "bf16"))
-        _check_range("min_per_class", self.min_per_class, 1, None)
-        _check_range("min_epoch_images", self.min_epoch_images, 0, None)
-        for name in ("repair", "masked_kd", "finetune", "gradient_ascent", "random_label", "bad_teacher", "scrub",
-                     "retrain"):
-            if getattr(self, name).anti_memory_batch:
-                raise RecipeError(f"{name}.anti_memory_batch must be 0: {name} trains on retained data only")
+        check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
+        check_choice("precision", self.precision, ("fp32", "bf16"))
+        check_range("min_per_class", self.min_per_class, 1, None)
+        check_range("min_epoch_images", self.min_epoch_images, 0, None)
+        if self.repair.anti_memory_batch:
+            raise RecipeError("repair.anti_memory_batch must be 0: repair trains on retained data only")
+        self.placed_at("")
+        for name in ("self_check", "generator", "augment", "impair", "repair"):
+            getattr(self, name).placed_at(f"{name}.")
+        for name, section in self.sections.items():
+            section.placed_at(f"{name}.")
 
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["matches"] = list(self.matches)
+    def section(self, name: str) -> Settings:
+        """The settings of method section ``name``: as this recipe sets them, or that section's defaults."""
+        if name not in SECTIONS:
+            _register_methods()
+        given = object.__getattribute__(self, "sections").get(name)
+        return given if given is not None else SECTIONS[name]().placed_at(f"{name}.")
+
+    def __getattr__(self, name: str) -> Settings:
+        # ``recipe.masked_kd`` reads like the shared sections; only called when no field has the name.
+        if not name.startswith("_"):
+            _register_methods()
+            if name in SECTIONS:
+                return self.section(name)
+        raise AttributeError(f"recipe has no key {name!r}")
+
+    def to_dict(self, keys: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
+        """The recipe as YAML-ready data; with ``keys`` (dotted, as :func:`~zeroshot_unlearn.settings.recording_reads`
+        records them) only those settings, plus the recipe's ``name`` and ``method``."""
+        with not_recording():
+            data = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                    if f.metadata.get("yaml", True)}
+            for name, section in self.sections.items():
+                data[name] = section.to_dict()
+        if keys is not None:
+            data = _only(data, set(keys) | {"name", "method"})
         return data
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, keys: set[str] | frozenset[str] | None = None) -> str:
+        return yaml.safe_dump(self.to_dict(keys), sort_keys=False)
 
     def replace(self, overrides: Mapping[str, Any] | None) -> "Recipe":
         """A new recipe with nested ``overrides`` applied (validated like a file)."""
@@ -333,101 +299,86 @@ class Recipe:
         return recipe_from_dict(_deep_merge(self.to_dict(), _expand_dotted(overrides)), source="overrides")
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, Settings):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _only(data: dict[str, Any], keys: set[str], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if path in keys:
+            out[key] = value
+        elif isinstance(value, dict) and any(k.startswith(path + ".") for k in keys):
+            out[key] = _only(value, keys, path + ".")
+    return out
+
+
+def _register_methods() -> None:
+    from . import methods  # noqa: F401  (registering the methods registers their recipe sections)
+
+
 # --------------------------------------------------------------------------- parsing
 
 
-def _check_range(name: str, value, low, high, open_low: bool = False) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RecipeError(f"recipe key '{name}' = {value!r} must be a finite number")
-    if low is not None and (value < low or (open_low and value == low)):
-        raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be {'>' if open_low else '>='} {low}")
-    if high is not None and value > high:
-        raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be <= {high}")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise RecipeError(f"recipe key '{name}' = {value!r} is not valid; choose one of: {', '.join(choices)}")
-
-
-def _suggest(key: str, valid: list[str]) -> str:
-    close = difflib.get_close_matches(key, valid, n=1)
-    return f" Did you mean '{close[0]}'?" if close else ""
-
-
-def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
-    origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
-        if not isinstance(value, Mapping):
-            raise RecipeError(f"{source}: recipe key '{name}' must be a mapping, got {type(value).__name__}")
-        return _build(annotation, value, source, prefix=f"{name}.")
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise RecipeError(f"{source}: recipe key '{name}' must be true/false, got {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise RecipeError(f"{source}: recipe key '{name}' must be an integer, got {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as a string; the user means the number
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise RecipeError(f"{source}: recipe key '{name}' must be a number, got {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise RecipeError(f"{source}: recipe key '{name}' must be a string, got {value!r}")
-        return value
-    if origin is dict:
-        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-            raise RecipeError(f"{source}: recipe key '{name}' must be a mapping of recipe keys, got {value!r}")
-        return dict(value)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise RecipeError(f"{source}: recipe key '{name}' must be a list of strings, got {value!r}")
-        return tuple(value)
-    raise RecipeError(f"{source}: unsupported recipe key '{name}'")  # pragma: no cover
-
-
-def _build(cls, data: Mapping[str, Any], source: str, prefix: str = ""):
-    hints = typing.get_type_hints(cls)
-    valid = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in valid:
-            raise RecipeError(f"{source}: unknown recipe key '{prefix}{key}'.{_suggest(str(key), valid)} "
-                              f"Valid keys here: {', '.join(valid)}")
-        kwargs[key] = _coerce(prefix + key, value, hints[key], source)
-    try:
-        return cls(**kwargs)
-    except RecipeError as err:
-        raise RecipeError(f"{source}: {err}") from None
-
-
 def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
+    """A :class:`Recipe` from YAML-shaped data; a ``base:`` key starts from that registered recipe."""
+    with not_recording():  # validating a recipe reads every setting; that is not a run using them
+        return _parse(data, source)
+
+
+def _parse(data: Mapping[str, Any], source: str) -> Recipe:
     if not isinstance(data, Mapping):
         raise RecipeError(f"{source}: a recipe must be a mapping of keys, got {type(data).__name__}")
-    merged = dict(data)
-    # A phase given partially keeps the other defaults of that phase.
-    recipe = _build(Recipe, merged, source)
-    # The conditional sections' keys and values must make a valid recipe too.
-    for section, extra in (("amortised", recipe.amortised), ("data_free.overrides", recipe.data_free.overrides)):
+    data = _with_base(dict(data), source, seen=())
+    _register_methods()
+    shared = {k: v for k, v in data.items() if k not in SECTIONS}
+    sections = {}
+    for name in sorted(set(data) & set(SECTIONS)):
+        if not isinstance(data[name], Mapping):
+            raise RecipeError(f"{source}: recipe key '{name}' must be a mapping, got {type(data[name]).__name__}")
+        sections[name] = build(SECTIONS[name], data[name], source, prefix=f"{name}.")
+    recipe = build(Recipe, shared, source, extra=sorted(SECTIONS))
+    if sections:
+        recipe = dataclasses.replace(recipe, sections=sections)
+    # The conditional overrides must make a valid recipe too, checked now rather than when they apply.
+    conditional = [("amortised", recipe.amortised)]
+    if "data_free" in sections:
+        conditional.append(("data_free.overrides", sections["data_free"].overrides))
+    for where, extra in conditional:
         if not extra:
             continue
         expanded = _expand_dotted(extra)
         if "amortised" in expanded or "overrides" in expanded.get("data_free", {}):
-            raise RecipeError(f"{source}: '{section}' cannot set 'amortised' or 'data_free.overrides'")
+            raise RecipeError(f"{source}: '{where}' cannot set 'amortised' or 'data_free.overrides'")
         plain = recipe.to_dict()
         plain["amortised"] = {}
-        plain["data_free"] = {**plain["data_free"], "overrides": {}}
-        _build(Recipe, _deep_merge(plain, expanded), f"{source} ({section} section)")
+        plain.pop("data_free", None)
+        _parse(_deep_merge(plain, expanded), f"{source} ({where} section)")
     return recipe
+
+
+def _with_base(data: dict[str, Any], source: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    """``data`` on top of its ``base:`` recipe's keys (recursively; identity keys are not inherited)."""
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise RecipeError(f"{source}: recipe key 'base' must be the name of a registered recipe, got {base!r}")
+    files = _recipe_files()
+    if base not in files:
+        raise RecipeError(f"{source}: unknown base recipe {base!r}.{suggest(base, list(files))} "
+                          f"Registered recipes: {', '.join(files)}")
+    if base in seen:
+        raise RecipeError(f"{source}: recipes inherit in a circle: {' -> '.join((*seen, base))}")
+    inherited = _with_base(_read_yaml(files[base]), str(files[base]), (*seen, base))
+    for key in IDENTITY_KEYS:
+        inherited.pop(key, None)
+    return _deep_merge(inherited, data)
 
 
 def _expand_dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -464,16 +415,28 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
+def recipe_keys() -> list[str]:
+    """Every top-level key a recipe accepts: the shared ones and the registered method sections."""
+    _register_methods()
+    return field_names(Recipe) + sorted(SECTIONS)
+
+
 # --------------------------------------------------------------------------- registry
 
 
-@functools.lru_cache(maxsize=None)
-def _load_file(path: str, mtime: float) -> Recipe:
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise RecipeError(f"{path}: not valid YAML: {err}") from None
-    data = dict(data or {})
+    if data is not None and not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of keys, got {type(data).__name__}")
+    return dict(data or {})
+
+
+@functools.lru_cache(maxsize=None)
+def _load_file(path: str, mtimes: tuple[float, ...]) -> Recipe:
+    data = _read_yaml(Path(path))
     data.setdefault("name", Path(path).stem)
     return recipe_from_dict(data, source=str(path))
 
@@ -497,9 +460,11 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] | 
     if str(name_or_path) in files:
         path = files[str(name_or_path)]
     elif not (path.suffix in (".yaml", ".yml") and path.is_file()):
-        raise RecipeError(f"unknown recipe {str(name_or_path)!r}.{_suggest(str(name_or_path), list(files))} "
+        raise RecipeError(f"unknown recipe {str(name_or_path)!r}.{suggest(str(name_or_path), list(files))} "
                           f"Registered recipes: {', '.join(files)}; or pass a path to a .yaml file")
-    return _load_file(str(path), path.stat().st_mtime).replace(overrides)
+    # A base recipe edited on disk must invalidate the recipes built on it: key the cache on every file.
+    mtimes = (path.stat().st_mtime, *(p.stat().st_mtime for p in files.values()))
+    return _load_file(str(path), mtimes).replace(overrides)
 
 
 def resolve_recipe_name(architecture: str) -> str:

@@ -139,11 +139,6 @@ class Runtime:
         if not self.same_on_every_rank(sums, tolerance=1e-6):
             raise RuntimeError("the data-parallel ranks ended with different weights; this is a bug, please report it")
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
-
 class DataParallelStudent(nn.parallel.DistributedDataParallel):
     """DDP whose attribute lookups fall through to the wrapped model, so methods written for the
     plain student (``get_classifier``, ``forward_features``, ``pretrained_cfg``) run unchanged."""

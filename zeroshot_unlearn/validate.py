@@ -10,27 +10,7 @@ import torch.nn as nn
 
 from .data.datasets import ImageTensorDataset
 from .errors import DataError, InvalidRequestError, ModelError
-
-
-def classifier_head(model: nn.Module) -> nn.Module | None:
-    getter = getattr(model, "get_classifier", None)
-    head = getter() if callable(getter) else None
-    if isinstance(head, nn.Linear):
-        return head
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
-
-
-def model_num_classes(model: nn.Module) -> int:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    for value in (getattr(model, "num_classes", None), cfg.get("num_classes")):
-        if isinstance(value, int) and value > 0:
-            return value
-    head = classifier_head(model)
-    if head is None:
-        raise ModelError(f"{type(model).__name__} has no classifier head (no nn.Linear and no get_classifier()); "
-                         "forgetting classes needs a model that outputs one logit per class")
-    return head.out_features
+from .surgery import classifier_head
 
 
 def validate_model(model: Any) -> None:
@@ -82,6 +62,12 @@ def validate_classes(classes: Any, num_classes: int) -> list[int]:
     return sorted(values)
 
 
+def retained_classes(num_classes: int, forget: Sequence[int]) -> list[int]:
+    """The classes a model of ``num_classes`` keeps when it forgets ``forget``."""
+    forgotten = set(forget)
+    return [c for c in range(num_classes) if c not in forgotten]
+
+
 def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_classes: int,
                     input_size: Sequence[int] | None, min_per_class: int) -> None:
     if len(retain) == 0:
@@ -108,7 +94,7 @@ def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_class
                         "they look like raw 0-255 pixels; the model expects normalised floats "
                         "(ToTensor() then Normalize(mean, std))")
     counts = torch.bincount(labels, minlength=num_classes)
-    thin = [c for c in range(num_classes) if c not in forget and counts[c] < min_per_class]
+    thin = [c for c in retained_classes(num_classes, forget) if counts[c] < min_per_class]
     if thin:
         raise DataError(f"retained class(es) {thin} have fewer than {min_per_class} samples (the recipe's "
                         "min_per_class); give more retained data or lower min_per_class")

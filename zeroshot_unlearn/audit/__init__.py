@@ -15,8 +15,9 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data.datasets import ImageTensorDataset
 from ..io import sha256_state_dict
-from ..metrics import accuracy_per_class, mask_logits
-from ..validate import model_num_classes, validate_classes
+from ..evaluation import accuracy_per_class, mask_logits
+from ..surgery import model_num_classes
+from ..validate import retained_classes, validate_classes
 from .images import invert_classes, to_pixels
 from .metrics import (Outputs, mia_forget, mia_ssd, model_outputs, probe_df, rebound_df, relearn_steps,
                       weights_of)
@@ -56,7 +57,7 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
         raise ValueError(f"audit level must be one of {AUDIT_LEVELS}, got {level!r}")
     full = level == "full"
     num_classes = model_num_classes(weights_of(model))
-    retained = [c for c in range(num_classes) if c not in forget]
+    retained = retained_classes(num_classes, forget)
     train_out, test_out = model_outputs(model, train), model_outputs(model, test)
     forget_train, forget_test = train_out.of_classes(forget), test_out.of_classes(forget)
     retained_test = test_out.of_classes(retained)
@@ -118,7 +119,7 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
             pictures[f"Anti-memories the generator synthesised, one row per forget class {forget}"] = \
                 pixels.view(len(forget), 8, *samples.shape[1:])
         # One retained class as a control row: it should invert to a recognisable impression in every model.
-        control = next(c for c in range(num_classes) if c not in forget)
+        control = retained_classes(num_classes, forget)[0]
         for name, model in models.items():
             inverted = invert_classes(weights_of(model) if name != "unlearned" else model, [*forget, control],
                                       cfg["input_size"], cfg["mean"], cfg["std"], seed=seed)

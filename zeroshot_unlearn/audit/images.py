@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..engine import frozen_parameters
+from ..surgery import frozen_parameters
 from ..generators.base import BatchNormPrior
 
 
@@ -18,15 +18,15 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequence[int], mean, std, *,
                    per_class: int = 4, steps: int = 200, lr: float = 0.1, jitter: int = 2, tv_weight: float = 0.3,
-                   bn_weight: float = 0.05, downscale: int | None = None, seed: int = 0) -> torch.Tensor:
+                   bn_weight: float = 0.05, seed: int = 0) -> torch.Tensor:
     """Class-conditional inversion in the DeepInversion style (Yin et al., CVPR 2020).
 
     Pixels are optimised so the model assigns each image its class, under random shifts (and,
     for colour images, flips), a total-variation prior and, where the model has BatchNorm, a
     prior that the batch statistics of every BN input match the model's running statistics.
-    They are optimised at 1/``downscale`` resolution and upsampled bilinearly: by default
-    grayscale models get 2 (at full resolution the digits CNN inverts to pixel-level stripes)
-    and colour models 1 (half resolution blurs ResNet20's CIFAR impressions). A model that knows
+    Grayscale images are optimised at half resolution and upsampled bilinearly (at full resolution
+    the digits CNN inverts to pixel-level stripes); colour images at full resolution (half
+    resolution blurs ResNet20's CIFAR impressions). A model that knows
     the class gives a recognisable impression; one that forgot it gives jumbled texture.
     Returns pixel images in [0, 1], shape (len(classes) * per_class, C, H, W).
     """
@@ -38,7 +38,7 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     labels = torch.tensor([c for c in classes for _ in range(per_class)], device=device)
     rng = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     channels, height, width = input_size
-    downscale = downscale or (2 if channels == 1 else 1)
+    downscale = 2 if channels == 1 else 1
     raw = torch.randn(len(labels), channels, -(-height // downscale), -(-width // downscale), generator=rng) * 0.5
     raw = raw.to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([raw], lr=lr)

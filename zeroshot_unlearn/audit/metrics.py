@@ -17,8 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.datasets import ImageTensorDataset
-from ..metrics import batched_logits, forget_retain_accuracy
-from ..engine import HeadInput
+from ..evaluation import batched_logits, forget_retain_accuracy
+from ..surgery import HeadInput
 
 
 def weights_of(model: nn.Module) -> nn.Module:

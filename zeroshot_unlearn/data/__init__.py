@@ -46,7 +46,7 @@ def load_data(source: str | Path, model: nn.Module | None = None, *, mean: Seque
         raise DataError("an ImageFolder needs the model's input size (pass a model or input_size=)")
     num_classes = None
     if model is not None:
-        from ..validate import model_num_classes
+        from ..surgery import model_num_classes
 
         num_classes = model_num_classes(model)
     names = read_class_names(class_names) if class_names is not None else label_names_of(model)
@@ -67,7 +67,9 @@ def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: 
             raise InvalidRequestError(f"a fractional retain budget must be in (0, 1], got {budget}")
         budget = max(1, int(round(budget * len(dataset))))
     n_classes = num_classes or int(dataset.y.max()) + 1
-    retained = [c for c in range(n_classes) if c not in set(forget)]
+    from ..validate import retained_classes
+
+    retained = retained_classes(n_classes, forget)
     if not retained:
         raise InvalidRequestError(f"forgetting classes {sorted(forget)} leaves no retained class to sample")
     per_class = budget // len(retained)

@@ -48,16 +48,14 @@ class DataSplits:
     name: str = ""
 
 
-def normalise_uint8(images: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                    channels_last: bool = True) -> torch.Tensor:
+def normalise_uint8(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 images (N, H, W, C) or (N, H, W) -> float (N, C, H, W) normalised with ``mean``/``std``."""
     if images.dtype != np.uint8:
         raise DataError(f"expected uint8 pixels, got {images.dtype}")
     x = torch.from_numpy(np.ascontiguousarray(images))
     if x.ndim == 3:
-        x = x.unsqueeze(-1 if channels_last else 1)
-    if channels_last:
-        x = x.permute(0, 3, 1, 2)
+        x = x.unsqueeze(-1)
+    x = x.permute(0, 3, 1, 2)
     x = x.float().div_(255.0)
     if x.shape[1] != len(mean):
         raise DataError(f"the images have {x.shape[1]} channels but the model expects {len(mean)}")

@@ -27,7 +27,7 @@ def label_names_of(model: nn.Module | None) -> list[str] | None:
     names = cfg.get("label_names")
     if not names:
         return None
-    from ..validate import model_num_classes
+    from ..surgery import model_num_classes
 
     names = [str(n) for n in names]
     return names if len(names) == model_num_classes(model) else None

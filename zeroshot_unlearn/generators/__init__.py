@@ -37,7 +37,7 @@ def load_generator(source: str | os.PathLike, model: nn.Module) -> AntiMemoryGen
     from safetensors.torch import load_file
 
     from ..recipes import load_recipe
-    from ..validate import model_num_classes
+    from ..surgery import model_num_classes
     from ..zoo.loading import METADATA_KEY
     from .amortised import CARD, load_amortised
 

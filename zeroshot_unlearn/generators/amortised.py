@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def fit_amortised(model: nn.Module, cfg: GeneratorConfig, augment, *, steps: int
     ``steps`` defaults to the recipe's steps x classes / 2 (the recipe's steps are sized for a
     request of about two classes).
     """
-    from ..validate import model_num_classes
+    from ..surgery import model_num_classes
 
     if cfg.kind != "network":
         raise RecipeError(f"an amortised generator must be class-conditional (generator.kind: network), not "
@@ -71,7 +71,7 @@ def fit_amortised(model: nn.Module, cfg: GeneratorConfig, augment, *, steps: int
         generator = NetworkGenerator(num_classes, pretrained["input_size"], mean, std, latent_dim=cfg.latent_dim,
                                      width=cfg.width)
         # fit_generator runs the model in eval mode with frozen parameters and restores its mode.
-        fit_generator(generator, model, list(range(num_classes)), replace(cfg, steps=steps), augment,
+        fit_generator(generator, model, list(range(num_classes)), cfg.with_values(steps=steps), augment,
                       progress=progress)
     card = {
         "model_id": model_id(model), "model_sha256": sha256_state_dict(model.state_dict()),

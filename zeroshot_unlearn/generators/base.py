@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..engine import frozen_parameters
+from ..surgery import BN_TYPES, frozen_parameters
 from ..recipes import GeneratorConfig
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,6 @@ class AntiMemoryGenerator(nn.Module):
     def sample(self, labels: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def forward(self, labels: torch.Tensor) -> torch.Tensor:
-        return self.sample(labels)
-
     def regulariser(self, samples: torch.Tensor) -> torch.Tensor:
         """Keeps samples bounded: mean squared magnitude in input space."""
         return samples.pow(2).mean()
@@ -43,7 +40,7 @@ class BatchNormPrior:
     def __init__(self, model: nn.Module):
         self.losses: list[torch.Tensor] = []
         self.handles = [m.register_forward_hook(self._hook) for m in model.modules()
-                        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+                        if isinstance(m, BN_TYPES) and m.running_mean is not None]
 
     def _hook(self, module, inputs, _output) -> None:
         x = inputs[0]
@@ -72,7 +69,7 @@ def diversity_loss(samples: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequence[int], cfg: GeneratorConfig,
-                  augment: Callable[[torch.Tensor], torch.Tensor], *, progress: bool = True) -> list[float]:
+                  augment: Callable[[torch.Tensor], torch.Tensor], *, progress: bool = True) -> None:
     """Train ``generator`` against the frozen ``model`` (eval mode: its BN buffers are never touched).
 
     ``error_max`` maximises the model's cross-entropy at the forget label (UNSIR's
@@ -85,7 +82,6 @@ def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequ
     optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
     device = generator.mean.device
     forget_t = torch.as_tensor(list(forget), dtype=torch.long, device=device)
-    history: list[float] = []
     generator.train()
     try:
         with frozen_parameters(model):
@@ -107,10 +103,8 @@ def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequ
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                history.append(float(ce.detach()))
     finally:
         if prior is not None:
             prior.close()
         model.train(was_training)
         generator.eval()
-    return history

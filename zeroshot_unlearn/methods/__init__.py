@@ -1,10 +1,15 @@
-"""Forgetting methods, registered by name. ``forget_classes(..., method=NAME)`` picks one."""
+"""Forgetting methods, registered by name. ``forget_classes(..., method=NAME)`` picks one.
+
+A method is one file: its class (data needs, loss, schedule) and, when it has settings of its
+own, their dataclass, which registering the method makes a recipe section.
+"""
 
 from __future__ import annotations
 
 import difflib
 
 from ..errors import InvalidRequestError
+from ..settings import SECTIONS
 from .anti_memory import UNSIR, AntiMemory, AntiMemoryDataFree, AntiMemoryFeatures, AntiMemoryWithoutGenerator
 from .base import ForgetContext, Method, describe_needs
 from .logit_mask import LogitMask, LogitMaskMethod
@@ -18,6 +23,12 @@ METHODS: dict[str, type[Method]] = {}
 
 
 def register_method(cls: type[Method]) -> type[Method]:
+    """Make ``cls`` available as ``method=cls.name``; its ``settings`` become the recipe section it names."""
+    section = cls.section_name()
+    if section is not None:
+        if section in SECTIONS and SECTIONS[section] is not cls.settings:
+            raise ValueError(f"recipe section {section!r} is already declared by another method")
+        SECTIONS[section] = cls.settings
     METHODS[cls.name] = cls
     return cls
 

@@ -14,15 +14,18 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import replace
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from ..engine import HeadInput, frozen_batchnorm, masked_distillation, shrink_perturb
+from .. import seeds
+from ..evaluation import mask_logits
 from ..generators import create_generator, fit_generator
-from ..metrics import mask_logits
+from ..losses import masked_distillation
+from ..settings import Settings, check_range
+from ..surgery import HeadInput, frozen_batchnorm, shrink_perturb
 from .base import ForgetContext, Method
 
 
@@ -76,8 +79,8 @@ def anti_memory_loss(ctx: ForgetContext, cfg, augment, prototypes: torch.Tensor 
 class AntiMemory(Method):
     name = "anti_memory"
     needs = frozenset({"retain"})
+    uses_phases = True
     uses_generator = True
-    description = "learned anti-memory generator, impair on anti-memories + retained, repair on retained"
 
     data_free_variant: ClassVar[str | None] = "anti_memory_data_free"
     """The method ``forget_classes`` switches to when called with ``retain=None``."""
@@ -139,12 +142,26 @@ class AntiMemory(Method):
                 return loss
             return loss_fn
 
-        for name, cfg, offset in (("impair", recipe.impair, 1), ("repair", recipe.repair, 2)):
+        for name, cfg, offset in (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR)):
             next_batch, steps, synthetic = self.retained_batches(ctx, cfg, offset, augment)
             shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset)
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
             stats = ctx.train(cfg, steps, phase_loss(cfg, next_batch, synthetic, use_anti), name=name)
             ctx.timings[name] = stats.seconds
+
+
+@dataclass(frozen=True)
+class DataFreeSettings(Settings):
+    """The data-free mode (``retain=None``): generator memories stand in for the retained data."""
+
+    memories_per_epoch: int = 2560
+    """Memories one phase epoch draws (``impair.epochs`` x this / batch size = steps)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
+    (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
+
+    def __post_init__(self) -> None:
+        check_range("data_free.memories_per_epoch", self.memories_per_epoch, 1, None)
 
 
 class AntiMemoryDataFree(AntiMemory):
@@ -162,8 +179,9 @@ class AntiMemoryDataFree(AntiMemory):
 
     name = "anti_memory_data_free"
     needs = frozenset()
+    settings = DataFreeSettings
+    section = "data_free"
     data_free_variant = None
-    description = "anti_memory with no data at all: generator memories of the retained classes replace them"
     # 1.5 impair epochs of memories: with the recipe's 1.0 the CIFAR ResNet20 kept Df 2.35-3.15 on
     # {3,7}; 1.5 gave 0.7 (benchmarks/RESULTS.md, data-free section).
     recipe_overrides = {"impair.ce_weight": 0.0, "repair.ce_weight": 0.0, "impair.distill_weight": 1.0,
@@ -171,7 +189,7 @@ class AntiMemoryDataFree(AntiMemory):
 
     def overrides_for(self, recipe) -> dict[str, object]:
         # A recipe can adjust the mode for its family (``data_free.overrides``), e.g. a gentler impair.
-        return {**self.recipe_overrides, **recipe.data_free.overrides}
+        return {**self.recipe_overrides, **self.settings_in(recipe).overrides}
 
     def generator_classes(self, ctx: ForgetContext) -> list[int]:
         return list(range(ctx.num_classes))
@@ -179,18 +197,18 @@ class AntiMemoryDataFree(AntiMemory):
     def generator_config(self, ctx: ForgetContext):
         # The recipe's steps are sized for about two classes; every class gets as many here.
         cfg = ctx.recipe.generator
-        return replace(cfg, steps=max(cfg.steps, math.ceil(cfg.steps * ctx.num_classes / 2)))
+        return cfg.with_values(steps=max(cfg.steps, math.ceil(cfg.steps * ctx.num_classes / 2)))
 
     def retained_batches(self, ctx: ForgetContext, cfg, offset: int, augment):
-        retained = torch.tensor([c for c in range(ctx.num_classes) if c not in ctx.forget], device=ctx.device)
+        retained = torch.tensor(ctx.retained, device=ctx.device)
         batch = ctx.runtime.share(cfg.batch_size)
 
         @torch.no_grad()
         def next_batch():
             labels = retained[torch.randint(len(retained), (batch,), device=ctx.device)]
             return augment(ctx.generator.sample(labels)), labels
-        steps = max(1, math.ceil(cfg.epochs * ctx.recipe.data_free.memories_per_epoch / cfg.batch_size)) \
-            if cfg.epochs > 0 else 0
+        memories = self.settings_in(ctx.recipe).memories_per_epoch
+        steps = max(1, math.ceil(cfg.epochs * memories / cfg.batch_size)) if cfg.epochs > 0 else 0
         return next_batch, steps, True
 
 
@@ -200,7 +218,6 @@ class AntiMemoryWithoutGenerator(AntiMemory):
     name = "anti_memory_no_generator"
     uses_generator = False
     data_free_variant = None
-    description = "ablation of anti_memory: no generator, impair and repair on retained data only"
     recipe_overrides = {"impair.anti_memory_batch": 0}
 
 
@@ -211,7 +228,6 @@ class AntiMemoryFeatures(AntiMemory):
 
     name = "anti_memory_features"
     data_free_variant = None
-    description = "anti_memory plus the penultimate-feature terms on anti-memories and retained images"
     recipe_overrides = {"impair.feature_weight": 1.0, "impair.retain_feature_weight": 1.0}
 
 
@@ -226,7 +242,6 @@ class UNSIR(AntiMemory):
     name = "unsir"
     uses_generator = False  # its own per-request noise tensors, as published
     data_free_variant = None
-    description = "UNSIR as published: per-class error-maximising noise, one impair and one repair epoch"
     recipe_overrides = {
         "min_epoch_images": 0,  # one pass over the retained subset, whatever its size
         "generator": {"kind": "noise", "objective": "error_max", "steps": 40, "lr": 0.1, "bound_weight": 0.1,

@@ -10,9 +10,12 @@ import torch.nn as nn
 
 from ..augment import Augment
 from ..data.datasets import ImageTensorDataset
-from ..engine import BatchStream, masked_distillation, train_phase
-from ..recipes import PhaseConfig, Recipe
+from ..engine import BatchStream, train_phase
+from ..losses import masked_distillation
+from ..recipes import PhaseConfig, Recipe, RetainedPhase
 from ..runtime import Runtime
+from ..settings import Settings
+from ..validate import retained_classes
 
 
 @dataclass
@@ -22,6 +25,7 @@ class ForgetContext:
     original: nn.Module
     student: nn.Module
     forget: list[int]
+    """Every class the result must not know: the requested ones and those forgotten earlier."""
     retain: ImageTensorDataset | None
     recipe: Recipe
     seed: int
@@ -38,14 +42,18 @@ class ForgetContext:
     """Device, precision and data-parallel rank; streams shard and place batches with it."""
     gradient_sync: dict[str, int] = field(default_factory=lambda: {"ddp_reducer": 0, "all_reduce": 0})
     """Data-parallel runs: training steps whose gradients each mechanism averaged."""
+    retained: list[int] = field(init=False)
+    """The classes the result keeps: every class not in ``forget``."""
+    forget_tensor: torch.Tensor = field(init=False)
+    """``forget`` as a tensor on the run's device (for indexing logits)."""
+
+    def __post_init__(self) -> None:
+        self.retained = retained_classes(self.num_classes, self.forget)
+        self.forget_tensor = torch.as_tensor(self.forget, dtype=torch.long, device=self.device)
 
     @property
     def device(self) -> torch.device:
         return self.runtime.device
-
-    @property
-    def forget_tensor(self) -> torch.Tensor:
-        return torch.as_tensor(self.forget, dtype=torch.long, device=self.device)
 
     def augment(self) -> Augment:
         return Augment(self.recipe.augment, self.mean, self.std, self.input_size[1:]).to(self.device)
@@ -82,7 +90,7 @@ class ForgetContext:
             self.gradient_sync["all_reduce"] += stats.steps - stats.ddp_steps
         return stats
 
-    def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: PhaseConfig,
+    def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: RetainedPhase,
                       teacher: torch.Tensor | None = None) -> torch.Tensor:
         """The retained-data objective shared by methods: label CE plus masked distillation.
 
@@ -101,12 +109,21 @@ class ForgetContext:
 
 
 class Method:
-    """Base class. Subclasses set ``name``, ``needs`` and implement :meth:`run` with the engine."""
+    """Base class. Subclasses set ``name``, ``needs`` and implement :meth:`run` with the engine.
+
+    A method with settings of its own gives their dataclass as ``settings`` (a
+    :class:`~zeroshot_unlearn.settings.Settings`); they are the recipe section named ``section``
+    (the method's name unless set), validated like every recipe key, and the method reads them
+    with :meth:`settings_in`.
+    """
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
     """Data the method reads: ``retain``, ``forget`` (forget-class images), or nothing."""
-    description: ClassVar[str] = ""
+    settings: ClassVar[type[Settings] | None] = None
+    section: ClassVar[str | None] = None
+    uses_phases: ClassVar[bool] = False
+    """Whether it runs the recipe's shared generator, impair and repair settings (the project's methods)."""
     uses_generator: ClassVar[bool] = False
     """Whether it synthesises with ``ctx.generator`` (and so accepts a pre-fitted amortised one)."""
     supports_distributed: ClassVar[bool] = True
@@ -118,6 +135,15 @@ class Method:
         """What this method sets on ``recipe`` before the caller's overrides: ``recipe_overrides``,
         plus whatever the recipe itself asks for this method (see the data-free mode)."""
         return dict(self.recipe_overrides)
+
+    @classmethod
+    def section_name(cls) -> str | None:
+        """The recipe section holding this method's settings (None when it has none of its own)."""
+        return (cls.section or cls.name) if cls.settings is not None else None
+
+    def settings_in(self, recipe: Recipe):
+        """This method's settings as ``recipe`` sets them (its section's defaults where it does not)."""
+        return recipe.section(self.section_name())
 
     def run(self, ctx: ForgetContext) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from ..metrics import mask_logits
+from ..evaluation import mask_logits
 from .base import ForgetContext, Method
 
 
@@ -39,7 +39,6 @@ class LogitMask(nn.Module):
 class LogitMaskMethod(Method):
     name = "logit_mask"
     needs = frozenset()
-    description = "forget logits set to -inf at the output; weights unchanged (sanity baseline)"
 
     def run(self, ctx: ForgetContext) -> None:
         ctx.student = LogitMask(ctx.student, ctx.forget)

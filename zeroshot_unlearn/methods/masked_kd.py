@@ -12,21 +12,48 @@ anti-memory generator has to beat.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
 
-from ..engine import reset_weights
+from .. import seeds
+from ..recipes import RetainedPhase
+from ..surgery import reset_weights
 from .base import ForgetContext, Method
 
 
+@dataclass(frozen=True)
+class MaskedKDSettings(RetainedPhase):
+    """``masked_kd``: MEASUREMENTS.md's gentle masked distillation (T 8, SGD lr 0.01, 4 epochs)."""
+
+    epochs: float = 4.0
+    ce_weight: float = 0.0
+    distill_weight: float = 1.0
+    distill_temperature: float = 8.0
+
+
+@dataclass(frozen=True)
+class FineTuneSettings(RetainedPhase):
+    """``finetune``: cross-entropy on retained images, the same budget as ``masked_kd``."""
+
+    epochs: float = 4.0
+    lr: float = 0.02
+
+
+@dataclass(frozen=True)
+class RetrainSettings(RetainedPhase):
+    """``retrain``: from scratch on the retained data given."""
+
+    epochs: float = 30.0
+    lr: float = 0.05
+
+
 class RetainedOnly(Method):
-    """Train the student on the retained subset with the loss of the recipe section ``section``."""
+    """Train the student on the retained subset with the loss its settings give."""
 
     needs = frozenset({"retain"})
-    section: ClassVar[str] = ""
 
     def run(self, ctx: ForgetContext) -> None:
-        cfg = getattr(ctx.recipe, self.section)
-        stream = ctx.retain_stream(cfg, offset=3)
+        cfg = self.settings_in(ctx.recipe)
+        stream = ctx.retain_stream(cfg, offset=seeds.RETAINED_ONLY)
         augment = ctx.retained_augment()
 
         def loss_fn(_step: int):
@@ -40,14 +67,12 @@ class RetainedOnly(Method):
 
 class MaskedKD(RetainedOnly):
     name = "masked_kd"
-    section = "masked_kd"
-    description = "distillation on retained images from the original with the forget logits masked"
+    settings = MaskedKDSettings
 
 
 class FineTune(RetainedOnly):
     name = "finetune"
-    section = "finetune"
-    description = "cross-entropy fine-tuning on retained images only (catastrophic forgetting)"
+    settings = FineTuneSettings
 
 
 class Retrain(RetainedOnly):
@@ -57,9 +82,8 @@ class Retrain(RetainedOnly):
     weak model, not a reference. ``bench`` uses a retrain checkpoint (``--reference``) where one exists."""
 
     name = "retrain"
-    section = "retrain"
-    description = "re-initialise and train from scratch on the retained data given (the reference, not an unlearner)"
+    settings = RetrainSettings
 
     def run(self, ctx: ForgetContext) -> None:
-        reset_weights(ctx.student, ctx.seed + 12)
+        reset_weights(ctx.student, ctx.seed + seeds.RETRAIN_INIT)
         super().run(ctx)

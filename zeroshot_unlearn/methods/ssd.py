@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -19,9 +20,27 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.datasets import ImageTensorDataset
+from ..settings import Settings, check_range
 from .base import ForgetContext, Method
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SSDSettings(Settings):
+    """Selective Synaptic Dampening (Foster et al., AAAI 2024); no training loop."""
+
+    selection_weight: float = 10.0
+    """alpha: a parameter is selected when its forget importance exceeds alpha x its overall importance."""
+    dampening: float = 1.0
+    """lambda: selected parameters are multiplied by min(lambda x overall / forget importance, 1)."""
+    batch_size: int = 64
+    """Batch size of the squared-gradient (diagonal Fisher) importance estimate."""
+
+    def __post_init__(self) -> None:
+        check_range("ssd.selection_weight", self.selection_weight, 0.0, None, open_low=True)
+        check_range("ssd.dampening", self.dampening, 0.0, None, open_low=True)
+        check_range("ssd.batch_size", self.batch_size, 1, None)
 
 
 def squared_gradient_importance(model: nn.Module, data: ImageTensorDataset, batch_size: int, *,
@@ -68,11 +87,11 @@ def dampen(model: nn.Module, overall: dict[str, torch.Tensor], forget: dict[str,
 class SSD(Method):
     name = "ssd"
     needs = frozenset({"retain", "forget"})
-    description = "Fisher-importance dampening of forget-specific parameters, no training (needs forget images)"
+    settings = SSDSettings
 
     def run(self, ctx: ForgetContext) -> None:
         assert ctx.retain is not None and ctx.forget_data is not None
-        cfg = ctx.recipe.ssd
+        cfg = self.settings_in(ctx.recipe)
         start = time.perf_counter()
         # Shuffled, so batches mix classes as the paper's training-set batches do: the importance is
         # the square of each *batch* gradient, and a batch of forget images alone would weigh them

@@ -7,11 +7,59 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 
 import torch
 
-from ..engine import BatchStream, distillation, reset_weights
+from .. import seeds
+from ..engine import BatchStream
+from ..losses import distillation
+from ..recipes import PhaseConfig
+from ..settings import check_range
+from ..surgery import reset_weights
 from .base import ForgetContext, Method
+
+
+@dataclass(frozen=True)
+class BadTeacherSettings(PhaseConfig):
+    """``bad_teacher``: the settings of Chundawat et al., AAAI 2023 (Adam lr 1e-4, one epoch, batch 256, T 1)."""
+
+    epochs: float = 1.0
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    batch_size: int = 256
+    distill_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
+
+
+@dataclass(frozen=True)
+class ScrubSettings(PhaseConfig):
+    """``scrub``: the official code's small-scale CIFAR settings. ``ce_weight`` is the paper's gamma,
+    ``distill_weight`` its alpha."""
+
+    epochs: float = 3.0
+    lr: float = 5e-4
+    schedule: str = "constant"
+    batch_size: int = 64
+    forget_batch: int = 32
+    ce_weight: float = 0.99
+    distill_weight: float = 0.001
+    distill_temperature: float = 4.0
+    max_epochs: int = 2
+    """Epochs (of the first ``epochs``) that begin with a max pass over the forget images ("msteps")."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("forget_batch", self.forget_batch, 1, None)
+        check_range("ce_weight", self.ce_weight, 0.0, None)
+        check_range("distill_weight", self.distill_weight, 0.0, None)
+        check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
+        check_range("scrub.max_epochs", self.max_epochs, 0, None)
 
 
 class BadTeacher(Method):
@@ -24,16 +72,16 @@ class BadTeacher(Method):
 
     name = "bad_teacher"
     needs = frozenset({"retain", "forget"})
-    description = "KL to the original on retained images and to a random network on forget images (needs forget images)"
+    settings = BadTeacherSettings
 
     def run(self, ctx: ForgetContext) -> None:
         assert ctx.retain is not None and ctx.forget_data is not None
-        cfg = ctx.recipe.bad_teacher
-        incompetent = reset_weights(copy.deepcopy(ctx.original), ctx.seed + 7).eval()
+        cfg = self.settings_in(ctx.recipe)
+        incompetent = reset_weights(copy.deepcopy(ctx.original), ctx.seed + seeds.BAD_TEACHER_INIT).eval()
         x = torch.cat([ctx.retain.x, ctx.forget_data.x])
         is_forget = torch.cat([torch.zeros(len(ctx.retain), dtype=torch.bool),
                                torch.ones(len(ctx.forget_data), dtype=torch.bool)])
-        stream = BatchStream(x, is_forget, cfg.batch_size, ctx.seed + 6, ctx.runtime)
+        stream = BatchStream(x, is_forget, cfg.batch_size, ctx.seed + seeds.BAD_TEACHER_BATCHES, ctx.runtime)
         augment = ctx.retained_augment()
 
         def loss_fn(_step: int) -> torch.Tensor:
@@ -57,13 +105,13 @@ class SCRUB(Method):
 
     name = "scrub"
     needs = frozenset({"retain", "forget"})
-    description = "max-min distillation: away from the original on forget images, to it on retained (needs forget images)"
+    settings = ScrubSettings
 
     def run(self, ctx: ForgetContext) -> None:
         assert ctx.retain is not None and ctx.forget_data is not None
-        cfg = ctx.recipe.scrub
-        retained = ctx.retain_stream(cfg, offset=8)
-        forget = ctx.forget_stream(cfg.forget_batch, offset=9)
+        cfg = self.settings_in(ctx.recipe)
+        retained = ctx.retain_stream(cfg, offset=seeds.SCRUB_RETAINED)
+        forget = ctx.forget_stream(cfg.forget_batch, offset=seeds.SCRUB_FORGET)
         augment = ctx.retained_augment()
         per_forget_pass = math.ceil(len(ctx.forget_data) / forget.batch_size)
         per_retain_pass = math.ceil(len(ctx.retain) / retained.batch_size)

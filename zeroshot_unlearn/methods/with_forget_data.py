@@ -2,38 +2,60 @@
 research code; ``forget_classes`` runs them only when handed ``forget_data`` explicitly.
 
 Each step pairs a retained batch (cross-entropy) with a batch of forget images; the recipe
-section named after the method sets the schedule, ``forget_batch`` and ``forget_weight``.
+section named after the method (:class:`ForgetDataSettings`) sets the schedule, ``forget_batch``
+and ``forget_weight``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from .. import seeds
+from ..recipes import PhaseConfig
+from ..settings import check_range
 from .base import ForgetContext, Method
+
+
+@dataclass(frozen=True)
+class ForgetDataSettings(PhaseConfig):
+    """``gradient_ascent`` and ``random_label``: 4 epochs of SGD, lr 0.01, a forget batch per step."""
+
+    epochs: float = 4.0
+    forget_batch: int = 32
+    """Forget-class images per step."""
+    forget_weight: float = 1.0
+    """Weight of the forget-image term."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("forget_batch", self.forget_batch, 1, None)
+        check_range("forget_weight", self.forget_weight, 0.0, None)
 
 
 class _ForgetDataBaseline(Method):
     needs = frozenset({"retain", "forget"})
+    settings = ForgetDataSettings
 
     def forget_term(self, ctx: ForgetContext, logits: torch.Tensor, y: torch.Tensor,
-                    generator: torch.Generator) -> torch.Tensor:  # pragma: no cover - abstract
+                    rng: torch.Generator) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def run(self, ctx: ForgetContext) -> None:
-        cfg = getattr(ctx.recipe, self.name)
-        retained = ctx.retain_stream(cfg, offset=4)
-        forget = ctx.forget_stream(cfg.forget_batch, offset=5)
+        cfg = self.settings_in(ctx.recipe)
+        retained = ctx.retain_stream(cfg, offset=seeds.FORGET_BASELINE_RETAINED)
+        forget = ctx.forget_stream(cfg.forget_batch, offset=seeds.FORGET_BASELINE_FORGET)
         augment = ctx.retained_augment()
-        generator = torch.Generator().manual_seed(ctx.seed)
+        rng = torch.Generator().manual_seed(ctx.seed)
 
         def loss_fn(_step: int) -> torch.Tensor:
             x, y = next(retained)
             loss = F.cross_entropy(ctx.student(augment(x)), y)
             xf, yf = next(forget)
-            return loss + cfg.forget_weight * self.forget_term(ctx, ctx.student(augment(xf)), yf, generator)
+            return loss + cfg.forget_weight * self.forget_term(ctx, ctx.student(augment(xf)), yf, rng)
 
         stats = ctx.train(cfg, retained.steps_for(cfg.epochs), loss_fn, name=self.name)
         ctx.timings[self.name] = stats.seconds
@@ -45,9 +67,8 @@ class GradientAscent(_ForgetDataBaseline):
     uniform guess (2 ln K): past that its gradient is cut, so the term cannot diverge."""
 
     name = "gradient_ascent"
-    description = "retained cross-entropy minus forget cross-entropy (needs forget images)"
 
-    def forget_term(self, ctx, logits, y, generator):
+    def forget_term(self, ctx, logits, y, rng):
         return -F.cross_entropy(logits, y).clamp(max=2 * math.log(ctx.num_classes))
 
 
@@ -56,9 +77,8 @@ class RandomLabel(_ForgetDataBaseline):
     (the relabelling baseline of Graves et al., "Amnesiac Machine Learning", AAAI 2021)."""
 
     name = "random_label"
-    description = "forget images relabelled with random retained classes (needs forget images)"
 
-    def forget_term(self, ctx, logits, y, generator):
-        retained = torch.tensor([c for c in range(ctx.num_classes) if c not in ctx.forget])
-        labels = retained[torch.randint(len(retained), (len(y),), generator=generator)].to(ctx.device)
+    def forget_term(self, ctx, logits, y, rng):
+        retained = torch.tensor(ctx.retained)
+        labels = retained[torch.randint(len(retained), (len(y),), generator=rng)].to(ctx.device)
         return F.cross_entropy(logits, labels)

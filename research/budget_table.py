@@ -1,6 +1,6 @@
 """The retained-budget sweep as markdown: one row per (suite, budget, request), then the worst row per budget.
 
-    python benchmarks/budget_table.py benchmarks/budget/budget-*.json > benchmarks/budget/budget-sweep.md
+    python -m research.budget_table benchmarks/budget/budget-*.json > benchmarks/budget/budget-sweep.md
 """
 
 from __future__ import annotations

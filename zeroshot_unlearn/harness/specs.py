@@ -2,7 +2,7 @@
 
 No public CIFAR-10 weights exist offline for timm families, so ``zeroshot-unlearn train``
 builds them from the CIFAR-10 training images (cached by content hash; see
-:func:`zeroshot_unlearn.train.train_checkpoint`). The settings are short CPU schedules: the
+:func:`zeroshot_unlearn.harness.training.train_checkpoint`). The settings are short CPU schedules: the
 checkpoints are real, trained models, but weaker than published ones; every table states
 their test accuracy.
 """
@@ -17,7 +17,26 @@ import torch.nn as nn
 
 from ..data.cifar import CIFAR10_CLASSES
 from ..errors import InvalidRequestError
-from ..train import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Supervised training: timm's optimizer and scheduler factories on the shared engine."""
+
+    epochs: float = 6.0
+    lr: float = 0.05
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    crop_padding: int = 2
+    flip: bool = False
+    optimizer: str = "momentum"
+    """Any name ``timm.optim.create_optimizer_v2`` knows (``momentum`` is plain SGD with momentum,
+    timm's ``sgd`` adds Nesterov, ``adamw``, ``lamb``, ...)."""
+    momentum: float = 0.9
+    warmup_epochs: float = 0.0
+    label_smoothing: float = 0.0
+    no_decay_on_norm_and_bias: bool = False
+    """timm's ``filter_bias_and_bn``: no weight decay on biases and norm weights (use for LayerNorm models)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +55,7 @@ class TrainSpec:
     description: str = ""
 
     def build(self) -> nn.Module:
-        from .loading import build_model
+        from ..zoo.loading import build_model
 
         model = build_model(self.architecture, num_classes=self.num_classes, **self.model_kwargs)
         model.pretrained_cfg["input_size"] = tuple(self.input_size)

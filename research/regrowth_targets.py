@@ -16,7 +16,7 @@ crop + flip) with cross-entropy and masked distillation (T 4), and adds one rich
 
 Zero forget images; probe-Df, relearn steps and MIA-forget AUC as PROTOCOL.md defines them.
 
-    python benchmarks/regrowth_targets.py --data-dir ../shared/data --forget 3,7 \
+    python -m research.regrowth_targets --data-dir ../shared/data --forget 3,7 \
         --out benchmarks/regrowth-targets-cifar10-resnet20.json
 
 About 4 minutes per configuration on one CPU thread (``--configs 0,2`` runs some).
@@ -32,15 +32,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from erasure_bound import request_parser, selected
-from subspace_distillation import relative_distance
+from research.common import relative_distance, request_parser, selected
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, probe_df, relearn_steps
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.data import load_data, retained_subset
-from zeroshot_unlearn.engine import BatchStream, HeadInput, masked_distillation, shrink_perturb, train_phase
+from zeroshot_unlearn.engine import BatchStream, train_phase
+from zeroshot_unlearn.losses import masked_distillation
+from zeroshot_unlearn.surgery import HeadInput, shrink_perturb
 from zeroshot_unlearn.io import write_json, write_text
-from zeroshot_unlearn.metrics import forget_retain_accuracy, masked_accuracy
+from zeroshot_unlearn.evaluation import forget_retain_accuracy, masked_accuracy
 from zeroshot_unlearn.recipes import PhaseConfig, load_recipe
 
 

@@ -1,13 +1,8 @@
-"""The linear algebra behind benchmarks/erasure_bound.py's subspace rows (RESULTS.md §2), and the frontier plot's reading of the result files."""
-
-import sys
+"""The linear algebra behind research/erasure_bound.py's subspace rows (RESULTS.md §2), and the frontier plot's reading of the result files."""
 
 import torch
 
-from conftest import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from erasure_bound import complement_within, keeper, projector  # noqa: E402
+from research.common import RESULTS, complement_within, keeper, projector
 
 
 def test_keeping_the_retained_rows_span_leaves_retained_logits_unchanged():
@@ -46,10 +41,10 @@ def test_projector_removes_exactly_the_given_directions():
 
 
 def test_frontier_plot_reads_every_shipped_result_file(tmp_path):
-    from frontier_plot import BENCH_FILES, SCRIPT_FILES, bench_points, other_points, plot
+    from research.frontier_plot import BENCH_FILES, SCRIPT_FILES, bench_points, other_points, plot
 
     for name in (*BENCH_FILES, *SCRIPT_FILES):  # a listed file that is missing would silently drop its points
-        assert (REPO / "benchmarks" / name).exists(), name
+        assert (RESULTS / name).exists(), name
     points = bench_points() + other_points()
     anchors = {p["label"]: p for p in points if p["kind"] == "anchor"}
     assert set(anchors) == {"original", "retrain", "logit_mask"}

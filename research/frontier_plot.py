@@ -6,7 +6,7 @@ Reads the result files in this folder (nothing is typed in by hand): the bench r
 unlearned model's retained accuracy; for the original and the projections it is the masked-head Dr
 (the ceiling), since a model that forgot scores its retained accuracy with the forget logits low.
 
-    python benchmarks/frontier_plot.py --out benchmarks/frontier-cifar10-resnet20-3-7.png
+    python -m research.frontier_plot --out benchmarks/frontier-cifar10-resnet20-3-7.png
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
+from research.common import RESULTS
 from zeroshot_unlearn.io import atomic_path, write_json
 
-HERE = Path(__file__).resolve().parent
 BENCH_FILES = ("ablation-cifar10-resnet20.json", "frontier-sp-0.5.json", "frontier-sp-0.7.json",
                "frontier-regrow-0.5-e4.json", "frontier-regrow-0.7-e4.json", "frontier-regrow-0.5-e4-clip20.json",
                "frontier-regrow-e16.json", "frontier-regrow-budget8000-e5.json", "frontier-masked-kd-strong.json")
@@ -36,7 +36,7 @@ def bench_points(names=BENCH_FILES) -> list[dict]:
     the retrain reference and the logit mask once."""
     points, seen_anchors = [], set()
     for name in names:
-        path = HERE / name
+        path = RESULTS / name
         if not path.exists():
             continue
         run = json.loads(path.read_text())
@@ -62,12 +62,12 @@ def bench_points(names=BENCH_FILES) -> list[dict]:
 def other_points() -> list[dict]:
     points = []
     for name, prefix in SCRIPT_FILES.items():
-        path = HERE / name
+        path = RESULTS / name
         if path.exists():
             for row in json.loads(path.read_text())["runs"]:
                 points.append({"label": f"{prefix}: {row['config']}", "kind": "network",
                                "dr": row["dr_masked"], "probe_df": row["probe_df"], "source": name})
-    erasure = HERE / "erasure-bound-cifar10-resnet20.json"
+    erasure = RESULTS / "erasure-bound-cifar10-resnet20.json"
     if erasure.exists():
         for row in json.loads(erasure.read_text())["projections"]:
             if row["projection"].startswith("none"):
@@ -123,7 +123,7 @@ def plot(points: list[dict], retrain_probe: float, ceiling: float, out: Path) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(HERE / "frontier-cifar10-resnet20-3-7.png"))
+    parser.add_argument("--out", default=str(RESULTS / "frontier-cifar10-resnet20-3-7.png"))
     args = parser.parse_args()
     points = bench_points() + other_points()
     anchors = {p["label"]: p for p in points if p["kind"] == "anchor"}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The retained-budget sweep (benchmarks/RESULTS.md, "Retained budget"): the default method on
 # {0} {5} {9} {3,7} {1,9} at several retained budgets, light audit, one thread per process.
-# Usage: bash benchmarks/budget_sweep.sh SUITE BUDGET... (e.g. cifar10-resnet20 200 500 1000 2500 5000)
+# Usage: bash research/budget_sweep.sh SUITE BUDGET... (e.g. cifar10-resnet20 200 500 1000 2500 5000)
 set -euo pipefail
 suite=$1; shift
 data=${DATA_DIR:-../shared/data}

@@ -1,13 +1,11 @@
-"""Accuracy measurements shared by the benchmark, the demo and the audit."""
+"""Accuracy measurements shared by the command line, the audit, the self-check and the harness."""
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .data.datasets import ImageTensorDataset
 
@@ -72,31 +70,3 @@ def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
     x, y = data.x[keep], data.y[keep]
     logits = batched_logits(model, x)
     return float((mask_logits(logits, forget).argmax(1) == y).float().mean() * 100)
-
-
-def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 128,
-                          steps: int = 20) -> tuple[float, float]:
-    """Seconds per training image of ``model``: (wall clock, this process's CPU time).
-
-    ``steps`` timed SGD steps on a copy of ``model`` with random inputs of its input size, in this
-    process, so that epoch-equivalents compare like with like on the same machine. The CPU-time
-    figure does not count time other processes took from this one (a shared machine).
-    """
-    import copy
-
-    probe = copy.deepcopy(model).train()
-    optimizer = torch.optim.SGD(probe.parameters(), lr=1e-3, momentum=0.9)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        x = torch.randn(batch_size, *input_size)
-        logits = probe(x[:2])
-        y = torch.randint(logits.shape[1], (batch_size,))
-        for step in range(steps + 2):
-            if step == 2:  # two warm-up steps
-                start, start_cpu = time.perf_counter(), time.process_time()
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(probe(x), y).backward()
-            optimizer.step()
-    images = steps * batch_size
-    return (time.perf_counter() - start) / images, (time.process_time() - start_cpu) / images
-

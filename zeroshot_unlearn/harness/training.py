@@ -8,43 +8,21 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._resources import cache_dir
-from .augment import Augment
-from .data.datasets import DataSplits, ImageTensorDataset
-from .engine import BatchStream, train_phase
-from .io import save_state_dict
-from .recipes import AugmentConfig, PhaseConfig
-
-if TYPE_CHECKING:
-    from .zoo.trained import TrainSpec
+from .._resources import cache_dir
+from ..augment import Augment
+from ..data.datasets import DataSplits, ImageTensorDataset
+from ..engine import BatchStream, train_phase
+from ..io import save_state_dict
+from ..recipes import AugmentConfig, PhaseConfig
+from .specs import TrainConfig, TrainSpec
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Supervised training: timm's optimizer and scheduler factories on the shared engine."""
-
-    epochs: float = 6.0
-    lr: float = 0.05
-    batch_size: int = 128
-    weight_decay: float = 5e-4
-    crop_padding: int = 2
-    flip: bool = False
-    optimizer: str = "momentum"
-    """Any name ``timm.optim.create_optimizer_v2`` knows (``momentum`` is plain SGD with momentum,
-    timm's ``sgd`` adds Nesterov, ``adamw``, ``lamb``, ...)."""
-    momentum: float = 0.9
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    no_decay_on_norm_and_bias: bool = False
-    """timm's ``filter_bias_and_bn``: no weight decay on biases and norm weights (use for LayerNorm models)."""
 
 
 def _timm_optimizer(model: nn.Module, cfg: TrainConfig, steps: int, steps_per_epoch: int):
@@ -108,7 +86,7 @@ def _data_digest(data: DataSplits) -> str:
     return digest.hexdigest()
 
 
-def train_checkpoint(spec: "TrainSpec", data: DataSplits, *, seed: int = 0, progress: bool = True,
+def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progress: bool = True,
                      cache: Path | None = None) -> TrainedCheckpoint:
     """Train ``spec`` on ``data.train`` and save a zoo-style checkpoint, or return the cached one.
 
@@ -121,9 +99,9 @@ def train_checkpoint(spec: "TrainSpec", data: DataSplits, *, seed: int = 0, prog
     """
     import timm
 
-    from .io import jsonable, sha256_file, write_json
-    from .metrics import accuracy
-    from .zoo.loading import METADATA_KEY
+    from ..evaluation import accuracy
+    from ..io import jsonable, sha256_file, write_json
+    from ..zoo.loading import METADATA_KEY
 
     key = hashlib.sha256(json.dumps({"spec": spec.key(), "seed": seed, "torch": torch.__version__.split("+")[0],
                                      "timm": timm.__version__, "data": _data_digest(data)},
@@ -164,7 +142,7 @@ def _retrain_key(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg
 
 def _shipped_retrain(name: str, key: str) -> tuple[Path, dict] | None:
     """A retrain reference shipped in ``checkpoints/`` whose card records exactly this cache key."""
-    from ._resources import checkpoints_dir
+    from .._resources import checkpoints_dir
 
     for card_path in sorted(checkpoints_dir().glob(f"{name}-retrain-*.json")):
         card = json.loads(card_path.read_text(encoding="utf-8"))
@@ -196,7 +174,7 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
     """
     from safetensors import safe_open
 
-    from .zoo import build_model, load_model
+    from ..zoo import build_model, load_model
 
     key = _retrain_key(name, data, forget, cfg, seed)
     shipped = _shipped_retrain(name, key)

@@ -6,6 +6,7 @@ Suites and requests follow ``PROTOCOL.md``: every single class, the pairs {3,7} 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -17,17 +18,20 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .api import forget_classes
-from .audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics
-from .data import DataSplits, load_data, retained_subset
-from .errors import InvalidRequestError
-from .io import write_json, write_text
-from .methods import get_method
-from .metrics import accuracy, forget_retain_accuracy, masked_accuracy, training_step_seconds
-from .train import retrain_reference
-from .zoo.trained import DIGITS_TRAIN, get_train_spec, list_train_specs
+from ..api import forget_classes
+from ..audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics
+from ..data import DataSplits, load_data, retained_subset
+from ..errors import InvalidRequestError
+from ..evaluation import accuracy, forget_retain_accuracy, masked_accuracy
+from ..io import write_json, write_text
+from ..methods import get_method
+from ..validate import retained_classes
+from ..zoo import load_model
+from .specs import DIGITS_TRAIN, get_train_spec, list_train_specs
+from .training import retrain_reference, train_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +48,6 @@ class Suite:
 
 
 def _digits(_data_dir: str | None):
-    from .zoo import load_model
-
     model = load_model("digits_cnn", pretrained=True)
     return model, load_data("digits", model)
 
@@ -59,8 +61,6 @@ def _need_data_dir(suite: str, data_dir: str | None) -> Path:
 
 def _zoo_cifar(depth: int, file: str):
     def load(data_dir: str | None):
-        from .zoo import load_model
-
         model = load_model(f"cifar10_resnet{depth}", _need_data_dir(f"cifar10-resnet{depth}", data_dir)
                            / "checkpoints" / file)
         return model, load_data(data_dir, model)
@@ -72,9 +72,6 @@ def _trained_cifar(spec_name: str):
     """A suite on this project's own checkpoint of a timm family (trained once, then read from the cache)."""
 
     def load(data_dir: str | None):
-        from .train import train_checkpoint
-        from .zoo import load_model
-
         spec = get_train_spec(spec_name)
         data = load_data(_need_data_dir(f"cifar10-{spec_name}", data_dir), spec.build())
         return load_model(checkpoint=train_checkpoint(spec, data, progress=True).path), data
@@ -101,6 +98,31 @@ SUITES: dict[str, Suite] = {
 for _name in list_train_specs():
     if get_train_spec(_name).data == "cifar10":
         SUITES[f"cifar10-{_name}"] = Suite(f"cifar10-{_name}", _trained_cifar(_name), _cifar_per_class, 2500)
+
+
+def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 128,
+                          steps: int = 20) -> tuple[float, float]:
+    """Seconds per training image of ``model``: (wall clock, this process's CPU time).
+
+    ``steps`` timed SGD steps on a copy of ``model`` with random inputs of its input size, in this
+    process, so that epoch-equivalents compare like with like on the same machine. The CPU-time
+    figure does not count time other processes took from this one (a shared machine).
+    """
+    probe = copy.deepcopy(model).train()
+    optimizer = torch.optim.SGD(probe.parameters(), lr=1e-3, momentum=0.9)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        x = torch.randn(batch_size, *input_size)
+        logits = probe(x[:2])
+        y = torch.randint(logits.shape[1], (batch_size,))
+        for step in range(steps + 2):
+            if step == 2:  # two warm-up steps
+                start, start_cpu = time.perf_counter(), time.process_time()
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(probe(x), y).backward()
+            optimizer.step()
+    images = steps * batch_size
+    return (time.perf_counter() - start) / images, (time.process_time() - start_cpu) / images
 
 
 def parse_requests(text: str) -> list[list[int]]:
@@ -180,34 +202,55 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     done = _resumable_rows(checkpoint, settings) if resume else []
     per_class_full = spec.full_train_per_class(data)
-    trained = [m for m in methods if m != "retrain"]
+    run = _BenchRun(model=model, data=data, suite=spec, budget=budget, methods=[m for m in methods if m != "retrain"],
+                    want_retrain="retrain" in methods, references=references or {}, seed=seed, level=level,
+                    overrides=overrides, per_class_full=per_class_full, progress=progress, generator=generator)
     rows: list[dict] = []
     for forget in tqdm(requests, desc=f"bench {suite}", disable=not progress):
         earlier = [r for r in done if r["classes"] == forget]
         if earlier:
             rows += earlier
             continue
-        rows += _bench_request(model, data, forget, spec, budget, trained, "retrain" in methods, references, seed,
-                               level, overrides, per_class_full, progress, generator)
+        rows += _bench_request(run, forget)
         if checkpoint is not None:
             write_json(checkpoint, {**settings, "model": model_card, "rows": rows})
     return {**settings, "model": model_card, "rows": rows}
 
 
-def _bench_request(model, data, forget, spec, budget, methods, want_retrain, references, seed, level, overrides,
-                   per_class_full, progress, generator=None) -> list[dict]:
-    retain = retained_subset(data.train, forget, budget, seed=seed)
+@dataclass(frozen=True)
+class _BenchRun:
+    """What every request of one bench run shares."""
+
+    model: nn.Module
+    data: DataSplits
+    suite: Suite
+    budget: int | float
+    methods: list[str]
+    """The methods run on each request (``retrain`` is not one: see ``want_retrain``)."""
+    want_retrain: bool
+    references: dict[tuple[int, ...], nn.Module]
+    seed: int
+    level: str | None
+    overrides: dict | None
+    per_class_full: list[int]
+    progress: bool
+    generator: str | Path | None
+
+
+def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
+    model, data, seed, level, methods = run.model, run.data, run.seed, run.level, run.methods
+    retain = retained_subset(data.train, forget, run.budget, seed=seed)
     # Timed again for every request, so a machine whose load changes during a long run still
     # divides each call by an epoch timed under the same conditions.
     wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]))
     df_orig, dr_orig = forget_retain_accuracy(model, data.test, forget)
     ceiling = masked_accuracy(model, data.test, forget)
-    reference = (references or {}).get(tuple(forget))
+    reference = run.references.get(tuple(forget))
     retrain_seconds = None
-    if reference is None and spec.retrain is not None:
-        reference, retrain_seconds = spec.retrain(data, forget)
+    if reference is None and run.suite.retrain is not None:
+        reference, retrain_seconds = run.suite.retrain(data, forget)
     df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
-    retained_full = sum(n for c, n in enumerate(per_class_full) if c not in forget)
+    retained_full = sum(run.per_class_full[c] for c in retained_classes(len(run.per_class_full), forget))
     epoch_s = wall_per_image * retained_full
     epoch_cpu_s = cpu_per_image * retained_full
     common = {"classes": forget, "df_original": round(df_orig, 2), "dr_original": round(dr_orig, 2),
@@ -226,9 +269,9 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
     checks: dict[str, dict | None] = {}
     if level:  # the original as a row of its own, so every column has its anchors
         measured_models.append(("original", model, 0.0))
-    if reference is not None and (level or want_retrain):
+    if reference is not None and (level or run.want_retrain):
         measured_models.append(("retrain", reference, retrain_seconds))
-    elif want_retrain:
+    elif run.want_retrain:
         log.warning("no retrain reference for %s: no retrain row (give --reference CLASSES:PATH)", forget)
     for method in methods:
         # Baselines that read forget images get the retained subset's per-class budget of them.
@@ -239,9 +282,9 @@ def _bench_request(model, data, forget, spec, budget, methods, want_retrain, ref
             forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
         start, start_cpu = time.perf_counter(), time.process_time()
         # strict=False: a run that fails its self-check is a row (with the check's figure), not a crash.
-        result = forget_classes(model, forget, retain=retain, method=method, overrides=overrides, seed=seed,
-                                progress=progress, forget_data=forget_data, strict=False,
-                                generator=generator if get_method(method).uses_generator else None)
+        result = forget_classes(model, forget, retain=retain, method=method, overrides=run.overrides, seed=seed,
+                                progress=run.progress, forget_data=forget_data, strict=False,
+                                generator=run.generator if get_method(method).uses_generator else None)
         checks[method] = result.self_check.as_dict() if result.self_check is not None else None
         seconds = time.perf_counter() - start
         cpu_seconds[method] = time.process_time() - start_cpu

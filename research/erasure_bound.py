@@ -13,7 +13,7 @@ with or without the forget rows' components inside it. Last, the structured form
 channels that respond most to the forget classes (ranked from real forget images, impressions, or
 the classifier rows), as channel-pruning unlearning methods do.
 
-    python benchmarks/erasure_bound.py --data-dir ../shared/data --forget 3,7 \
+    python -m research.erasure_bound --data-dir ../shared/data --forget 3,7 \
         --out benchmarks/erasure-bound-cifar10-resnet20.json
 
 About 3 minutes on two CPU cores.
@@ -21,7 +21,6 @@ About 3 minutes on two CPU cores.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -29,35 +28,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from research.common import complement_within, keeper, projector, request_parser
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.audit.metrics import Outputs, model_outputs, probe_df
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.data import load_data, retained_subset
-from zeroshot_unlearn.engine import HeadInput
+from zeroshot_unlearn.surgery import HeadInput
 from zeroshot_unlearn.generators import create_generator, fit_generator
 from zeroshot_unlearn.io import write_json, write_text
-from zeroshot_unlearn.metrics import mask_logits
+from zeroshot_unlearn.evaluation import mask_logits
 from zeroshot_unlearn.recipes import load_recipe
-
-
-def projector(directions: list[torch.Tensor], centre: torch.Tensor):
-    """f -> f with its components along ``directions`` (about ``centre``) removed."""
-    basis, _ = torch.linalg.qr(torch.stack(directions, 1))
-    return lambda f: f - (f - centre) @ basis @ basis.T
-
-
-def keeper(basis: torch.Tensor, centre: torch.Tensor):
-    """f -> f with only its components in the column space of ``basis`` (about ``centre``) kept."""
-    q, _ = torch.linalg.qr(basis)
-    return lambda f: centre + (f - centre) @ q @ q.T
-
-
-def complement_within(basis: torch.Tensor, removed: list[torch.Tensor]) -> torch.Tensor:
-    """Orthonormal basis of the column space of ``basis`` minus the directions ``removed`` (projected into it)."""
-    q, _ = torch.linalg.qr(basis)
-    inside, _ = torch.linalg.qr(torch.stack([q @ (q.T @ v) for v in removed], 1))
-    u, _, _ = torch.linalg.svd(q - inside @ (inside.T @ q), full_matrices=False)
-    return u[:, :q.shape[1] - len(removed)]
 
 
 def rotated(direction: torch.Tensor, cosine: float, generator: torch.Generator) -> torch.Tensor:
@@ -87,28 +67,6 @@ def batchnorm_input_moments(model: nn.Module, x: torch.Tensor) -> dict[str, torc
     for handle in handles:
         handle.remove()
     return {name: sums[name] / counts[name] for name in sums}
-
-
-def request_parser(description: str, *, configurations: bool = False) -> argparse.ArgumentParser:
-    """The options these measurement scripts share: data, checkpoint, request, budget, seed, output
-    (and ``--configs`` for the scripts that run a table of configurations)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    if configurations:
-        parser.add_argument("--configs", default="all",
-                            help="comma-separated indices into the configuration table (0-based), or 'all'")
-    parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--checkpoint", default="checkpoints/resnet20-12fca82f.th",
-                        help="relative to --data-dir (a cifar10_resnet20 zoo checkpoint)")
-    parser.add_argument("--forget", default="3,7")
-    parser.add_argument("--retain-budget", type=int, default=2500)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True)
-    return parser
-
-
-def selected(configs: tuple, spec: str) -> list:
-    """The configurations ``--configs`` names (indices into ``configs``, or 'all')."""
-    return list(configs) if spec == "all" else [configs[int(i)] for i in spec.split(",")]
 
 
 def main() -> None:

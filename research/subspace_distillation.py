@@ -14,7 +14,7 @@ onto the subspace, c the retained mean feature). Optionally the same feature ter
 generator's forget-class impressions (BatchNorm in eval mode for them), which excite exactly the
 features a retained image does not. Then probe-Df, relearn steps, Df and Dr of PROTOCOL.md.
 
-    python benchmarks/subspace_distillation.py --data-dir ../shared/data --forget 3,7 \
+    python -m research.subspace_distillation --data-dir ../shared/data --forget 3,7 \
         --out benchmarks/subspace-distillation-cifar10-resnet20.json
 
 About 4 minutes per configuration on one CPU thread (``--configs 0,2`` runs some, by index in ``CONFIGS``).
@@ -31,15 +31,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from erasure_bound import complement_within, request_parser, selected
+from research.common import complement_within, relative_distance, request_parser, selected
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.audit.metrics import model_outputs, probe_df, relearn_steps
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.data import load_data, retained_subset
-from zeroshot_unlearn.engine import BatchStream, HeadInput, frozen_batchnorm, masked_distillation, train_phase
+from zeroshot_unlearn.engine import BatchStream, train_phase
+from zeroshot_unlearn.losses import masked_distillation
+from zeroshot_unlearn.surgery import HeadInput, frozen_batchnorm
 from zeroshot_unlearn.generators import create_generator, fit_generator
 from zeroshot_unlearn.io import write_json, write_text
-from zeroshot_unlearn.metrics import forget_retain_accuracy, masked_accuracy
+from zeroshot_unlearn.evaluation import forget_retain_accuracy, masked_accuracy
 from zeroshot_unlearn.recipes import PhaseConfig, load_recipe
 
 
@@ -68,10 +70,6 @@ CONFIGS = (
     Config("+ impressions, weight 10, layer3 only", 2.0, 10.0, impressions=32, impression_weight=10.0,
            trainable="layer3"),
 )
-
-
-def relative_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).pow(2).sum(1).mean() / b.pow(2).sum(1).mean()
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Research scripts behind benchmarks/RESULTS.md: measurements, not part of the library."""

@@ -1,0 +1,145 @@
+"""Model surgery: everything done to a model outside the training loop.
+
+Finding the classifier head and the number of classes, reading the features the head receives,
+freezing BatchNorm statistics or parameters for a block, selecting weights by name, shrinking
+and perturbing them, re-initialising a model. The engine, the methods, the audit, the
+generators and the validation all use these; none of them touches a model's internals otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import torch
+import torch.nn as nn
+
+from .errors import ModelError
+
+BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def classifier_head(model: nn.Module) -> nn.Module | None:
+    """The linear layer that outputs the logits: timm's ``get_classifier()``, else the last ``nn.Linear``."""
+    getter = getattr(model, "get_classifier", None)
+    head = getter() if callable(getter) else None
+    if isinstance(head, nn.Linear):
+        return head
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def model_num_classes(model: nn.Module) -> int:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    for value in (getattr(model, "num_classes", None), cfg.get("num_classes")):
+        if isinstance(value, int) and value > 0:
+            return value
+    head = classifier_head(model)
+    if head is None:
+        raise ModelError(f"{type(model).__name__} has no classifier head (no nn.Linear and no get_classifier()); "
+                         "forgetting classes needs a model that outputs one logit per class")
+    return head.out_features
+
+
+def batchnorm_modules(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, BN_TYPES)]
+
+
+@contextlib.contextmanager
+def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
+    """BatchNorm layers in eval mode inside the block: normalise with running statistics, update nothing.
+
+    Synthetic batches go through this, so their statistics never enter the running
+    buffers (which must keep describing real images) and a batch of anti-memories is
+    normalised like real data would be.
+    """
+    layers = [m for m in batchnorm_modules(model) if m.training]
+    for m in layers:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in layers:
+            m.train()
+
+
+@contextlib.contextmanager
+def frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Parameters do not require grad inside the block (gradients flow to the inputs only)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class HeadInput:
+    """Captures what the classifier head receives (the penultimate features) during forward passes.
+
+    ``with HeadInput(model) as features: logits = model(x)`` leaves the features of that pass in
+    ``features.value`` with their autograd graph, for any model whose head :func:`classifier_head`
+    finds (timm, zoo, or a plain ``nn.Linear``).
+    """
+
+    def __init__(self, model: nn.Module):
+        self.head = classifier_head(model)
+        if self.head is None:
+            raise ValueError(f"{type(model).__name__} has no linear classifier head to read features from")
+        self.values: list[torch.Tensor] = []
+
+    def _hook(self, _module, args) -> None:
+        self.values.append(args[0].flatten(1))
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self.values[-1]
+
+    def __enter__(self) -> "HeadInput":
+        self.handle = self.head.register_forward_pre_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
+def _in_scope(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def unknown_prefixes(model: nn.Module, scope: Sequence[str]) -> list[str]:
+    """The entries of ``scope`` that name no parameter of ``model``."""
+    names = [n for n, _ in model.named_parameters()]
+    return [prefix for prefix in scope if not any(_in_scope(n, prefix) for n in names)]
+
+
+def scoped_weights(model: nn.Module, scope: Sequence[str]) -> list[nn.Parameter]:
+    """Weight tensors (ndim > 1) whose names start with one of the prefixes ``scope``."""
+    return [p for n, p in model.named_parameters() if p.ndim > 1 and any(_in_scope(n, s) for s in scope)]
+
+
+@torch.no_grad()
+def shrink_perturb(model: nn.Module, scope: Sequence[str], shrink: float, noise: float, seed: int) -> int:
+    """Shrink and perturb (Ash & Adams, NeurIPS 2020) the weights under ``scope``: multiply by
+    ``shrink``, add Gaussian noise of ``noise`` times each tensor's standard deviation.
+    Returns how many tensors changed."""
+    if not scope or (shrink == 1.0 and noise == 0.0):
+        return 0
+    generator = torch.Generator().manual_seed(seed)
+    weights = scoped_weights(model, scope)
+    for param in weights:
+        std = float(param.std())
+        param.mul_(shrink).add_(torch.randn(param.shape, generator=generator).to(param) * std * noise)
+    return len(weights)
+
+
+def reset_weights(model: nn.Module, seed: int) -> nn.Module:
+    """Re-initialise every layer that knows how (``reset_parameters``; BatchNorm statistics too), seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+    return model
