@@ -27,7 +27,7 @@ import yaml
 
 from ._resources import recipes_dir
 from .errors import RecipeError
-from .settings import SECTIONS, Settings, build, check_choice, check_range, field_names, not_recording, suggest
+from .settings import SECTIONS, Settings, build, field_names, not_recording, suggest
 
 IDENTITY_KEYS = ("name", "description", "matches")
 """Keys that describe a recipe file rather than configure a run: never inherited through ``base:``."""
@@ -43,26 +43,24 @@ class GeneratorConfig(Settings):
     """``impression``: samples the original's features recognise as the forget class;
     ``error_max``: maximise the model's loss on the forget label (UNSIR)."""
     steps: int = 60
+    """Optimisation steps of the fit (Adam, ``lr``), ``batch_size`` samples each."""
     batch_size: int = 32
     lr: float = 0.01
     latent_dim: int = 32
+    """Latent size of the ``network`` generator; ``width`` its base channel count."""
     width: int = 32
     samples_per_class: int = 8
+    """Per-class tensors of the ``noise`` generator."""
     bound_weight: float = 0.1
+    """Keeps samples bounded (their mean squared magnitude in input space)."""
     diversity_weight: float = 0.1
+    """Pushes samples of the same class apart."""
     bn_prior_weight: float = 0.05
     """Match the original's BatchNorm running statistics (the DeepInversion prior); 0 for models without."""
 
-    def __post_init__(self) -> None:
-        check_choice("generator.objective", self.objective, ("error_max", "impression"))
-        check_range("generator.steps", self.steps, 0, None)
-        check_range("generator.batch_size", self.batch_size, 1, None)
-        check_range("generator.lr", self.lr, 0.0, 10.0, open_low=True)
-        check_range("generator.latent_dim", self.latent_dim, 1, 4096)
-        check_range("generator.width", self.width, 1, 4096)
-        check_range("generator.samples_per_class", self.samples_per_class, 1, 100_000)
-        for name in ("bound_weight", "diversity_weight", "bn_prior_weight"):
-            check_range(f"generator.{name}", getattr(self, name), 0.0, None)
+    rules = {"objective": ("error_max", "impression"), "steps": (0, None), "batch_size": (1, None),
+             "lr": (0.0, 10.0, "open"), "latent_dim": (1, 4096), "width": (1, 4096), "samples_per_class": (1, 100_000),
+             "bound_weight": (0.0, None), "diversity_weight": (0.0, None), "bn_prior_weight": (0.0, None)}
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,7 @@ class AugmentConfig(Settings):
     color_jitter: float = 0.0
     noise_std: float = 0.0
 
-    def __post_init__(self) -> None:
-        check_range("augment.crop_padding", self.crop_padding, 0, 64)
-        check_range("augment.color_jitter", self.color_jitter, 0.0, 1.0)
-        check_range("augment.noise_std", self.noise_std, 0.0, 1.0)
+    rules = {"crop_padding": (0, 64), "color_jitter": (0.0, 1.0), "noise_std": (0.0, 1.0)}
 
 
 @dataclass(frozen=True)
@@ -95,15 +90,9 @@ class PhaseConfig(Settings):
     batch_size: int = 128
     grad_clip: float = 5.0
 
-    def __post_init__(self) -> None:
-        check_range("epochs", self.epochs, 0.0, 1000.0)
-        check_range("lr", self.lr, 0.0, 10.0)
-        check_choice("optimizer", self.optimizer, ("sgd", "adam"))
-        check_range("momentum", self.momentum, 0.0, 1.0)
-        check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        check_choice("schedule", self.schedule, ("cosine", "constant"))
-        check_range("batch_size", self.batch_size, 1, None)
-        check_range("grad_clip", self.grad_clip, 0.0, None)
+    rules = {"epochs": (0.0, 1000.0), "lr": (0.0, 10.0), "optimizer": ("sgd", "adam"), "momentum": (0.0, 1.0),
+             "weight_decay": (0.0, 1.0), "schedule": ("cosine", "constant"), "batch_size": (1, None),
+             "grad_clip": (0.0, None)}
 
 
 @dataclass(frozen=True)
@@ -116,11 +105,7 @@ class RetainedPhase(PhaseConfig):
     """KL to the original model with the forget logits removed (masked teacher)."""
     distill_temperature: float = 4.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_range("ce_weight", self.ce_weight, 0.0, None)
-        check_range("distill_weight", self.distill_weight, 0.0, None)
-        check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
+    rules = {"ce_weight": (0.0, None), "distill_weight": (0.0, None), "distill_temperature": (0.0, 100.0, "open")}
 
 
 @dataclass(frozen=True)
@@ -151,34 +136,10 @@ class AntiMemoryPhase(RetainedPhase):
     perturb: float = 0.0
     """Gaussian noise added to them, in units of each tensor's standard deviation."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_range("anti_memory_batch", self.anti_memory_batch, 0, None)
-        check_range("anti_memory_weight", self.anti_memory_weight, 0.0, None)
-        check_choice("anti_memory_target", self.anti_memory_target, ("forget_label", "masked_teacher"))
-        check_choice("anti_memory_scope", self.anti_memory_scope, ("all", "head"))
-        check_range("feature_weight", self.feature_weight, 0.0, None)
-        check_range("retain_feature_weight", self.retain_feature_weight, 0.0, None)
-        check_range("shrink", self.shrink, 0.0, 1.0)
-        check_range("perturb", self.perturb, 0.0, 10.0)
-
-
-@dataclass(frozen=True)
-class ImpairPhase(AntiMemoryPhase):
-    """Impair: retained batches mixed with anti-memories, pushed to the masked teacher."""
-
-    lr: float = 0.03
-    distill_weight: float = 1.0
-    anti_memory_batch: int = 32
-    anti_memory_weight: float = 6.0
-
-
-@dataclass(frozen=True)
-class RepairPhase(AntiMemoryPhase):
-    """Repair: retained batches only."""
-
-    epochs: float = 0.5
-    distill_weight: float = 1.0
+    rules = {"anti_memory_batch": (0, None), "anti_memory_weight": (0.0, None),
+             "anti_memory_target": ("forget_label", "masked_teacher"), "anti_memory_scope": ("all", "head"),
+             "feature_weight": (0.0, None), "retain_feature_weight": (0.0, None), "shrink": (0.0, 1.0),
+             "perturb": (0.0, 10.0)}
 
 
 @dataclass(frozen=True)
@@ -202,12 +163,8 @@ class SelfCheckConfig(Settings):
     max_test_df: float = 5.0
     """Df (percent) on a test split above which the command line reports failure, when it has one."""
 
-    def __post_init__(self) -> None:
-        check_range("self_check.impressions_per_class", self.impressions_per_class, 1, 1024)
-        check_range("self_check.steps", self.steps, 1, 10_000)
-        check_range("self_check.min_confidence", self.min_confidence, 0.0, 1.0)
-        check_range("self_check.max_forget_rate", self.max_forget_rate, 0.0, 100.0)
-        check_range("self_check.max_test_df", self.max_test_df, 0.0, 100.0)
+    rules = {"impressions_per_class": (1, 1024), "steps": (1, 10_000), "min_confidence": (0.0, 1.0),
+             "max_forget_rate": (0.0, 100.0), "max_test_df": (0.0, 100.0)}
 
 
 @dataclass(frozen=True)
@@ -240,8 +197,11 @@ class Recipe(Settings):
     self_check: SelfCheckConfig = field(default_factory=SelfCheckConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    impair: ImpairPhase = field(default_factory=ImpairPhase)
-    repair: RepairPhase = field(default_factory=RepairPhase)
+    impair: AntiMemoryPhase = field(default_factory=lambda: AntiMemoryPhase(
+        lr=0.03, distill_weight=1.0, anti_memory_batch=32, anti_memory_weight=6.0))
+    """Impair: retained batches mixed with anti-memories, pushed to the masked teacher through the head."""
+    repair: AntiMemoryPhase = field(default_factory=lambda: AntiMemoryPhase(epochs=0.5, distill_weight=1.0))
+    """Repair: retained batches only."""
     amortised: dict[str, Any] = field(default_factory=dict)
     """Overrides (dotted keys, e.g. ``impair.epochs``) for the default method when ``forget_classes``
     gets a pre-fitted generator: the request pays no generator fit, and its schedule can be the
@@ -249,11 +209,11 @@ class Recipe(Settings):
     sections: Mapping[str, Settings] = field(default_factory=dict, metadata={"yaml": False})
     """The method sections this recipe sets, by name (written at the top level of the YAML)."""
 
+    rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
+             "min_epoch_images": (0, None)}
+
     def __post_init__(self) -> None:
-        check_choice("bn_policy", self.bn_policy, ("real_only", "frozen"))
-        check_choice("precision", self.precision, ("fp32", "bf16"))
-        check_range("min_per_class", self.min_per_class, 1, None)
-        check_range("min_epoch_images", self.min_epoch_images, 0, None)
+        super().__post_init__()
         if self.repair.anti_memory_batch:
             raise RecipeError("repair.anti_memory_batch must be 0: repair trains on retained data only")
         self.placed_at("")

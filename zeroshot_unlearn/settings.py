@@ -19,7 +19,7 @@ import dataclasses
 import difflib
 import math
 import typing
-from typing import Any, Iterator, Mapping
+from typing import Any, ClassVar, Iterator, Mapping
 
 from .errors import RecipeError
 
@@ -31,7 +31,26 @@ _reads: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("recipe
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Base of every recipe section. Subclasses are frozen dataclasses that validate in ``__post_init__``."""
+    """Base of every recipe section: a frozen dataclass whose ``rules`` say what each field accepts.
+
+    ``rules`` maps a field to ``(low, high)`` (inclusive; None = unbounded), ``(low, high, "open")``
+    (low excluded) or a tuple of allowed strings; a subclass's rules add to its bases'. Checks that
+    need more than one field go in ``__post_init__`` (calling ``super().__post_init__()``).
+    """
+
+    rules: ClassVar[Mapping[str, tuple]] = {}
+
+    def __post_init__(self) -> None:
+        merged: dict[str, tuple] = {}
+        for klass in reversed(type(self).__mro__):
+            merged.update(klass.__dict__.get("rules", {}))
+        with not_recording():
+            for name, rule in merged.items():
+                value = getattr(self, name)
+                if all(isinstance(r, str) for r in rule):
+                    check_choice(name, value, rule)
+                else:
+                    check_range(name, value, rule[0], rule[1], open_low=rule[2:] == ("open",))
 
     def __getattribute__(self, name: str) -> Any:
         value = object.__getattribute__(self, name)
@@ -84,18 +103,26 @@ def not_recording() -> Iterator[None]:
 # --------------------------------------------------------------------------- validation
 
 
+class SettingError(RecipeError):
+    """A value outside what its key accepts. :func:`build` adds where the key sits (``impair.``)."""
+
+    def __init__(self, key: str, problem: str):
+        self.key, self.problem = key, problem
+        super().__init__(f"recipe key '{key}' {problem}")
+
+
 def check_range(name: str, value, low, high, open_low: bool = False) -> None:
     if isinstance(value, float) and not math.isfinite(value):
-        raise RecipeError(f"recipe key '{name}' = {value!r} must be a finite number")
+        raise SettingError(name, f"= {value!r} must be a finite number")
     if low is not None and (value < low or (open_low and value == low)):
-        raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be {'>' if open_low else '>='} {low}")
+        raise SettingError(name, f"= {value!r} is out of range: must be {'>' if open_low else '>='} {low}")
     if high is not None and value > high:
-        raise RecipeError(f"recipe key '{name}' = {value!r} is out of range: must be <= {high}")
+        raise SettingError(name, f"= {value!r} is out of range: must be <= {high}")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise RecipeError(f"recipe key '{name}' = {value!r} is not valid; choose one of: {', '.join(choices)}")
+        raise SettingError(name, f"= {value!r} is not valid; choose one of: {', '.join(choices)}")
 
 
 def suggest(key: str, valid: list[str]) -> str:
@@ -103,11 +130,13 @@ def suggest(key: str, valid: list[str]) -> str:
     return f" Did you mean '{close[0]}'?" if close else ""
 
 
-def _coerce(name: str, value: Any, annotation: Any, source: str) -> Any:
+def _coerce(name: str, value: Any, annotation: Any, source: str, default: Any = None) -> Any:
     origin = typing.get_origin(annotation)
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, Mapping):
             raise RecipeError(f"{source}: recipe key '{name}' must be a mapping, got {type(value).__name__}")
+        if isinstance(default, Settings):  # a section given in part keeps the rest of its own defaults
+            value = {**default.to_dict(), **value}
         return build(annotation, value, source, prefix=f"{name}.")
     if annotation is bool:
         if not isinstance(value, bool):
@@ -153,14 +182,20 @@ def build(cls: type, data: Mapping[str, Any], source: str, prefix: str = "", *, 
     caller), types and, through ``cls.__post_init__``, values; errors name ``source`` and the key."""
     hints = typing.get_type_hints(cls)
     valid = field_names(cls)
+    factories = {f.name: f.default_factory for f in dataclasses.fields(cls)
+                 if f.default_factory is not dataclasses.MISSING}
     kwargs = {}
     for key, value in data.items():
         if key not in valid:
             choices = valid + list(extra)
             raise RecipeError(f"{source}: unknown recipe key '{prefix}{key}'.{suggest(str(key), choices)} "
                               f"Valid keys here: {', '.join(choices)}")
-        kwargs[key] = _coerce(prefix + key, value, hints[key], source)
+        default = factories[key]() if key in factories else None
+        kwargs[key] = _coerce(prefix + key, value, hints[key], source, default)
     try:
         return cls(**kwargs)
+    except SettingError as err:
+        key = err.key if err.key.startswith(prefix) else prefix + err.key
+        raise RecipeError(f"{source}: recipe key '{key}' {err.problem}") from None
     except RecipeError as err:
         raise RecipeError(f"{source}: {err}") from None

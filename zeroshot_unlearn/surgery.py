@@ -127,11 +127,11 @@ def shrink_perturb(model: nn.Module, scope: Sequence[str], shrink: float, noise:
     Returns how many tensors changed."""
     if not scope or (shrink == 1.0 and noise == 0.0):
         return 0
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     weights = scoped_weights(model, scope)
     for param in weights:
         std = float(param.std())
-        param.mul_(shrink).add_(torch.randn(param.shape, generator=generator).to(param) * std * noise)
+        param.mul_(shrink).add_(torch.randn(param.shape, generator=rng).to(param) * std * noise)
     return len(weights)
 
 

@@ -8,8 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..surgery import frozen_parameters
-from ..generators.base import BatchNormPrior
+from ..generators.base import inverting
 
 
 def _total_variation(x: torch.Tensor) -> torch.Tensor:
@@ -26,12 +25,10 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     prior that the batch statistics of every BN input match the model's running statistics.
     Grayscale images are optimised at half resolution and upsampled bilinearly (at full resolution
     the digits CNN inverts to pixel-level stripes); colour images at full resolution (half
-    resolution blurs ResNet20's CIFAR impressions). A model that knows
-    the class gives a recognisable impression; one that forgot it gives jumbled texture.
+    resolution blurs ResNet20's CIFAR impressions). A model that knows the class gives a
+    recognisable impression; one that forgot it gives jumbled texture.
     Returns pixel images in [0, 1], shape (len(classes) * per_class, C, H, W).
     """
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
@@ -42,26 +39,20 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     raw = torch.randn(len(labels), channels, -(-height // downscale), -(-width // downscale), generator=rng) * 0.5
     raw = raw.to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([raw], lr=lr)
-    prior = BatchNormPrior(model) if bn_weight > 0 else None
-    try:
-        with frozen_parameters(model):
-            for _ in range(steps):
-                pixels = _pixels(raw, (height, width))
-                dx, dy = torch.randint(-jitter, jitter + 1, (2,), generator=rng).tolist()
-                view = torch.roll(pixels, (dx, dy), (2, 3))
-                if channels > 1 and torch.rand((), generator=rng) < 0.5:  # a mirrored digit is no digit
-                    view = view.flip(3)
-                logits = model((view - mean_t) / std_t)
-                loss = F.cross_entropy(logits, labels) + tv_weight * _total_variation(pixels)
-                if prior is not None:
-                    loss = loss + bn_weight * prior.pop()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-    finally:
-        if prior is not None:
-            prior.close()
-        model.train(was_training)
+    with inverting(model, bn_weight > 0) as prior:
+        for _ in range(steps):
+            pixels = _pixels(raw, (height, width))
+            dx, dy = torch.randint(-jitter, jitter + 1, (2,), generator=rng).tolist()
+            view = torch.roll(pixels, (dx, dy), (2, 3))
+            if channels > 1 and torch.rand((), generator=rng) < 0.5:  # a mirrored digit is no digit
+                view = view.flip(3)
+            logits = model((view - mean_t) / std_t)
+            loss = F.cross_entropy(logits, labels) + tv_weight * _total_variation(pixels)
+            if prior is not None:
+                loss = loss + bn_weight * prior.pop()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
     return _pixels(raw, (height, width)).detach().cpu()
 
 

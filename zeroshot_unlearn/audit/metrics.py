@@ -146,9 +146,9 @@ def _finetune_steps(model: nn.Module, data: ImageTensorDataset, seed: int):
     """Yield after each SGD step (batch 32 with replacement, lr 0.01, momentum 0.9) on a copy of ``model``."""
     student = copy.deepcopy(weights_of(model)).train()
     optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
-    generator = torch.Generator().manual_seed(seed)
+    rng = torch.Generator().manual_seed(seed)
     while True:
-        rows = torch.randint(len(data), (32,), generator=generator)
+        rows = torch.randint(len(data), (32,), generator=rng)
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(student(data.x[rows]), data.y[rows]).backward()
         optimizer.step()

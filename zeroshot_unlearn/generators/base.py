@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+import contextlib
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -58,6 +59,22 @@ class BatchNormPrior:
             handle.remove()
 
 
+@contextlib.contextmanager
+def inverting(model: nn.Module, bn_prior: bool) -> Iterator[BatchNormPrior | None]:
+    """``model`` frozen in eval mode while its inputs (or a generator of them) are optimised, with the
+    BatchNorm prior's hooks when ``bn_prior``; its mode, hooks and parameters are restored afterwards."""
+    was_training = model.training
+    model.eval()
+    prior = BatchNormPrior(model) if bn_prior else None
+    try:
+        with frozen_parameters(model):
+            yield prior
+    finally:
+        if prior is not None:
+            prior.close()
+        model.train(was_training)
+
+
 def diversity_loss(samples: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Negative mean distance between samples of the same class (lower = more diverse)."""
     flat = samples.flatten(1)
@@ -76,15 +93,12 @@ def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequ
     error-maximising noise); ``impression`` minimises it, with the BN-statistics prior,
     so samples look like the forget classes to the model's features.
     """
-    was_training = model.training
-    model.eval()
-    prior = BatchNormPrior(model) if cfg.bn_prior_weight > 0 else None
     optimizer = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
     device = generator.mean.device
     forget_t = torch.as_tensor(list(forget), dtype=torch.long, device=device)
     generator.train()
     try:
-        with frozen_parameters(model):
+        with inverting(model, cfg.bn_prior_weight > 0) as prior:
             for _ in tqdm(range(cfg.steps), desc="anti-memory generator", disable=not progress, leave=False):
                 labels = forget_t[torch.randint(len(forget_t), (cfg.batch_size,), device=device)]
                 samples = generator.sample(labels)
@@ -104,7 +118,4 @@ def fit_generator(generator: AntiMemoryGenerator, model: nn.Module, forget: Sequ
                 loss.backward()
                 optimizer.step()
     finally:
-        if prior is not None:
-            prior.close()
-        model.train(was_training)
         generator.eval()

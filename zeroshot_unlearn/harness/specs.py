@@ -52,7 +52,6 @@ class TrainSpec:
     num_classes: int = 10
     data: str = "cifar10"
     train: TrainConfig = TrainConfig()
-    description: str = ""
 
     def build(self) -> nn.Module:
         from ..zoo.loading import build_model
@@ -93,8 +92,7 @@ def get_train_spec(name: str) -> TrainSpec:
 DIGITS_TRAIN = TrainConfig(epochs=10, lr=0.1)
 """The settings the shipped digits checkpoint was trained with; its retrain references reuse them."""
 
-register_train_spec(TrainSpec("digits_cnn", "digits_cnn", input_size=(1, 28, 28), data="digits", train=DIGITS_TRAIN,
-                              description="the embedded digits demo CNN (28x28 grey)"))
+register_train_spec(TrainSpec("digits_cnn", "digits_cnn", input_size=(1, 28, 28), data="digits", train=DIGITS_TRAIN))
 
 # BatchNorm convnets: SGD with momentum, as their papers train them.
 _SGD = dict(optimizer="momentum", lr=0.05, weight_decay=5e-4, batch_size=128, crop_padding=4, flip=True,
@@ -104,19 +102,13 @@ _ADAMW = dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, batch_size=128, cro
               warmup_epochs=1.0, no_decay_on_norm_and_bias=True)
 
 for _spec in (
-    TrainSpec("resnet18", "resnet18", train=TrainConfig(epochs=15, **_SGD),
-              description="timm ResNet-18 (ImageNet stem) at 32x32"),
-    TrainSpec("resnet10t", "resnet10t", train=TrainConfig(epochs=20, **_SGD),
-              description="timm ResNet-10-T (tiered stem) at 32x32"),
-    TrainSpec("mobilenetv3_small_100", "mobilenetv3_small_100", train=TrainConfig(epochs=20, **_ADAMW),
-              description="timm MobileNetV3-Small 1.0 at 32x32"),
-    TrainSpec("efficientnet_b0", "efficientnet_b0", train=TrainConfig(epochs=10, **_ADAMW),
-              description="timm EfficientNet-B0 at 32x32"),
-    TrainSpec("convnext_atto", "convnext_atto", train=TrainConfig(epochs=20, **_ADAMW),
-              description="timm ConvNeXt-Atto (LayerNorm) at 32x32"),
+    TrainSpec("resnet18", "resnet18", train=TrainConfig(epochs=15, **_SGD)),
+    TrainSpec("resnet10t", "resnet10t", train=TrainConfig(epochs=20, **_SGD)),
+    TrainSpec("mobilenetv3_small_100", "mobilenetv3_small_100", train=TrainConfig(epochs=20, **_ADAMW)),
+    TrainSpec("efficientnet_b0", "efficientnet_b0", train=TrainConfig(epochs=10, **_ADAMW)),
+    TrainSpec("convnext_atto", "convnext_atto", train=TrainConfig(epochs=20, **_ADAMW)),
     TrainSpec("vit_tiny_patch16_224", "vit_tiny_patch16_224",
               model_kwargs={"img_size": 32, "patch_size": 8, "depth": 6},
-              train=TrainConfig(epochs=20, **_ADAMW),
-              description="timm ViT-Tiny, 6 blocks, 8x8 patches on 32x32 (LayerNorm, no BatchNorm)"),
+              train=TrainConfig(epochs=20, **_ADAMW)),
 ):
     register_train_spec(_spec)

@@ -24,7 +24,7 @@ from .. import seeds
 from ..evaluation import mask_logits
 from ..generators import create_generator, fit_generator
 from ..losses import masked_distillation
-from ..settings import Settings, check_range
+from ..settings import Settings
 from ..surgery import HeadInput, frozen_batchnorm, shrink_perturb
 from .base import ForgetContext, Method
 
@@ -160,8 +160,7 @@ class DataFreeSettings(Settings):
     """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
     (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
 
-    def __post_init__(self) -> None:
-        check_range("data_free.memories_per_epoch", self.memories_per_epoch, 1, None)
+    rules = {"memories_per_epoch": (1, None)}
 
 
 class AntiMemoryDataFree(AntiMemory):

@@ -30,7 +30,7 @@ from ..evaluation import mask_logits
 from ..generators import NetworkGenerator
 from ..losses import distillation
 from ..recipes import PhaseConfig
-from ..settings import Settings, check_choice, check_range
+from ..settings import Settings
 from ..surgery import frozen_batchnorm, frozen_parameters, reset_weights
 from .base import ForgetContext, Method
 
@@ -61,13 +61,10 @@ class GKTSettings(Settings):
     forget-class probability, and on ``digits`` {6} that was enough for the class to come back
     after fine-tuning on retained data (rebound Df 94.8; masked 0.0; benchmarks/RESULTS.md §5)."""
 
-    def __post_init__(self) -> None:
-        for name in ("iterations", "generator_steps", "student_steps", "batch_size", "latent_dim", "width"):
-            check_range(f"gkt.{name}", getattr(self, name), 1, None)
-        for name in ("generator_lr", "student_lr", "distill_temperature"):
-            check_range(f"gkt.{name}", getattr(self, name), 0.0, 10.0, open_low=True)
-        check_range("gkt.threshold", self.threshold, 0.0, 1.0, open_low=True)
-        check_choice("gkt.student_init", self.student_init, ("original", "random"))
+    rules = {"iterations": (1, None), "generator_steps": (1, None), "student_steps": (1, None), "batch_size": (1, None),
+             "latent_dim": (1, None), "width": (1, None), "generator_lr": (0.0, 10.0, "open"),
+             "student_lr": (0.0, 10.0, "open"), "distill_temperature": (0.0, 10.0, "open"),
+             "threshold": (0.0, 1.0, "open"), "student_init": ("original", "random")}
 
 
 class GKT(Method):

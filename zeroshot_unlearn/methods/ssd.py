@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.datasets import ImageTensorDataset
-from ..settings import Settings, check_range
+from ..settings import Settings
 from .base import ForgetContext, Method
 
 log = logging.getLogger(__name__)
@@ -37,10 +37,7 @@ class SSDSettings(Settings):
     batch_size: int = 64
     """Batch size of the squared-gradient (diagonal Fisher) importance estimate."""
 
-    def __post_init__(self) -> None:
-        check_range("ssd.selection_weight", self.selection_weight, 0.0, None, open_low=True)
-        check_range("ssd.dampening", self.dampening, 0.0, None, open_low=True)
-        check_range("ssd.batch_size", self.batch_size, 1, None)
+    rules = {"selection_weight": (0.0, None, "open"), "dampening": (0.0, None, "open"), "batch_size": (1, None)}
 
 
 def squared_gradient_importance(model: nn.Module, data: ImageTensorDataset, batch_size: int, *,

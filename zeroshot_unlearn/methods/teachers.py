@@ -15,7 +15,6 @@ from .. import seeds
 from ..engine import BatchStream
 from ..losses import distillation
 from ..recipes import PhaseConfig
-from ..settings import check_range
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
 
@@ -32,9 +31,7 @@ class BadTeacherSettings(PhaseConfig):
     batch_size: int = 256
     distill_temperature: float = 1.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
+    rules = {"distill_temperature": (0.0, 100.0, "open")}
 
 
 @dataclass(frozen=True)
@@ -53,13 +50,8 @@ class ScrubSettings(PhaseConfig):
     max_epochs: int = 2
     """Epochs (of the first ``epochs``) that begin with a max pass over the forget images ("msteps")."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_range("forget_batch", self.forget_batch, 1, None)
-        check_range("ce_weight", self.ce_weight, 0.0, None)
-        check_range("distill_weight", self.distill_weight, 0.0, None)
-        check_range("distill_temperature", self.distill_temperature, 0.0, 100.0, open_low=True)
-        check_range("scrub.max_epochs", self.max_epochs, 0, None)
+    rules = {"forget_batch": (1, None), "ce_weight": (0.0, None), "distill_weight": (0.0, None),
+             "distill_temperature": (0.0, 100.0, "open"), "max_epochs": (0, None)}
 
 
 class BadTeacher(Method):

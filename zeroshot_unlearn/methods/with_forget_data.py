@@ -16,7 +16,6 @@ import torch.nn.functional as F
 
 from .. import seeds
 from ..recipes import PhaseConfig
-from ..settings import check_range
 from .base import ForgetContext, Method
 
 
@@ -30,10 +29,7 @@ class ForgetDataSettings(PhaseConfig):
     forget_weight: float = 1.0
     """Weight of the forget-image term."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_range("forget_batch", self.forget_batch, 1, None)
-        check_range("forget_weight", self.forget_weight, 0.0, None)
+    rules = {"forget_batch": (1, None), "forget_weight": (0.0, None)}
 
 
 class _ForgetDataBaseline(Method):
