@@ -151,6 +151,9 @@ def test_installed_cli_refuses_bad_input_in_one_line_before_any_work(tmp_path):
         "budget below one per class": ["--classes", "3", "--retain-budget", "3"],
         "missing data folder": ["--classes", "3", "--retain-data", str(tmp_path / "no-data")],
         "non-empty out": ["--classes", "3", "--out", str(full)],
+        "data-free with retained data": ["--classes", "3", "--data-free"],
+        "timm format of a zoo model": ["--classes", "3", "--save-format", "timm"],
+        "unknown method section key": ["--classes", "3", "--method", "masked_kd", "--set", "masked_kd.epoch=2"],
     }
     env = {**os.environ, "ZEROSHOT_UNLEARN_HOME": str(tmp_path / "home")}
 
@@ -230,3 +233,42 @@ def test_cifar_retained_image_folder_by_class_name(tmp_path, shared_data):
     row = json.loads((out / "metrics.json").read_text())["rows"][0]
     assert row["classes"] == [3, 7] and row["retained_images"] == 400
     assert load_model(checkpoint=out / "model.safetensors").pretrained_cfg["label_names"][3] == "cat"
+
+
+def test_data_free_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["forget", "--model", "digits_cnn", "--classes", "3", "7", "--data-free", "--eval-data", "digits",
+                 "--set", "generator.steps=10", "--set", "data_free.memories_per_epoch=256", "--no-strict",
+                 "--out", str(out), "--quiet"])
+    assert code in (0, 3)  # this shortened schedule may not pass its checks; what it ran is the point here
+    row = json.loads((out / "metrics.json").read_text())["rows"][0]
+    assert row["data_free"] is True and row["retained_images"] == 0 and row["forget_images_used"] == 0
+    assert row["method"] == "anti_memory_data_free" and row["df"] is not None and row["df_original"] > 90
+    assert load_model(checkpoint=out).unlearning_history[-1]["retained_images"] == 0
+    code = main(["forget", "--model", "digits_cnn", "--classes", "3", "--out", str(tmp_path / "none")])
+    assert code == 2 and "pass --retain-data DATA, or --data-free" in capsys.readouterr().err
+
+
+def test_sequential_requests_from_the_command_line_keep_earlier_classes_forgotten(tmp_path, capsys, digits):
+    from zeroshot_unlearn.evaluation import forget_retain_accuracy
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--retain-data", "digits", "--retain-budget", "400", "--quiet"]
+    assert main(["forget", "--model", "digits_cnn", "--classes", "3", "--out", str(first), *common]) == 0
+    # the earlier output folder is the model: its file names its architecture and carries the history
+    assert main(["forget", "--checkpoint", str(first), "--classes", "7", "--out", str(second), *common]) == 0
+    model = load_model(checkpoint=second)
+    assert [e["requested"] for e in model.unlearning_history] == [[3], [7]]
+    assert model.unlearning_history[-1]["classes"] == [3, 7]
+    df, _ = forget_retain_accuracy(model, digits.test, [3, 7])
+    df_3, _ = forget_retain_accuracy(model, digits.test, [3])
+    assert df <= 1.0 and df_3 <= 1.0
+    capsys.readouterr()
+    assert main(["info", str(second), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [c["id"] for c in info["classes"] if c["forgotten"]] == [3, 7]
+    assert info["architecture"] == "digits_cnn" and info["recipe"] == "digits" and info["input_size"] == [1, 28, 28]
+    assert len(info["unlearning_history"]) == 2
+    assert main(["info", str(second)]) == 0
+    text = capsys.readouterr().out
+    assert "forgot [7] (all forgotten: [3, 7]) with anti_memory" in text and "recipe (auto)  digits" in text

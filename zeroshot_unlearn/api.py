@@ -55,23 +55,28 @@ class ForgetResult:
     recipe_keys_read: frozenset[str] = frozenset()
     """The recipe settings the run read (dotted keys); ``recipe.yaml`` holds these and no others."""
 
-    def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False, format: str = "native") -> Path:
         """Write ``model.safetensors`` (with its config and history), ``recipe.yaml`` and the generator.
 
-        The folder appears complete or not at all (built beside it, then renamed); a non-empty
-        ``folder`` is refused unless ``overwrite``. Under torchrun only rank 0 writes (every rank
-        holds the same result); the others wait until it has.
+        ``format="timm"`` adds timm's ``config.json`` (written by timm), so the folder is also a model
+        in timm's own zoo format: ``timm.create_model("local-dir:FOLDER")`` loads it unchanged, and
+        ``config.json`` records the forgotten classes and the history. The folder appears complete
+        or not at all (built beside it, then renamed); a non-empty ``folder`` is refused unless
+        ``overwrite``. Under torchrun only rank 0 writes (every rank holds the same result); the
+        others wait until it has.
         """
+        check_save_format(self.model, format)
         rank, world_size = current_world()
         if rank == 0:
             with atomic_dir(folder, overwrite=overwrite) as tmp:
-                self.write_into(tmp)
+                self.write_into(tmp, format=format)
         if world_size > 1:
             torch.distributed.barrier()
         return Path(folder)
 
-    def write_into(self, folder: Path) -> None:
+    def write_into(self, folder: Path, *, format: str = "native") -> None:
         """The files of :meth:`save`, written into an existing folder (each file atomically)."""
+        check_save_format(self.model, format)
         cfg = dict(getattr(self.model, "pretrained_cfg", {}) or {})
         metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": jsonable(cfg), "history": self.history})}
         save_state_dict(folder / "model.safetensors", self.model.state_dict(), metadata)
@@ -79,6 +84,23 @@ class ForgetResult:
         if self.generator is not None:
             save_state_dict(folder / "generator.safetensors", self.generator.state_dict(),
                             {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.forget})})
+        if format == "timm":
+            from .zoo.timm_format import write_timm_config
+
+            write_timm_config(self.model, folder, forget=self.forget, history=self.history)
+
+
+SAVE_FORMATS = ("native", "timm")
+
+
+def check_save_format(model: nn.Module, format: str) -> None:
+    """Refuse a format ``model`` cannot be written in, before anything is computed or written."""
+    if format not in SAVE_FORMATS:
+        raise InvalidRequestError(f"unknown save format {format!r}; choose one of: {', '.join(SAVE_FORMATS)}")
+    if format == "timm":
+        from .zoo.timm_format import check_exportable
+
+        check_exportable(model)
 
 
 def model_architecture(model: nn.Module) -> str:

@@ -1,4 +1,4 @@
-"""Command line: ``zeroshot-unlearn {demo,forget,audit,bench,generator,table,recipes,train,fetch-data}``.
+"""Command line: ``zeroshot-unlearn {demo,forget,audit,info,bench,generator,table,recipes,train,fetch-data}``.
 
 Exit codes: 0 success, 2 usage or validation error, 1 runtime failure (a run whose checks say
 the classes were not forgotten included), 3 ``forget --no-strict`` wrote such a model anyway.
@@ -91,7 +91,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from .api import ForgettingWarning, check_request, forget_classes, forgotten_classes
+    from .api import ForgettingWarning, check_request, check_save_format, forget_classes, forgotten_classes
     from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
     from .io import atomic_dir, check_output_folder, write_json
@@ -102,17 +102,28 @@ def cmd_forget(args) -> int:
     # Every check runs before any data is read or any subset drawn: a bad input is one line and exit 2.
     out = Path(args.out)
     check_output_folder(out, overwrite=args.overwrite)  # the write checks again
+    if args.data_free == bool(args.retain_data):
+        raise InvalidRequestError("pass --retain-data DATA, or --data-free to forget with no retained data at all"
+                                  if not args.data_free else "--data-free reads no retained data: drop --retain-data "
+                                  "(--eval-data gives the data for the Df/Dr report)")
+    if args.audit and not (args.eval_data or args.retain_data):
+        raise InvalidRequestError("--audit needs data with a test split: pass --eval-data DATA")
     budget = _budget(args.retain_budget)
     overrides = _overrides(args.set)
     rank, world_size = current_world()
     say = print if rank == 0 else (lambda *a, **k: None)
     model = _with_class_names(_load_trained(args), args.class_names)
+    check_save_format(model, args.save_format)
     requested = check_request(model, _class_args(args.classes), recipe=args.recipe, method=args.method,
-                              overrides=overrides, seed=args.seed, generator=args.generator)
-    data = load_data(args.retain_data, model)
-    # Classes the model forgot in earlier requests stay out of the retained data too.
-    retain = retained_subset(data.train, sorted(set(requested) | set(forgotten_classes(model))), budget,
-                             seed=args.seed, num_classes=model_num_classes(model))
+                              overrides=overrides, seed=args.seed, generator=args.generator,
+                              data_free=args.data_free)
+    data = load_data(args.retain_data, model) if args.retain_data else None
+    evaluation_data = load_data(args.eval_data, model) if args.eval_data else data
+    retain = None
+    if data is not None:
+        # Classes the model forgot in earlier requests stay out of the retained data too.
+        retain = retained_subset(data.train, sorted(set(requested) | set(forgotten_classes(model))), budget,
+                                 seed=args.seed, num_classes=model_num_classes(model))
     start = time.perf_counter()
     strict = not args.no_strict
     with warnings.catch_warnings():  # --no-strict: the failure is reported below, once, in this command's words
@@ -127,9 +138,10 @@ def cmd_forget(args) -> int:
            "world_size": world_size, "device": result.history[-1]["device"],
            "gradient_sync": result.history[-1]["gradient_sync"],
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
+           "data_free": args.data_free,
            "timings": {k: round(v, 2) for k, v in result.timings.items()},
            "self_check": check.as_dict() if check is not None else None}
-    evaluation = data.test if data.test is not None else None
+    evaluation = evaluation_data.test if evaluation_data is not None else None
     if evaluation is not None:
         df, dr = forget_retain_accuracy(result.model, evaluation, result.forget)
         df0, dr0 = forget_retain_accuracy(model, evaluation, result.forget)
@@ -146,7 +158,10 @@ def cmd_forget(args) -> int:
     row["forgotten"] = not failures
     row["forgetting_failures"] = failures
     if args.audit and evaluation is not None and rank == 0:
-        report = _run_audit(model, result.model, result.forget, data, retain, source=args.retain_data,
+        audit_retain = retain if retain is not None else retained_subset(  # the audit reads data; the run did not
+            evaluation_data.train, result.forget, budget, seed=args.seed, num_classes=model_num_classes(model))
+        report = _run_audit(model, result.model, result.forget, evaluation_data, audit_retain,
+                            source=args.eval_data or args.retain_data,
                             reference_path=args.reference, seed=args.seed, quiet=args.quiet,
                             generator=result.generator, recipe=result.recipe)
         _print_audit(report)
@@ -156,15 +171,16 @@ def cmd_forget(args) -> int:
     # Under torchrun every rank holds the same result and rank 0 alone writes it.
     if rank == 0:
         with atomic_dir(out, overwrite=args.overwrite) as folder:
-            result.write_into(folder)
+            result.write_into(folder, format=args.save_format)
             if args.audit and evaluation is not None:
                 report.save(folder / "audit")
-            write_json(folder / "metrics.json", {"suite": str(args.retain_data), "rows": [row]})
+            write_json(folder / "metrics.json", {"suite": str(args.eval_data or args.retain_data), "rows": [row]})
     if world_size > 1:
         import torch.distributed
 
         torch.distributed.barrier()
-    written = ["model.safetensors", "recipe.yaml"] + (["generator.safetensors"] if result.generator is not None else []) \
+    written = ["model.safetensors", "recipe.yaml"] + (["config.json"] if args.save_format == "timm" else []) \
+        + (["generator.safetensors"] if result.generator is not None else []) \
         + ["metrics.json"] + (["audit/"] if args.audit and evaluation is not None else [])
     say(f"wrote {out}/{', '.join(written)} in {seconds:.1f}s" + (f" ({world_size} processes)" if world_size > 1 else ""))
     if failures:
@@ -289,16 +305,69 @@ def _load_trained(args):
     from .zoo import load_model
     from .zoo.registry import model_entry
 
+    from .zoo.timm_format import is_timm_source
+
     if args.model is None and args.checkpoint is None:
         raise InvalidRequestError("pass --model NAME, --checkpoint FILE, or both (a .safetensors written by this "
                                   "library names its architecture)")
-    if args.checkpoint is None:
+    if args.checkpoint is None and not is_timm_source(args.model):
         entry = model_entry(args.model)
         if entry is None or entry.default_checkpoint is None:
             raise InvalidRequestError(f"--checkpoint is required: {args.model!r} has no registered trained checkpoint, and "
                                "forgetting classes needs a trained model")
     return load_model(args.model, args.checkpoint, pretrained=args.checkpoint is None,
                       trust_checkpoint=args.trust_checkpoint)
+
+
+def cmd_info(args) -> int:
+    import json
+
+    from .api import forgotten_classes, model_architecture
+    from .data.names import label_names_of
+    from .recipes import resolve_recipe_name
+    from .surgery import model_num_classes
+    from .zoo import load_model
+    from .zoo.timm_format import is_timm_source
+
+    target = args.target
+    if is_timm_source(target):
+        model = load_model(target)
+    elif Path(target).exists():
+        model = load_model(args.model, target, trust_checkpoint=args.trust_checkpoint)
+    else:
+        model = load_model(target, pretrained=True)
+    cfg = model.pretrained_cfg
+    architecture = model_architecture(model)
+    num_classes = model_num_classes(model)
+    names = label_names_of(model)
+    forgotten = forgotten_classes(model)
+    info = {"architecture": architecture, "num_classes": num_classes,
+            "classes": [{"id": c, "name": names[c] if names else None, "forgotten": c in forgotten}
+                        for c in range(num_classes)],
+            "input_size": list(cfg.get("input_size") or []), "mean": list(cfg.get("mean") or []),
+            "std": list(cfg.get("std") or []), "checkpoint_sha256": cfg.get("checkpoint_sha256"),
+            "recipe": resolve_recipe_name(architecture),
+            "unlearning_history": list(getattr(model, "unlearning_history", None) or [])}
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"architecture   {architecture}" + (f" (sha256 {info['checkpoint_sha256'][:12]})"
+                                                if info["checkpoint_sha256"] else ""))
+    print(f"input          {tuple(info['input_size'])}, mean {tuple(info['mean'])}, std {tuple(info['std'])}")
+    print(f"recipe (auto)  {info['recipe']}")
+    print(f"classes        {num_classes}" + ("" if names else " (no class names; --class-names FILE adds them)"))
+    for entry in info["classes"]:
+        print(f"  {entry['id']:>4}  {entry['name'] or '':<20}{'  forgotten' if entry['forgotten'] else ''}")
+    history = info["unlearning_history"]
+    print(f"unlearning     {len(history)} request(s)" + (":" if history else " (not unlearned by this library)"))
+    for entry in history:
+        check = entry.get("self_check") or {}
+        verdict = {True: "passed", False: "FAILED", None: "inconclusive"}[check.get("passed")] if check else "off"
+        print(f"  {entry.get('time', '?')}  forgot {entry.get('requested')} (all forgotten: {entry.get('classes')}) "
+              f"with {entry.get('method')}, recipe {entry.get('recipe')}, seed {entry.get('seed')}, "
+              f"{entry.get('retained_images')} retained images, {entry.get('forget_images_used')} forget images, "
+              f"self-check {verdict}")
+    return 0
 
 
 def cmd_generator_fit(args) -> int:
@@ -397,10 +466,12 @@ def cmd_fetch_data(args) -> int:
 
 def _model_options(command: argparse.ArgumentParser, *, model_required: bool) -> None:
     command.add_argument("--model", required=model_required,
-                         help="a zoo name (cifar10_resnet20/32/44/56, digits_cnn) or any timm model name" +
-                         ("" if model_required else "; default: read from the checkpoint"))
-    command.add_argument("--checkpoint", help="checkpoint file (.th/.pth/.safetensors); default: the model's "
-                         "registered checkpoint (digits_cnn: the shipped demo checkpoint)")
+                         help="a zoo name (cifar10_resnet20/32/44/56, digits_cnn), any timm model name, or a "
+                              "model in timm's format: local-dir:PATH, hf-hub:NAME (from the local cache) or "
+                              "the folder's path" + ("" if model_required else "; default: read from the checkpoint"))
+    command.add_argument("--checkpoint", help="checkpoint file (.th/.pth/.safetensors) or the output folder of an "
+                         "earlier forget; default: the model's registered checkpoint (digits_cnn: the shipped demo "
+                         "checkpoint)")
     command.add_argument("--trust-checkpoint", action="store_true",
                          help="open pickled checkpoints that safe loading (weights_only) refuses; runs code from the "
                               "file")
@@ -442,9 +513,15 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(forget, model_required=False)
     forget.add_argument("--classes", nargs="+", required=True, metavar="CLASS",
                         help="class ids, or class names where the model carries them (cat horse)")
-    forget.add_argument("--retain-data", required=True,
+    forget.add_argument("--retain-data",
                         help="'digits', a folder of *train*/*test*.npz, or an ImageFolder (DIR/<class>/*.png, "
-                             "or DIR/train + DIR/test); folders are matched to classes by name or id")
+                             "or DIR/train + DIR/test); folders are matched to classes by name or id. Required "
+                             "unless --data-free")
+    forget.add_argument("--data-free", action="store_true",
+                        help="no retained data at all: the default method's data-free mode (generator memories "
+                             "stand in for the retained classes)")
+    forget.add_argument("--eval-data", help="data whose test split the Df/Dr report (and --audit) use; default: the "
+                                            "--retain-data's test split, if it has one")
     forget.add_argument("--class-names", metavar="FILE",
                         help="one class name per line in the model's class order: names for --classes and the "
                              "ImageFolder's folders, saved with the new model")
@@ -457,6 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="recipe override, repeatable, e.g. --set impair.lr=0.02")
     _output_options(forget, out_help="output folder (must be new or empty)")
+    forget.add_argument("--save-format", default="native", choices=["native", "timm"],
+                        help="'native': model.safetensors with its config and history; 'timm': also timm's "
+                             "config.json, so timm.create_model('local-dir:OUT') loads the result (timm models only)")
     forget.add_argument("--audit", action="store_true", help="run the audit right after and write OUT/audit/")
     forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: shipped or trained)")
     forget.add_argument("--generator", help="a fitted amortised generator folder (generators/<model-id>/) to reuse")
@@ -483,6 +563,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                                      "refuses")
     _output_options(aud, out_help="output folder (must be new or empty)")
     aud.set_defaults(func=cmd_audit)
+
+    info = command("info", "describe a model: architecture, classes and their names, input size, normalisation, the "
+                           "recipe 'auto' picks, and the unlearning history of a model this library wrote")
+    info.add_argument("target", metavar="MODEL_OR_CHECKPOINT",
+                      help="a zoo name with a registered checkpoint, a checkpoint file, a forget output folder, or "
+                           "a model in timm's format (local-dir:PATH, hf-hub:NAME, or the folder's path)")
+    info.add_argument("--model", default=None, help="architecture of a checkpoint file that does not record it")
+    info.add_argument("--trust-checkpoint", action="store_true", help="open pickled checkpoints that safe loading "
+                                                                      "refuses")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    info.set_defaults(func=cmd_info)
 
     bench = command("bench", "run the protocol requests of a suite and write results.json + a markdown table")
     bench.add_argument("--suite", required=True,

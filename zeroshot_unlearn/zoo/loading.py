@@ -76,8 +76,10 @@ def find_checkpoint(checkpoint: str | os.PathLike, *, download: bool = True) -> 
     path = Path(checkpoint).expanduser()
     if path.is_file():
         return path
+    if path.is_dir() and (path / "model.safetensors").is_file():  # the output folder of an earlier forget
+        return path / "model.safetensors"
     if path.exists():
-        raise CheckpointError(f"checkpoint {str(path)!r} is not a file")
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a file (nor a folder with model.safetensors)")
     for folder in (checkpoints_dir(), cache_dir() / "checkpoints"):
         candidate = folder / path.name
         if candidate.is_file():
@@ -175,9 +177,23 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
 
     ``name`` is a zoo name (:func:`list_models`) or any timm model name; it may be left
     out for a ``.safetensors`` file written by this library (the architecture is in its
-    metadata). ``pretrained=True`` without a checkpoint loads the registered default
-    checkpoint of a zoo model (downloaded and checksum-verified when not cached).
+    metadata) and for a folder it wrote. ``pretrained=True`` without a checkpoint loads the
+    registered default checkpoint of a zoo model (downloaded and checksum-verified when not cached).
+
+    A model in timm's own format loads through timm: ``name`` ``"local-dir:PATH"``, ``"hf-hub:NAME"``
+    (from the local Hugging Face cache only) or a folder path, or ``checkpoint`` a folder holding
+    ``config.json`` (see :mod:`zeroshot_unlearn.zoo.timm_format`).
     """
+    from .timm_format import is_timm_folder, is_timm_source, load_timm_folder
+
+    if is_timm_source(name) or (checkpoint is not None and is_timm_folder(checkpoint)):
+        model = load_timm_folder(str(checkpoint if checkpoint is not None and is_timm_folder(checkpoint) else name))
+        if name and not is_timm_source(name) and name != model.pretrained_cfg["architecture"]:
+            raise CheckpointError(f"{checkpoint} holds a {model.pretrained_cfg['architecture']!r}, not {name!r}")
+        if sha256 and not model.pretrained_cfg["checkpoint_sha256"].startswith(sha256.lower()):
+            raise CheckpointError(f"checksum mismatch for {checkpoint or name}: the weights' sha256 is "
+                                  f"{model.pretrained_cfg['checkpoint_sha256'][:16]}..., expected {sha256[:16]}...")
+        return model
     path: Path | None = None
     if checkpoint is None and pretrained:
         entry = model_entry(name or "")
