@@ -74,3 +74,19 @@ def shared_data():
 def state_equal(a, b) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(scope="session")
+def digits_training_log(tmp_path_factory, digits):
+    """A digits CNN trained for 2 epochs with its training log (amnesiac unlearning's input)."""
+    import dataclasses
+
+    from zeroshot_unlearn.harness.specs import get_train_spec
+    from zeroshot_unlearn.harness.training import train_checkpoint
+    from zeroshot_unlearn.training_log import log_folder
+
+    spec = get_train_spec("digits_cnn")
+    spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=2))
+    trained = train_checkpoint(spec, digits, cache=tmp_path_factory.mktemp("logged"), record_updates=True,
+                               progress=False)
+    return trained, log_folder(trained.path)

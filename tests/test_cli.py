@@ -272,3 +272,21 @@ def test_sequential_requests_from_the_command_line_keep_earlier_classes_forgotte
     assert main(["info", str(second)]) == 0
     text = capsys.readouterr().out
     assert "forgot [7] (all forgotten: [3, 7]) with anti_memory" in text and "recipe (auto)  digits" in text
+
+
+def test_amnesiac_from_the_command_line(tmp_path, capsys, digits_training_log):
+    trained, folder = digits_training_log
+    out = tmp_path / "out"
+    code = main(["forget", "--checkpoint", str(trained.path), "--classes", "3", "7", "--method", "amnesiac",
+                 "--training-log", str(folder), "--retain-data", "digits", "--retain-budget", "400", "--no-strict",
+                 "--out", str(out), "--quiet"])
+    assert code in (0, 3)  # it forgets by undoing everything; whether Dr survives is what the bench row measures
+    row = json.loads((out / "metrics.json").read_text())["rows"][0]
+    assert row["method"] == "amnesiac" and row["forget_images_used"] == 0
+    history = load_model(checkpoint=out).unlearning_history[-1]
+    assert history["method_details"]["undone_fraction"] == 1.0
+    # the shipped model is not the one this log recorded: refused before any work, nothing written
+    code = main(["forget", "--model", "digits_cnn", "--classes", "3", "--method", "amnesiac", "--training-log",
+                 str(folder), "--retain-data", "digits", "--out", str(tmp_path / "refused")])
+    assert code == 2 and "recorded for another model" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()

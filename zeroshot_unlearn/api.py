@@ -27,6 +27,7 @@ from .recipes import Recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
 from .selfcheck import SelfCheck, check_forgetting
 from .settings import recording_reads
+from .training_log import TrainingLog
 from .surgery import model_num_classes, unknown_prefixes
 from .validate import validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
@@ -127,6 +128,8 @@ class ForgetPlan:
     runtime: Runtime
     generator: nn.Module | None = None
     """A pre-fitted amortised generator to use instead of fitting one."""
+    training_log: TrainingLog | None = None
+    """The model's training log, for the methods that undo training steps (checked against the model)."""
 
 
 def forgotten_classes(model: nn.Module) -> list[int]:
@@ -150,7 +153,8 @@ class _Request:
 
 def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_free: bool,
                      recipe: str | os.PathLike | Recipe | Mapping[str, Any], method: str | None,
-                     overrides: Mapping[str, Any] | None, seed: int, forget_data_given: bool) -> _Request:
+                     overrides: Mapping[str, Any] | None, seed: int, forget_data_given: bool,
+                     training_log_given: bool = False) -> _Request:
     validate_model(model)
     num_classes = model_num_classes(model)
     requested = validate_classes(class_ids(model, classes), num_classes)
@@ -179,6 +183,12 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
                                   "(nothing of the forget classes should be handed to it)")
     if data_free and "retain" in algorithm.needs:
         raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
+    if "training_log" in algorithm.needs and not training_log_given:
+        raise InvalidRequestError(f"method {algorithm.name!r} needs the model's training log (training_log=FOLDER, "
+                                  "written by `zeroshot-unlearn train ... --record-updates`)")
+    if training_log_given and "training_log" not in algorithm.needs:
+        raise InvalidRequestError(f"method {algorithm.name!r} does not read a training log; drop training_log "
+                                  "(method='amnesiac' does)")
     return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
 
 
@@ -230,14 +240,18 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *,
                   recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
                   overrides: Mapping[str, Any] | None = None, seed: int = 0, data_free: bool = False,
                   forget_data_given: bool = False,
-                  generator: str | os.PathLike | nn.Module | None = None) -> list[int]:
+                  generator: str | os.PathLike | nn.Module | None = None,
+                  training_log: str | os.PathLike | None = None) -> list[int]:
     """The checks of :func:`validate_request` that need no data; returns the requested class ids.
 
     The command line runs these before it reads any data or draws a retained subset, so a bad
     request is refused before any work; :func:`validate_request` repeats them with the data.
     """
     request = _resolve_request(model, classes, data_free=data_free, recipe=recipe, method=method,
-                               overrides=overrides, seed=seed, forget_data_given=forget_data_given)
+                               overrides=overrides, seed=seed, forget_data_given=forget_data_given,
+                               training_log_given=training_log is not None)
+    if training_log is not None:
+        TrainingLog(training_log).check_matches(model)
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     if generator is not None and cfg.get("input_size"):
         _check_generator(generator, model, request.method, request.recipe, request.num_classes,
@@ -249,14 +263,20 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
                      recipe: str | os.PathLike | Recipe | Mapping[str, Any] = "auto", method: str | None = None,
                      overrides: Mapping[str, Any] | None = None, seed: int = 0,
                      forget_data: Dataset | None = None, device: str | torch.device = "auto",
-                     generator: str | os.PathLike | nn.Module | None = None) -> ForgetPlan:
+                     generator: str | os.PathLike | nn.Module | None = None,
+                     training_log: str | os.PathLike | None = None) -> ForgetPlan:
     """Every check :func:`forget_classes` makes before it touches anything; returns the resolved plan.
 
     Raises an :class:`~zeroshot_unlearn.errors.UnlearnError` subclass naming what is wrong and how
     to fix it. Reads ``model`` and ``retain``; never modifies them.
     """
     request = _resolve_request(model, classes, data_free=retain is None, recipe=recipe, method=method,
-                               overrides=overrides, seed=seed, forget_data_given=forget_data is not None)
+                               overrides=overrides, seed=seed, forget_data_given=forget_data is not None,
+                               training_log_given=training_log is not None)
+    updates = None
+    if training_log is not None:
+        updates = TrainingLog(training_log)
+        updates.check_matches(model)
     num_classes, requested, forget, earlier = request.num_classes, request.requested, request.forget, request.earlier
     resolved, algorithm, imposed = request.recipe, request.method, request.imposed
     retain_data = materialise(retain) if retain is not None else None
@@ -293,7 +313,7 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
                                       "one process")
         _check_same_request_on_every_rank(runtime, forget, seed, retain_data, algorithm.name)
     return ForgetPlan(forget, requested, algorithm, resolved, retain_data, forget_set, num_classes, input_size, mean,
-                      std, cfg, runtime, amortised)
+                      std, cfg, runtime, amortised, updates)
 
 
 def _check_generator(generator, model: nn.Module, algorithm: Method, recipe: Recipe, num_classes: int,
@@ -334,7 +354,8 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
                    overrides: Mapping[str, Any] | None = None, seed: int = 0, inplace: bool = False,
                    progress: bool = True, forget_data: Dataset | None = None,
                    device: str | torch.device = "auto",
-                   generator: str | os.PathLike | nn.Module | None = None, strict: bool = True) -> ForgetResult:
+                   generator: str | os.PathLike | nn.Module | None = None, strict: bool = True,
+                   training_log: str | os.PathLike | None = None) -> ForgetResult:
     """Make ``model`` forget ``classes`` without any image of them.
 
     Args:
@@ -363,13 +384,16 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
             classes were not forgotten, a :class:`ForgettingFailedError` is raised (its ``result``
             holds the model); with ``strict=False`` the result is returned with a loud warning and
             ``result.self_check.passed`` False. Either way the figure is in the result and its history.
+        training_log: the model's training log (``zeroshot-unlearn train --record-updates``), accepted only by
+            ``method="amnesiac"``; refused unless it was recorded for exactly this model.
 
     Every check runs first (:func:`validate_request`); bad input raises before any work.
     """
     # Which recipe settings the request and the run read: the saved recipe holds exactly those.
     with recording_reads() as keys_read:
         plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
-                                seed=seed, forget_data=forget_data, device=device, generator=generator)
+                                seed=seed, forget_data=forget_data, device=device, generator=generator,
+                                training_log=training_log)
         result = _run(model, plan, seed=seed, progress=progress, inplace=inplace, strict=strict,
                       keys_read=keys_read)
     return result
@@ -397,7 +421,7 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
         if synced:  # BatchNorm statistics over the global batch (SyncBatchNorm is GPU-only in PyTorch)
             student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
         ctx = ForgetContext(original=original, student=student, forget=forget, retain=retain_data,
-                            forget_data=plan.forget_data, recipe=resolved,
+                            forget_data=plan.forget_data, training_log=plan.training_log, recipe=resolved,
                             seed=seed, num_classes=num_classes, input_size=input_size, mean=mean, std=std,
                             progress=progress and runtime.is_main, runtime=runtime,
                             generator=copy.deepcopy(plan.generator).to(runtime.device) if plan.generator else None)
@@ -423,6 +447,8 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
                       if plan.generator is not None else ("fitted" if ctx.generator is not None else None)),
         "retained_images": len(retain_data) if retain_data is not None and "retain" in algorithm.needs else 0,
         "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
+        "training_log": str(plan.training_log.folder) if plan.training_log is not None else None,
+        "method_details": dict(ctx.details) or None,
         "self_check": checked.as_dict() if checked is not None else None,
         "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
         "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -23,6 +23,7 @@ EXIT_NOT_FORGOTTEN = 3
 # The registered methods and the data each reads, for `forget --help` without importing torch;
 # tests/test_cli.py checks this table against list_methods().
 METHOD_HELP = {
+    "amnesiac": "retain, training_log (baseline: undoes the logged training steps; train --record-updates)",
     "anti_memory": "retain (default: anti-memory generator, impair, repair)",
     "anti_memory_data_free": "none (the default's mode when no retained data is given)",
     "anti_memory_features": "retain (the default plus representation terms)",
@@ -116,7 +117,7 @@ def cmd_forget(args) -> int:
     check_save_format(model, args.save_format)
     requested = check_request(model, _class_args(args.classes), recipe=args.recipe, method=args.method,
                               overrides=overrides, seed=args.seed, generator=args.generator,
-                              data_free=args.data_free)
+                              data_free=args.data_free, training_log=args.training_log)
     data = load_data(args.retain_data, model) if args.retain_data else None
     evaluation_data = load_data(args.eval_data, model) if args.eval_data else data
     retain = None
@@ -130,7 +131,8 @@ def cmd_forget(args) -> int:
         warnings.simplefilter("ignore", ForgettingWarning)
         result = forget_classes(model, requested, retain=retain, recipe=args.recipe, method=args.method,
                                 overrides=overrides, seed=args.seed, progress=not args.quiet,
-                                device=args.device, generator=args.generator, strict=strict)
+                                device=args.device, generator=args.generator, strict=strict,
+                                training_log=args.training_log)
     seconds = time.perf_counter() - start
     check = result.self_check
     failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
@@ -279,7 +281,8 @@ def cmd_bench(args) -> int:
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
                         retain_budget=budget, methods=methods, references=references, seed=args.seed,
                         audit=args.audit or False, overrides=_overrides(args.set), progress=not args.quiet,
-                        checkpoint=args.out, resume=args.resume, generator=args.generator)
+                        checkpoint=args.out, resume=args.resume, generator=args.generator,
+                        training_log=args.training_log)
     save_results(results, args.out, args.markdown)
     print(markdown_table(results))
     return 0
@@ -441,17 +444,27 @@ def cmd_train(args) -> int:
     if args.out is not None and Path(args.out).exists() and not args.overwrite:
         raise UnlearnError(f"{args.out} exists; pass --overwrite to replace it")
     data = load_data(args.data, spec.build())
-    trained = train_checkpoint(spec, data, seed=args.seed, progress=not args.quiet)
+    trained = train_checkpoint(spec, data, seed=args.seed, progress=not args.quiet, record_updates=args.record_updates)
     where = trained.path
     if args.out is not None:
         for source, target in ((trained.path, Path(args.out)),
                                (trained.path.with_suffix(".json"), Path(args.out).with_suffix(".json"))):
             with atomic_path(target) as tmp:
                 shutil.copyfile(source, tmp)
+        if args.record_updates:
+            from .io import atomic_dir
+            from .training_log import log_folder
+
+            with atomic_dir(log_folder(args.out), overwrite=args.overwrite) as tmp:
+                shutil.copytree(log_folder(trained.path), tmp, dirs_exist_ok=True)
         where = Path(args.out)
     card = trained.card
     print(f"{spec.name}: test accuracy {card['test_accuracy']}% ({card['train_images']} training images, "
           f"{card['train']['epochs']} epochs, trained in {card['train_seconds']}s); checkpoint {where}")
+    if args.record_updates:
+        log = card["training_log"]
+        print(f"training log {where.with_suffix('.updates')}: {log['steps']} steps, {log['bytes'] / 1e6:.1f} MB "
+              f"({log['mb_per_epoch']} MB per epoch)")
     return 0
 
 
@@ -540,6 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--audit", action="store_true", help="run the audit right after and write OUT/audit/")
     forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: shipped or trained)")
     forget.add_argument("--generator", help="a fitted amortised generator folder (generators/<model-id>/) to reuse")
+    forget.add_argument("--training-log", help="the model's training log (NAME.updates/ from train --record-updates), "
+                                               "for --method amnesiac")
     forget.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
     forget.add_argument("--no-strict", action="store_true",
                         help="write the model even when the run's checks say the classes were not forgotten (the "
@@ -600,6 +615,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--generator", default=None,
                        help="a fitted generator folder (generator fit) for the methods that use one: the amortised "
                             "setting, with the recipe's amortised schedule")
+    bench.add_argument("--training-log", default=None,
+                       help="the suite model's training log (train --record-updates), for the methods that read one "
+                            "(amnesiac)")
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(func=cmd_bench)
 
@@ -631,6 +649,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a model with training settings here (an unknown name lists them)")
     train.add_argument("--data", default="digits", help="'digits', or a CIFAR-10 folder (cifar10_*.npz)")
     train.add_argument("--epochs", type=float, default=None, help="override the model's training epochs")
+    train.add_argument("--record-updates", action="store_true",
+                       help="also write the training log amnesiac unlearning reads (every step's update and its "
+                            "batch's classes) beside the checkpoint as NAME.updates/; the weights are the same")
     _output_options(train, out_help="also copy the checkpoint (and its .json card) here", out_required=False)
     train.set_defaults(func=cmd_train)
 

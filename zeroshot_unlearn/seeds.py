@@ -25,3 +25,5 @@ SELF_CHECK = 101
 RANK_STRIDE = 7919
 """Under torchrun rank r's global torch seed is ``seed + RANK_STRIDE * r`` (its own augmentations and
 anti-memories); rank 0 is the one-process run."""
+AMNESIAC_RETUNE = 13
+"""The retained batches of ``amnesiac``'s retuning."""

@@ -143,7 +143,8 @@ def data_used(method: str) -> str:
     if method == "retrain":
         return "full train minus forget"
     needs = get_method(method).needs
-    return " + ".join(n for n in ("retain", "forget") if n in needs) or "none"
+    names = {"retain": "retain", "forget": "forget", "training_log": "training log"}
+    return " + ".join(label for n, label in names.items() if n in needs) or "none"
 
 
 def _settings(suite, seed, budget, overrides, methods, audit, generator=None) -> dict:
@@ -170,7 +171,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
               audit: bool | str = False, overrides: dict | None = None, progress: bool = True,
               checkpoint: str | Path | None = None, resume: bool = False,
-              generator: str | Path | None = None) -> dict:
+              generator: str | Path | None = None, training_log: str | Path | None = None) -> dict:
     """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns.
 
     ``audit``: False, ``"light"`` (MIA and rebound, no probe/relearn) or ``"full"`` (True).
@@ -179,7 +180,8 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     not a run on the retained budget. ``checkpoint``: results are written there after every request;
     with ``resume`` the requests already in it (same settings) are not run again. ``generator``: a
     folder from ``zeroshot-unlearn generator fit`` for the methods that synthesise with one (the
-    amortised setting: no generator fit inside the requests).
+    amortised setting: no generator fit inside the requests). ``training_log``: the suite model's training
+    log, for the methods that read one (``amnesiac``).
     """
     if suite not in SUITES:
         raise InvalidRequestError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
@@ -204,7 +206,8 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     per_class_full = spec.full_train_per_class(data)
     run = _BenchRun(model=model, data=data, suite=spec, budget=budget, methods=[m for m in methods if m != "retrain"],
                     want_retrain="retrain" in methods, references=references or {}, seed=seed, level=level,
-                    overrides=overrides, per_class_full=per_class_full, progress=progress, generator=generator)
+                    overrides=overrides, per_class_full=per_class_full, progress=progress, generator=generator,
+                    training_log=training_log)
     rows: list[dict] = []
     for forget in tqdm(requests, desc=f"bench {suite}", disable=not progress):
         earlier = [r for r in done if r["classes"] == forget]
@@ -235,6 +238,7 @@ class _BenchRun:
     per_class_full: list[int]
     progress: bool
     generator: str | Path | None
+    training_log: str | Path | None = None
 
 
 def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
@@ -267,6 +271,7 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
     forget_used: dict[str, int] = {}
     cpu_seconds: dict[str, float] = {}
     checks: dict[str, dict | None] = {}
+    details: dict[str, dict | None] = {}
     if level:  # the original as a row of its own, so every column has its anchors
         measured_models.append(("original", model, 0.0))
     if reference is not None and (level or run.want_retrain):
@@ -284,12 +289,14 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
         # strict=False: a run that fails its self-check is a row (with the check's figure), not a crash.
         result = forget_classes(model, forget, retain=retain, method=method, overrides=run.overrides, seed=seed,
                                 progress=run.progress, forget_data=forget_data, strict=False,
-                                generator=run.generator if get_method(method).uses_generator else None)
+                                generator=run.generator if get_method(method).uses_generator else None,
+                                training_log=run.training_log if "training_log" in get_method(method).needs else None)
         checks[method] = result.self_check.as_dict() if result.self_check is not None else None
         seconds = time.perf_counter() - start
         cpu_seconds[method] = time.process_time() - start_cpu
         measured_models.append((method, result.model, seconds))
         forget_used[method] = result.forget_images_used
+        details[method] = result.history[-1].get("method_details")
     rows = []
     for name, candidate, seconds in measured_models:
         measured = None
@@ -307,7 +314,8 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
                                          else None),
                "forget_images_used": forget_used.get(name, 0),
                "self_check_forget_rate": (checks[name] or {}).get("forget_rate") if name in checks else None,
-               "self_check_passed": (checks[name] or {}).get("passed") if name in checks else None}
+               "self_check_passed": (checks[name] or {}).get("passed") if name in checks else None,
+               "method_details": details.get(name)}
         row.update({key: None for key in AUDIT_COLUMNS})
         if measured is not None:
             row.update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from ..data.datasets import DataSplits, ImageTensorDataset
 from ..engine import BatchStream, train_phase
 from ..io import save_state_dict
 from ..recipes import AugmentConfig, PhaseConfig
+from ..training_log import UpdateRecorder, log_folder
 from .specs import TrainConfig, TrainSpec
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,12 @@ def _timm_optimizer(model: nn.Module, cfg: TrainConfig, steps: int, steps_per_ep
 
 
 def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
-                     exclude: Sequence[int] = (), progress: bool = True) -> nn.Module:
-    """Train ``model`` in place with cross-entropy on ``data`` minus the ``exclude`` classes."""
+                     exclude: Sequence[int] = (), progress: bool = True,
+                     recorder: UpdateRecorder | None = None) -> nn.Module:
+    """Train ``model`` in place with cross-entropy on ``data`` minus the ``exclude`` classes.
+
+    ``recorder`` (inside its ``with`` block) logs every step's update and batch classes; it only
+    reads the model, so the weights are the same with or without it."""
     if exclude:
         keep = ~torch.isin(data.y, torch.as_tensor(list(exclude)))
         data = data.subset(torch.nonzero(keep).flatten())
@@ -57,6 +63,8 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
 
         def loss_fn(_step: int) -> torch.Tensor:
             x, y = next(stream)
+            if recorder is not None:
+                recorder.step(y)
             return F.cross_entropy(model(augment(x)), y, label_smoothing=cfg.label_smoothing)
 
         train_phase(model, phase, steps, loss_fn, name="train", progress=progress, optimizer=optimizer,
@@ -87,7 +95,7 @@ def _data_digest(data: DataSplits) -> str:
 
 
 def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progress: bool = True,
-                     cache: Path | None = None) -> TrainedCheckpoint:
+                     cache: Path | None = None, record_updates: bool = False) -> TrainedCheckpoint:
     """Train ``spec`` on ``data.train`` and save a zoo-style checkpoint, or return the cached one.
 
     The cache key is the content hash of the spec (architecture, constructor arguments, input
@@ -96,6 +104,11 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
     model's ``pretrained_cfg`` (architecture, constructor arguments, num_classes, input size,
     mean/std) in its metadata, so ``load_model(checkpoint=path)`` rebuilds it; a JSON card beside
     it records the test accuracy and the training time.
+
+    ``record_updates``: also write the training log amnesiac unlearning reads (every step's update
+    and its batch's classes, :mod:`zeroshot_unlearn.training_log`) beside the checkpoint as
+    ``NAME.updates/``, its size in the card. Recording does not change the weights; a cached
+    checkpoint without a log is trained again to record one.
     """
     import timm
 
@@ -109,7 +122,8 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
     folder = cache or cache_dir() / "trained"
     path = folder / f"{spec.name}-{key}.safetensors"
     card_path = path.with_suffix(".json")
-    if path.is_file() and card_path.is_file():
+    updates = log_folder(path)
+    if path.is_file() and card_path.is_file() and (not record_updates or (updates / "index.json").is_file()):
         log.info("using the cached checkpoint %s", path)
         return TrainedCheckpoint(path, json.loads(card_path.read_text()))
     with torch.random.fork_rng(devices=[]):
@@ -118,7 +132,9 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
     log.info("training %s on %d images for %s epochs (cached afterwards as %s)", spec.name, len(data.train),
              spec.train.epochs, path.name)
     start = time.perf_counter()
-    train_classifier(model, data.train, spec.train, seed=seed, progress=progress)
+    recorder = UpdateRecorder(model, updates) if record_updates else None
+    with recorder or contextlib.nullcontext():
+        train_classifier(model, data.train, spec.train, seed=seed, progress=progress, recorder=recorder)
     seconds = time.perf_counter() - start
     test_accuracy = None if data.test is None else round(accuracy(model, data.test), 2)
     folder.mkdir(parents=True, exist_ok=True)
@@ -129,6 +145,11 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
             "test_images": 0 if data.test is None else len(data.test), "train": asdict(spec.train), "seed": seed,
             "test_accuracy": test_accuracy, "train_seconds": round(seconds, 1), "cache_key": key,
             "sha256": sha256_file(path), "versions": {"torch": torch.__version__, "timm": timm.__version__}}
+    if recorder is not None:
+        index = recorder.index
+        card["training_log"] = {"folder": updates.name, "steps": index["steps"], "bytes": index["bytes"],
+                                "mb_per_epoch": round(index["bytes"] / 1e6 / spec.train.epochs, 1),
+                                "final_sha256": index["final_sha256"]}
     write_json(card_path, card)
     return TrainedCheckpoint(path, card)
 

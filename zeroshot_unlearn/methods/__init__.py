@@ -10,6 +10,7 @@ import difflib
 
 from ..errors import InvalidRequestError
 from ..settings import SECTIONS
+from .amnesiac import Amnesiac
 from .anti_memory import UNSIR, AntiMemory, AntiMemoryDataFree, AntiMemoryFeatures, AntiMemoryWithoutGenerator
 from .base import ForgetContext, Method, describe_needs
 from .logit_mask import LogitMask, LogitMaskMethod
@@ -61,5 +62,6 @@ register_method(SCRUB)
 register_method(SSD)
 register_method(GKT)
 register_method(Retrain)
+register_method(Amnesiac)
 
 __all__ = ["ForgetContext", "Method", "LogitMask", "METHODS", "register_method", "list_methods", "get_method"]

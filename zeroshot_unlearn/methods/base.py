@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,9 @@ from ..recipes import PhaseConfig, Recipe, RetainedPhase
 from ..runtime import Runtime
 from ..settings import Settings
 from ..validate import retained_classes
+
+if TYPE_CHECKING:
+    from ..training_log import TrainingLog
 
 
 @dataclass
@@ -36,10 +39,14 @@ class ForgetContext:
     progress: bool = True
     forget_data: ImageTensorDataset | None = None
     """Forget-class images: only for the comparison baselines whose ``needs`` include ``forget``."""
+    training_log: "TrainingLog | None" = None
+    """The model's training log: only for the baselines whose ``needs`` include ``training_log``."""
     generator: nn.Module | None = None
     timings: dict[str, float] = field(default_factory=dict)
     runtime: Runtime = field(default_factory=Runtime)
     """Device, precision and data-parallel rank; streams shard and place batches with it."""
+    details: dict[str, object] = field(default_factory=dict)
+    """What a method reports about its run (recorded in the history), e.g. the training steps it undid."""
     gradient_sync: dict[str, int] = field(default_factory=lambda: {"ddp_reducer": 0, "all_reduce": 0})
     """Data-parallel runs: training steps whose gradients each mechanism averaged."""
     retained: list[int] = field(init=False)
@@ -119,7 +126,7 @@ class Method:
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset()
-    """Data the method reads: ``retain``, ``forget`` (forget-class images), or nothing."""
+    """Data the method reads: ``retain``, ``forget`` (forget-class images), ``training_log``, or nothing."""
     settings: ClassVar[type[Settings] | None] = None
     section: ClassVar[str | None] = None
     uses_phases: ClassVar[bool] = False
