@@ -20,7 +20,10 @@ from zeroshot_unlearn.io import atomic_path, write_json
 
 BENCH_FILES = ("ablation-cifar10-resnet20.json", "frontier-sp-0.5.json", "frontier-sp-0.7.json",
                "frontier-regrow-0.5-e4.json", "frontier-regrow-0.7-e4.json", "frontier-regrow-0.5-e4-clip20.json",
-               "frontier-regrow-e16.json", "frontier-regrow-budget8000-e5.json", "frontier-masked-kd-strong.json")
+               "frontier-regrow-e16.json", "frontier-regrow-budget8000-e5.json", "frontier-masked-kd-strong.json",
+               "depth-representation-cifar10-resnet20-3-7.json", "depth-regrow-e16-hard-labels.json",
+               "depth-regrow-e16-lr0.06.json", "depth-representation-lr0.045.json",
+               "depth-representation-lr0.06-shrink0.8.json")
 SCRIPT_FILES = {"subspace-distillation-cifar10-resnet20.json": "subspace distillation",
                 "regrowth-targets-cifar10-resnet20.json": "layer3 regrown"}
 """Result files of the measurement scripts (a ``runs`` list) and the label prefix of their points."""

@@ -154,6 +154,8 @@ def test_installed_cli_refuses_bad_input_in_one_line_before_any_work(tmp_path):
         "data-free with retained data": ["--classes", "3", "--data-free"],
         "timm format of a zoo model": ["--classes", "3", "--save-format", "timm"],
         "unknown method section key": ["--classes", "3", "--method", "masked_kd", "--set", "masked_kd.epoch=2"],
+        "unknown depth": ["--classes", "3", "--depth", "deep"],
+        "depth without a setting": ["--classes", "3", "--depth", "representation"],
     }
     env = {**os.environ, "ZEROSHOT_UNLEARN_HOME": str(tmp_path / "home")}
 

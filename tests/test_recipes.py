@@ -142,3 +142,26 @@ def test_recording_reads_names_the_settings_read():
     with recording_reads() as keys:
         copy.steps
     assert keys == {"generator.steps"}
+
+
+def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_model, digits_retain):
+    from conftest import FAST
+    from zeroshot_unlearn import forget_classes, validate_request
+
+    with pytest.raises(RecipeError, match="'depth' = 'deep' is not valid; choose one of: output, representation"):
+        forget_classes(digits_model, [3, 7], retain=digits_retain, depth="deep")
+    with pytest.raises(RecipeError, match="'digits' has no measured depth='representation' setting.*cifar_resnet"):
+        forget_classes(digits_model, [3, 7], retain=digits_retain, depth="representation")
+    with pytest.raises(RecipeError, match="representation section.*unknown recipe key 'impair.epoch'"):
+        load_recipe("digits", {"representation": {"impair.epoch": 3}})
+    assert load_recipe("cifar_resnet").representation["impair.perturb_scope"] == ["layer3"]
+    # the family's setting applies under depth=representation, and the caller's overrides still win
+    mine = {"representation": {"impair.epochs": 3.0, "impair.lr": 0.05}, "impair.lr": 0.04}
+    plan = validate_request(digits_model, [3, 7], retain=digits_retain, overrides={**mine, "depth": "representation"})
+    assert plan.recipe.depth == "representation" and plan.recipe.impair.epochs == 3.0 and plan.recipe.impair.lr == 0.04
+    assert validate_request(digits_model, [3, 7], retain=digits_retain, overrides=mine).recipe.impair.epochs == 2.0
+    result = forget_classes(digits_model, [3, 7], retain=digits_retain, depth="representation",
+                            overrides={**FAST, "representation": {"impair.shrink": 0.5,
+                                                                  "impair.perturb_scope": ["features"]}},
+                            progress=False)
+    assert result.history[-1]["depth"] == "representation" and "depth" in result.recipe_keys_read

@@ -23,12 +23,12 @@ from .errors import DataError, ForgettingFailedError, InvalidRequestError, Recip
 from .generators import GENERATORS, AntiMemoryGenerator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method, list_methods
-from .recipes import Recipe, resolve_recipe
+from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
 from .selfcheck import SelfCheck, check_forgetting
 from .settings import recording_reads
-from .training_log import TrainingLog
 from .surgery import model_num_classes, unknown_prefixes
+from .training_log import TrainingLog
 from .validate import validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
 
@@ -165,6 +165,13 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
     resolved = resolve_recipe(recipe, model_architecture(model), overrides)
+    if resolved.depth == "representation":
+        if not resolved.representation:
+            families = [n for n in list_recipes() if load_recipe(n).representation]
+            raise RecipeError(f"recipe {resolved.name!r} has no measured depth='representation' setting (its "
+                              f"'representation' section is empty); recipes that have one: "
+                              f"{', '.join(families) or 'none'}. Give the overrides yourself or use depth='output'")
+        resolved = resolved.replace(resolved.representation).replace(overrides)
     algorithm = get_method(method or resolved.method)
     if data_free and getattr(algorithm, "data_free_variant", None):
         log.info("retain=None: %s runs in its data-free mode (%s)", algorithm.name, algorithm.data_free_variant)
@@ -300,7 +307,7 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
     mean = tuple(cfg.get("mean") or (0.0,) * channels)
     std = tuple(cfg.get("std") or (1.0,) * channels)
     amortised = _check_generator(generator, model, algorithm, resolved, num_classes, input_size)
-    if amortised is not None and resolved.amortised and not imposed:
+    if amortised is not None and resolved.amortised and not imposed and resolved.depth == "output":
         # A variant with settings of its own (data-free, ablations) keeps them.
         log.info("pre-fitted generator: the recipe's amortised schedule applies (%s)", resolved.amortised)
         resolved = resolved.replace(resolved.amortised).replace(overrides)
@@ -355,7 +362,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
                    progress: bool = True, forget_data: Dataset | None = None,
                    device: str | torch.device = "auto",
                    generator: str | os.PathLike | nn.Module | None = None, strict: bool = True,
-                   training_log: str | os.PathLike | None = None) -> ForgetResult:
+                   training_log: str | os.PathLike | None = None, depth: str | None = None) -> ForgetResult:
     """Make ``model`` forget ``classes`` without any image of them.
 
     Args:
@@ -384,11 +391,17 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
             classes were not forgotten, a :class:`ForgettingFailedError` is raised (its ``result``
             holds the model); with ``strict=False`` the result is returned with a loud warning and
             ``result.self_check.passed`` False. Either way the figure is in the result and its history.
+        depth: ``"output"`` (the recipe's default: gone from the outputs at the retained-accuracy ceiling,
+            fast; the features still separate the classes) or ``"representation"`` (the recipe family's
+            measured ``representation`` setting: the features forget too, at a price in time and retained
+            accuracy stated in the README). Same as ``overrides={"depth": ...}``.
         training_log: the model's training log (``zeroshot-unlearn train --record-updates``), accepted only by
             ``method="amnesiac"``; refused unless it was recorded for exactly this model.
 
     Every check runs first (:func:`validate_request`); bad input raises before any work.
     """
+    if depth is not None:
+        overrides = {**(overrides or {}), "depth": depth}
     # Which recipe settings the request and the run read: the saved recipe holds exactly those.
     with recording_reads() as keys_read:
         plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
@@ -441,6 +454,7 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
     timings["total"] = time.perf_counter() - start
     entry = {
         "classes": forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
+        "depth": resolved.depth,
         "seed": seed, "device": str(runtime.device), "world_size": runtime.world_size,
         "gradient_sync": dict(ctx.gradient_sync) if runtime.distributed else None,
         "generator": (f"amortised {getattr(plan.generator, 'card', {}).get('model_id', '(in memory)')}"

@@ -95,8 +95,8 @@ def cmd_forget(args) -> int:
     from .api import ForgettingWarning, check_request, check_save_format, forget_classes, forgotten_classes
     from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
-    from .io import atomic_dir, check_output_folder, write_json
     from .evaluation import forget_retain_accuracy, masked_accuracy
+    from .io import atomic_dir, check_output_folder, write_json
     from .runtime import current_world
     from .surgery import model_num_classes
 
@@ -111,6 +111,8 @@ def cmd_forget(args) -> int:
         raise InvalidRequestError("--audit needs data with a test split: pass --eval-data DATA")
     budget = _budget(args.retain_budget)
     overrides = _overrides(args.set)
+    if args.depth is not None:
+        overrides["depth"] = args.depth
     rank, world_size = current_world()
     say = print if rank == 0 else (lambda *a, **k: None)
     model = _with_class_names(_load_trained(args), args.class_names)
@@ -136,7 +138,8 @@ def cmd_forget(args) -> int:
     seconds = time.perf_counter() - start
     check = result.self_check
     failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
-    row = {"method": result.method, "classes": result.forget, "time_s": round(seconds, 2),
+    row = {"method": result.method, "classes": result.forget, "depth": result.recipe.depth,
+           "time_s": round(seconds, 2),
            "world_size": world_size, "device": result.history[-1]["device"],
            "gradient_sync": result.history[-1]["gradient_sync"],
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
@@ -280,7 +283,9 @@ def cmd_bench(args) -> int:
         methods = list(list_methods())
     results = run_bench(args.suite, data_dir=args.data_dir, requests=parse_requests(args.requests),
                         retain_budget=budget, methods=methods, references=references, seed=args.seed,
-                        audit=args.audit or False, overrides=_overrides(args.set), progress=not args.quiet,
+                        audit=args.audit or False,
+                        overrides={**_overrides(args.set), **({"depth": args.depth} if args.depth else {})},
+                        progress=not args.quiet,
                         checkpoint=args.out, resume=args.resume, generator=args.generator,
                         training_log=args.training_log)
     save_results(results, args.out, args.markdown)
@@ -307,7 +312,6 @@ def _load_trained(args):
     """The model of ``--model``/``--checkpoint``; a model with no checkpoint and no registered one is refused."""
     from .zoo import load_model
     from .zoo.registry import model_entry
-
     from .zoo.timm_format import is_timm_source
 
     if args.model is None and args.checkpoint is None:
@@ -431,9 +435,9 @@ def cmd_train(args) -> int:
     import shutil
 
     from .data import load_data
-    from .io import atomic_path
     from .harness.specs import get_train_spec
     from .harness.training import train_checkpoint
+    from .io import atomic_path
 
     spec = get_train_spec(args.model)
     if (spec.data == "digits") != (args.data == "digits"):
@@ -544,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("--recipe", default="auto",
                         help="'auto' (by architecture), a recipe name (`zeroshot-unlearn recipes`) or a YAML path")
     forget.add_argument("--method", default=None, help="a method name (listed below); default: the recipe's method")
+    forget.add_argument("--depth", default=None, metavar="{output,representation}",
+                        help="how deep the forgetting goes: 'output' (default: fast, at the retained accuracy "
+                             "ceiling) or 'representation' (the features forget too, at the price the README "
+                             "states per recipe family)")
     forget.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="recipe override, repeatable, e.g. --set impair.lr=0.02")
     _output_options(forget, out_help="output folder (must be new or empty)")
@@ -612,6 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--resume", action="store_true",
                        help="keep the requests already in --out (written after each request) if its settings match")
     bench.add_argument("--set", action="append", metavar="KEY=VALUE", help="recipe override for every method")
+    bench.add_argument("--depth", default=None, metavar="{output,representation}",
+                       help="forgetting depth for every method's recipe (same as --set depth=...)")
     bench.add_argument("--generator", default=None,
                        help="a fitted generator folder (generator fit) for the methods that use one: the amortised "
                             "setting, with the recipe's amortised schedule")

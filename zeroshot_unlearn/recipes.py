@@ -206,11 +206,19 @@ class Recipe(Settings):
     """Overrides (dotted keys, e.g. ``impair.epochs``) for the default method when ``forget_classes``
     gets a pre-fitted generator: the request pays no generator fit, and its schedule can be the
     shorter one measured with that generator. The caller's overrides still win."""
+    depth: str = "output"
+    """How deep the forgetting goes. ``output``: the classes are gone from the outputs at the retained
+    accuracy ceiling, fast (the features still separate them: a linear probe finds them). ``representation``:
+    the recipe's ``representation`` overrides apply, bought with time and some retained accuracy, to
+    make the features forget too (measured per family in the README)."""
+    representation: dict[str, Any] = field(default_factory=dict)
+    """Overrides (dotted keys) that make ``depth: representation`` for this family; empty: not measured
+    here, and the depth is refused. The caller's overrides still win."""
     sections: Mapping[str, Settings] = field(default_factory=dict, metadata={"yaml": False})
     """The method sections this recipe sets, by name (written at the top level of the YAML)."""
 
     rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
-             "min_epoch_images": (0, None)}
+             "min_epoch_images": (0, None), "depth": ("output", "representation")}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -306,17 +314,18 @@ def _parse(data: Mapping[str, Any], source: str) -> Recipe:
     if sections:
         recipe = dataclasses.replace(recipe, sections=sections)
     # The conditional overrides must make a valid recipe too, checked now rather than when they apply.
-    conditional = [("amortised", recipe.amortised)]
+    conditional = [("amortised", recipe.amortised), ("representation", recipe.representation)]
     if "data_free" in sections:
         conditional.append(("data_free.overrides", sections["data_free"].overrides))
     for where, extra in conditional:
         if not extra:
             continue
         expanded = _expand_dotted(extra)
-        if "amortised" in expanded or "overrides" in expanded.get("data_free", {}):
-            raise RecipeError(f"{source}: '{where}' cannot set 'amortised' or 'data_free.overrides'")
+        if {"amortised", "representation", "depth"} & set(expanded) or "overrides" in expanded.get("data_free", {}):
+            raise RecipeError(f"{source}: '{where}' cannot set 'amortised', 'representation', 'depth' or "
+                              "'data_free.overrides'")
         plain = recipe.to_dict()
-        plain["amortised"] = {}
+        plain["amortised"], plain["representation"] = {}, {}
         plain.pop("data_free", None)
         _parse(_deep_merge(plain, expanded), f"{source} ({where} section)")
     return recipe

@@ -14,13 +14,12 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data.datasets import ImageTensorDataset
-from ..io import sha256_state_dict
 from ..evaluation import accuracy_per_class, mask_logits
+from ..io import sha256_state_dict
 from ..surgery import model_num_classes
 from ..validate import retained_classes, validate_classes
 from .images import invert_classes, to_pixels
-from .metrics import (Outputs, mia_forget, mia_ssd, model_outputs, probe_df, rebound_df, relearn_steps,
-                      weights_of)
+from .metrics import Outputs, mia_forget, mia_ssd, model_outputs, probe_df, rebound_df, relearn_steps, weights_of
 from .report import AuditReport
 
 log = logging.getLogger(__name__)

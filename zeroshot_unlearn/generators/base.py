@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import contextlib
+import logging
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -11,8 +11,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..surgery import BN_TYPES, frozen_parameters
 from ..recipes import GeneratorConfig
+from ..surgery import BN_TYPES, frozen_parameters
 
 log = logging.getLogger(__name__)
 

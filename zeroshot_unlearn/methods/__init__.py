@@ -13,8 +13,8 @@ from ..settings import SECTIONS
 from .amnesiac import Amnesiac
 from .anti_memory import UNSIR, AntiMemory, AntiMemoryDataFree, AntiMemoryFeatures, AntiMemoryWithoutGenerator
 from .base import ForgetContext, Method, describe_needs
-from .logit_mask import LogitMask, LogitMaskMethod
 from .gkt import GKT
+from .logit_mask import LogitMask, LogitMaskMethod
 from .masked_kd import FineTune, MaskedKD, Retrain
 from .ssd import SSD
 from .teachers import SCRUB, BadTeacher
