@@ -97,6 +97,18 @@ class ForgetContext:
             self.gradient_sync["all_reduce"] += stats.steps - stats.ddp_steps
         return stats
 
+    def train_on_retained(self, cfg: RetainedPhase, *, offset: int, name: str):
+        """``cfg.epochs`` passes over the retained subset with :meth:`retained_loss` (augmented as the recipe says)."""
+        stream = self.retain_stream(cfg, offset)
+        augment = self.retained_augment()
+
+        def loss_fn(_step: int) -> torch.Tensor:
+            x, y = next(stream)
+            x = augment(x)
+            return self.retained_loss(self.student(x), x, y, cfg)
+
+        return self.train(cfg, stream.steps_for(cfg.epochs), loss_fn, name=name)
+
     def retained_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, cfg: RetainedPhase,
                       teacher: torch.Tensor | None = None) -> torch.Tensor:
         """The retained-data objective shared by methods: label CE plus masked distillation.

@@ -52,16 +52,7 @@ class RetainedOnly(Method):
     needs = frozenset({"retain"})
 
     def run(self, ctx: ForgetContext) -> None:
-        cfg = self.settings_in(ctx.recipe)
-        stream = ctx.retain_stream(cfg, offset=seeds.RETAINED_ONLY)
-        augment = ctx.retained_augment()
-
-        def loss_fn(_step: int):
-            x, y = next(stream)
-            x = augment(x)
-            return ctx.retained_loss(ctx.student(x), x, y, cfg)
-
-        stats = ctx.train(cfg, stream.steps_for(cfg.epochs), loss_fn, name=self.name)
+        stats = ctx.train_on_retained(self.settings_in(ctx.recipe), offset=seeds.RETAINED_ONLY, name=self.name)
         ctx.timings[self.name] = stats.seconds
 
 
