@@ -88,8 +88,13 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
     assert data["meta"]["sha256"]["original"] != data["meta"]["sha256"]["unlearned"]
     assert set(data["metrics"]["unlearned"]) >= {"df", "dr", "df_train", "mia_forget_auc", "mia_forget_tpr1",
                                                  "mia_ssd", "probe_df", "rebound_df", "relearn_steps", "ain"}
+    # the Dr / probe-Df plane: every model measured, the unlearned one labelled with its depth
+    plane = {p["model"]: (p["dr"], p["probe_df"]) for p in data["dr_probe_plane"]}
+    assert set(plane) == {"original", "unlearned (depth=output)", "retrain"}
+    assert plane["retrain"] == (m["retrain"]["dr"], m["retrain"]["probe_df"])
     page = (tmp_path / "audit" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 6  # bars, ROC, anti-memories, 3 inversion grids
+    assert page.count("data:image/png;base64,") >= 7  # bars, ROC, plane, anti-memories, 3 inversion grids
+    assert "Where the unlearned model sits" in page
 
 
 @pytest.mark.slow

@@ -58,7 +58,20 @@ class AuditReport:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class}
+        return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class,
+                "dr_probe_plane": self.plane()}
+
+    def plane(self) -> list[dict[str, Any]]:
+        """Each measured model as a point (Dr, probe-Df): where the unlearned model sits between the
+        original (classes in the features) and the retrain (classes never learnt)."""
+        depth = (self.meta.get("recipe") or {}).get("depth")
+        points = []
+        for name in ("original", "unlearned", "retrain"):
+            row = self.metrics.get(name) or {}
+            if row.get("dr") is not None and row.get("probe_df") is not None:
+                label = f"unlearned (depth={depth})" if name == "unlearned" and depth else name
+                points.append({"model": label, "dr": row["dr"], "probe_df": row["probe_df"]})
+        return points
 
     def figures(self) -> dict[str, str]:
         """Caption -> base64 PNG, in page order."""
@@ -87,6 +100,19 @@ class AuditReport:
         ax.legend(fontsize=8, loc="lower right")
         out["Membership inference on the forget classes (ROC): members are forget-class training images, "
             "non-members forget-class test images; the diagonal is chance"] = _png(fig)
+        points = self.plane()
+        if len(points) > 1:
+            fig, ax = plt.subplots(figsize=(5, 4))
+            for point in points:
+                ax.scatter(point["dr"], point["probe_df"], s=60, label=point["model"],
+                           marker="o" if point["model"].startswith("unlearned") else "*")
+            ax.set_xlabel("Dr: retained-class test accuracy (%)")
+            ax.set_ylabel("probe-Df: linear probe on the features (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+            out["Where the unlearned model sits: retained accuracy against what a linear probe still finds of "
+                "the forget classes in its features (the original: top; a retrain: the classes never learnt)"] = \
+                _png(fig)
         for key, grid in self.images.items():
             out[key] = _png(_grid_figure(grid))
         return out
