@@ -5,9 +5,15 @@ linear algebra and where results go. The scripts run from the repository root as
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
+
+from zeroshot_unlearn import load_model
+from zeroshot_unlearn.data import DataSplits, ImageTensorDataset, load_data, retained_subset
+from zeroshot_unlearn.io import write_json, write_text
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks"
 """Where measured results live (JSON, markdown, plots, RESULTS.md)."""
@@ -28,6 +34,24 @@ def request_parser(description: str, *, configurations: bool = False) -> argpars
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)
     return parser
+
+
+@dataclass
+class Request:
+    """What ``request_parser``'s options name: the forget classes, the model, its data, the retained subset."""
+
+    forget: list[int]
+    model: torch.nn.Module
+    data: DataSplits
+    retain: ImageTensorDataset
+
+
+def load_request(args: argparse.Namespace) -> Request:
+    """The CIFAR-10 ResNet20 checkpoint, the benchmark data and the class-balanced retained subset."""
+    forget = [int(c) for c in args.forget.split(",")]
+    model = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint).eval()
+    data = load_data(args.data_dir, model)
+    return Request(forget, model, data, retained_subset(data.train, forget, args.retain_budget, seed=args.seed))
 
 
 def selected(configs: tuple, spec: str) -> list:
@@ -57,3 +81,15 @@ def complement_within(basis: torch.Tensor, removed: list[torch.Tensor]) -> torch
 
 def relative_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).sum(1).mean() / b.pow(2).sum(1).mean()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A markdown table's lines: the header, the rule, one line per row of already formatted cells."""
+    return [f"| {' | '.join(headers)} |", f"| {' | '.join('---' for _ in headers)} |",
+            *(f"| {' | '.join(cells)} |" for cells in rows)]
+
+
+def save_result(out: str | Path, result: dict, lines: Sequence[str]) -> None:
+    """The result as JSON at ``out`` and its tables as markdown beside it (``out`` with ``.md``)."""
+    write_json(out, result)
+    write_text(Path(out).with_suffix(".md"), "\n".join(lines) + "\n")

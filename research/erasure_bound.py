@@ -22,22 +22,18 @@ About 3 minutes on two CPU cores.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from research.common import complement_within, keeper, projector, request_parser
-from zeroshot_unlearn import load_model
+from research.common import complement_within, keeper, load_request, projector, request_parser, save_result, table
 from zeroshot_unlearn.audit.metrics import Outputs, model_outputs, probe_df
 from zeroshot_unlearn.augment import Augment
-from zeroshot_unlearn.data import load_data, retained_subset
-from zeroshot_unlearn.surgery import HeadInput
-from zeroshot_unlearn.generators import create_generator, fit_generator
-from zeroshot_unlearn.io import write_json, write_text
 from zeroshot_unlearn.evaluation import mask_logits
+from zeroshot_unlearn.generators import create_generator, fit_generator
 from zeroshot_unlearn.recipes import load_recipe
+from zeroshot_unlearn.surgery import HeadInput
 
 
 def rotated(direction: torch.Tensor, cosine: float, generator: torch.Generator) -> torch.Tensor:
@@ -73,14 +69,12 @@ def main() -> None:
     args = request_parser(__doc__).parse_args()
 
     torch.manual_seed(args.seed)
-    forget = [int(c) for c in args.forget.split(",")]
-    model = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint)
-    data = load_data(args.data_dir, model)
+    request = load_request(args)
+    forget, model, data, retain = request.forget, request.model, request.data, request.retain
     num_classes = 10
     train, test = model_outputs(model, data.train), model_outputs(model, data.test)
     forget_test = test.of_classes(forget)
     retained_test = test.where(~torch.isin(test.y, torch.tensor(forget)))
-    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
     retain_out = model_outputs(model, retain)
     head = model.linear
     overall = train.features.mean(0)
@@ -179,17 +173,17 @@ def main() -> None:
     result = {"model": "cifar10_resnet20", "checkpoint": args.checkpoint, "forget": forget,
               "retained_images": len(retain), "seed": args.seed, "projections": rows,
               "batchnorm_subtraction": bn_rows}
-    write_json(args.out, result)
-    lines = ["| projection | data used | dims kept | cosine to oracle | probe-Df | Dr (masked head) |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        cos = " / ".join(f"{x:.3f}" for x in r["cosine_to_oracle"]) if r["cosine_to_oracle"] else "–"
-        lines.append(f"| {r['projection']} | {r['data_used']} | {r['dims_kept']} | {cos} | {r['probe_df']:.2f} | {r['dr_masked_head']:.2f} |")
-    lines += ["", "| BatchNorm layer | running mean − data mean (σ, mean over channels) | forget-mean signal "
-              "(σ, norm over channels) | subtraction error (σ, norm) | cosine |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {b['layer']} | {b['running_mean_offset']:.3f} | {b['signal_norm']:.2f} | {b['error_norm']:.2f} "
-              f"| {b['cosine']:.2f} |" for b in bn_rows]
-    write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
+    projections = table(
+        ["projection", "data used", "dims kept", "cosine to oracle", "probe-Df", "Dr (masked head)"],
+        [[r["projection"], r["data_used"], str(r["dims_kept"]),
+          " / ".join(f"{x:.3f}" for x in r["cosine_to_oracle"]) if r["cosine_to_oracle"] else "–",
+          f"{r['probe_df']:.2f}", f"{r['dr_masked_head']:.2f}"] for r in rows])
+    batchnorm = table(
+        ["BatchNorm layer", "running mean − data mean (σ, mean over channels)", "forget-mean signal (σ, norm over "
+         "channels)", "subtraction error (σ, norm)", "cosine"],
+        [[b["layer"], f"{b['running_mean_offset']:.3f}", f"{b['signal_norm']:.2f}", f"{b['error_norm']:.2f}",
+          f"{b['cosine']:.2f}"] for b in bn_rows])
+    save_result(args.out, result, [*projections, "", *batchnorm])
 
 
 if __name__ == "__main__":

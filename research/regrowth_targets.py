@@ -27,22 +27,19 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from research.common import relative_distance, request_parser, selected
-from zeroshot_unlearn import load_model
+from research.common import load_request, relative_distance, request_parser, save_result, selected, table
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, probe_df, relearn_steps
 from zeroshot_unlearn.augment import Augment
-from zeroshot_unlearn.data import load_data, retained_subset
 from zeroshot_unlearn.engine import BatchStream, train_phase
-from zeroshot_unlearn.losses import masked_distillation
-from zeroshot_unlearn.surgery import HeadInput, shrink_perturb
-from zeroshot_unlearn.io import write_json, write_text
 from zeroshot_unlearn.evaluation import forget_retain_accuracy, masked_accuracy
+from zeroshot_unlearn.losses import masked_distillation
 from zeroshot_unlearn.recipes import PhaseConfig, load_recipe
+from zeroshot_unlearn.surgery import HeadInput, shrink_perturb
+from zeroshot_unlearn.validate import retained_classes
 
 
 @dataclass(frozen=True)
@@ -78,13 +75,11 @@ def cutmix(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def main() -> None:
     args = request_parser(__doc__, configurations=True).parse_args()
 
-    forget = [int(c) for c in args.forget.split(",")]
+    request = load_request(args)
+    forget, original, data, retain = request.forget, request.model, request.data, request.retain
     forget_t = torch.tensor(forget)
     configs = selected(CONFIGS, args.configs)
-    original = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint).eval()
-    data = load_data(args.data_dir, original)
-    retained = [c for c in range(original.linear.out_features) if c not in forget]
-    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
+    retained = retained_classes(original.linear.out_features, forget)
     df_original = forget_retain_accuracy(original, data.test, forget)[0]
     recipe = load_recipe("cifar_resnet")
     cfg_model = original.pretrained_cfg
@@ -138,12 +133,10 @@ def main() -> None:
               "retained_images": len(retain), "seed": args.seed, "df_original": round(df_original, 2),
               "perturbed": {"scope": ["layer3"], "shrink": 0.5, "perturb": 0.5}, "forget_images_used": 0,
               "runs": rows}
-    write_json(args.out, result)
-    lines = ["| configuration | steps | Df | Dr (masked) | probe-Df | MIA-forget AUC | relearn steps |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['config']} | {r['steps']} | {r['df']:.2f} | {r['dr_masked']:.2f} | {r['probe_df']:.2f} | "
-              f"{r['mia_forget_auc']:.3f} | {r['relearn_steps']} |" for r in rows]
-    write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
+    save_result(args.out, result, table(
+        ["configuration", "steps", "Df", "Dr (masked)", "probe-Df", "MIA-forget AUC", "relearn steps"],
+        [[r["config"], str(r["steps"]), f"{r['df']:.2f}", f"{r['dr_masked']:.2f}", f"{r['probe_df']:.2f}",
+          f"{r['mia_forget_auc']:.3f}", str(r["relearn_steps"])] for r in rows]))
 
 
 if __name__ == "__main__":

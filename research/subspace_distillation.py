@@ -26,23 +26,28 @@ import contextlib
 import copy
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from research.common import complement_within, relative_distance, request_parser, selected
-from zeroshot_unlearn import load_model
+from research.common import (
+    complement_within,
+    load_request,
+    relative_distance,
+    request_parser,
+    save_result,
+    selected,
+    table,
+)
 from zeroshot_unlearn.audit.metrics import model_outputs, probe_df, relearn_steps
 from zeroshot_unlearn.augment import Augment
-from zeroshot_unlearn.data import load_data, retained_subset
 from zeroshot_unlearn.engine import BatchStream, train_phase
-from zeroshot_unlearn.losses import masked_distillation
-from zeroshot_unlearn.surgery import HeadInput, frozen_batchnorm
-from zeroshot_unlearn.generators import create_generator, fit_generator
-from zeroshot_unlearn.io import write_json, write_text
 from zeroshot_unlearn.evaluation import forget_retain_accuracy, masked_accuracy
+from zeroshot_unlearn.generators import create_generator, fit_generator
+from zeroshot_unlearn.losses import masked_distillation
 from zeroshot_unlearn.recipes import PhaseConfig, load_recipe
+from zeroshot_unlearn.surgery import HeadInput, frozen_batchnorm
+from zeroshot_unlearn.validate import retained_classes
 
 
 @dataclass(frozen=True)
@@ -75,17 +80,15 @@ CONFIGS = (
 def main() -> None:
     args = request_parser(__doc__, configurations=True).parse_args()
 
-    forget = [int(c) for c in args.forget.split(",")]
+    request = load_request(args)
+    forget, original, data, retain = request.forget, request.model, request.data, request.retain
     forget_t = torch.tensor(forget)
     configs = selected(CONFIGS, args.configs)
-    original = load_model("cifar10_resnet20", Path(args.data_dir) / args.checkpoint).eval()
-    data = load_data(args.data_dir, original)
     num_classes = original.linear.out_features
-    retain = retained_subset(data.train, forget, args.retain_budget, seed=args.seed)
     forget_test = data.test.of_classes(forget)
     df_original = forget_retain_accuracy(original, data.test, forget)[0]
     weights = original.linear.weight.detach()
-    retained_rows = weights[[c for c in range(num_classes) if c not in forget]].T
+    retained_rows = weights[retained_classes(num_classes, forget)].T
     with torch.no_grad(), HeadInput(original) as captured:
         original(retain.x)
     centre = captured.value.mean(0)
@@ -159,12 +162,10 @@ def main() -> None:
     result = {"model": "cifar10_resnet20", "checkpoint": args.checkpoint, "forget": forget,
               "retained_images": len(retain), "seed": args.seed, "df_original": round(df_original, 2),
               "forget_images_used": 0, "runs": rows}
-    write_json(args.out, result)
-    lines = ["| configuration | subspace (dims) | epochs | Df | Dr (masked) | probe-Df | relearn steps |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['config']} | {r['subspace']} ({r['dims']}) | {r['epochs']:g} | {r['df']:.2f} | "
-              f"{r['dr_masked']:.2f} | {r['probe_df']:.2f} | {r['relearn_steps']} |" for r in rows]
-    write_text(Path(args.out).with_suffix(".md"), "\n".join(lines) + "\n")
+    save_result(args.out, result, table(
+        ["configuration", "subspace (dims)", "epochs", "Df", "Dr (masked)", "probe-Df", "relearn steps"],
+        [[r["config"], f"{r['subspace']} ({r['dims']})", f"{r['epochs']:g}", f"{r['df']:.2f}", f"{r['dr_masked']:.2f}",
+          f"{r['probe_df']:.2f}", str(r["relearn_steps"])] for r in rows]))
 
 
 if __name__ == "__main__":
