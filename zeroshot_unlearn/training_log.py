@@ -155,10 +155,12 @@ class TrainingLog:
             if not inside:
                 continue
             with safe_open(str(self.folder / shard["file"]), framework="pt") as handle:
-                names = list(handle.keys())
+                keys_of_step: dict[int, list[tuple[str, str]]] = {}
+                for name in handle.keys():  # "00000042/layer1.0.conv1.weight"
+                    step, key = name.split("/", 1)
+                    keys_of_step.setdefault(int(step), []).append((name, key))
                 for step in inside:
-                    prefix = f"{step:08d}/"
-                    yield step, {n[len(prefix):]: handle.get_tensor(n) for n in names if n.startswith(prefix)}
+                    yield step, {key: handle.get_tensor(name) for name, key in keys_of_step.get(step, [])}
 
     @torch.no_grad()
     def subtract(self, model: nn.Module, steps: Sequence[int]) -> None:

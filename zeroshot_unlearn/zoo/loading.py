@@ -186,13 +186,11 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
     """
     from .timm_format import is_timm_folder, is_timm_source, load_timm_folder
 
-    if is_timm_source(name) or (checkpoint is not None and is_timm_folder(checkpoint)):
-        model = load_timm_folder(str(checkpoint if checkpoint is not None and is_timm_folder(checkpoint) else name))
-        if name and not is_timm_source(name) and name != model.pretrained_cfg["architecture"]:
+    folder = str(checkpoint) if checkpoint is not None and is_timm_folder(checkpoint) else None
+    if folder is not None or is_timm_source(name):
+        model = load_timm_folder(folder or name, sha256=sha256)
+        if folder is not None and name and not is_timm_source(name) and name != model.pretrained_cfg["architecture"]:
             raise CheckpointError(f"{checkpoint} holds a {model.pretrained_cfg['architecture']!r}, not {name!r}")
-        if sha256 and not model.pretrained_cfg["checkpoint_sha256"].startswith(sha256.lower()):
-            raise CheckpointError(f"checksum mismatch for {checkpoint or name}: the weights' sha256 is "
-                                  f"{model.pretrained_cfg['checkpoint_sha256'][:16]}..., expected {sha256[:16]}...")
         return model
     path: Path | None = None
     if checkpoint is None and pretrained:

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch.nn as nn
 
 from ..errors import CheckpointError, InvalidRequestError
-from ..io import jsonable, sha256_file
+from ..io import jsonable
 
 CONFIG = "config.json"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -64,15 +64,20 @@ def timm_folder(name: str) -> Path:
     return folder
 
 
-def load_timm_folder(name: str) -> nn.Module:
+def load_timm_folder(name: str, *, sha256: str | None = None) -> nn.Module:
     """A model from timm's format through ``timm.create_model("local-dir:...")``, in eval mode.
 
     ``pretrained_cfg`` is timm's (input size, mean/std, ``label_names``); the unlearning history of
-    a model this library wrote comes back as ``model.unlearning_history``.
+    a model this library wrote comes back as ``model.unlearning_history``. ``sha256``: the weights
+    file must have it (checked before timm reads the file).
     """
     import timm
 
+    from .loading import verify_checksum
+
     folder = timm_folder(name)
+    weights = next(folder / w for w in WEIGHTS if (folder / w).is_file())
+    digest = verify_checksum(weights, sha256)
     config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     architecture = config.get("architecture") or (config.get("pretrained_cfg") or {}).get("architecture")
     if not architecture or not timm.is_model(architecture):
@@ -86,8 +91,7 @@ def load_timm_folder(name: str) -> nn.Module:
     labels = cfg.get("label_names")
     if isinstance(labels, dict):  # timm allows {id: name}; the project keeps a list in class order
         cfg["label_names"] = [labels.get(str(i), labels.get(i, str(i))) for i in range(model.num_classes)]
-    weights = next(folder / w for w in WEIGHTS if (folder / w).is_file())
-    cfg["checkpoint_sha256"] = sha256_file(weights)
+    cfg["checkpoint_sha256"] = digest
     model.pretrained_cfg = cfg
     ours = config.get(CONFIG_KEY) or {}
     if ours.get("history"):
