@@ -1,9 +1,9 @@
 """How recipe settings are declared, validated and accounted for.
 
-Every section of a recipe is a frozen dataclass derived from :class:`Settings`; its
-``__post_init__`` checks ranges and choices with :func:`check_range` and :func:`check_choice`,
-and :func:`build` turns a mapping (a YAML section) into one, refusing unknown keys with a
-suggestion and wrong types with the key's name. A method declares its own section by giving
+Every section of a recipe is a frozen dataclass derived from :class:`Settings`; its ``rules``
+declare each field's range or choices (checked on construction with :func:`check_range` and
+:func:`check_choice`), and :func:`build` turns a mapping (a YAML section) into one, refusing
+unknown keys with a suggestion and wrong types with the key's name. A method declares its own section by giving
 its settings class (``Method.settings``); :data:`SECTIONS` maps section names to those classes.
 
 A section knows where it sits in its recipe, and while :func:`recording_reads` is active
@@ -39,13 +39,15 @@ class Settings:
     """
 
     rules: ClassVar[Mapping[str, tuple]] = {}
+    _all_rules: ClassVar[Mapping[str, tuple]] = {}
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._all_rules = {**cls._all_rules, **cls.__dict__.get("rules", {})}  # the bases' rules, then its own
 
     def __post_init__(self) -> None:
-        merged: dict[str, tuple] = {}
-        for klass in reversed(type(self).__mro__):
-            merged.update(klass.__dict__.get("rules", {}))
         with not_recording():
-            for name, rule in merged.items():
+            for name, rule in self._all_rules.items():
                 value = getattr(self, name)
                 if all(isinstance(r, str) for r in rule):
                     check_choice(name, value, rule)
