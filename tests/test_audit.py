@@ -75,10 +75,17 @@ def test_unlearned_is_harder_to_relearn_than_original(digits_model, digits, digi
 
 def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digits_reference):
     result = forget_classes(digits_model, [3, 7], retain=digits_retain, progress=False)
+    other = forget_classes(digits_model, [3, 7], retain=digits_retain, method="masked_kd", progress=False)
+    with pytest.raises(ValueError, match="taken by the audit's own models"):
+        audit(digits_model, result.model, forget=[3, 7], train=digits.train, test=digits.test,
+              retain=digits_retain, compare={"retrain": other.model}, progress=False)
     report = audit(digits_model, result.model, forget=[3, 7], train=digits.train, test=digits.test,
                    retain=digits_retain, reference=digits_reference, generator=result.generator,
-                   recipe=result.recipe, progress=False)
+                   recipe=result.recipe, progress=False, compare={"unlearned (masked_kd)": other.model})
     m = report.metrics
+    assert report.model_names() == ["original", "unlearned", "unlearned (masked_kd)", "retrain"]
+    compared = m["unlearned (masked_kd)"]  # measured like the unlearned model (masked_kd: Df ~1.5 here)
+    assert compared["df"] < m["original"]["df"] - 50 and compared["probe_df"] is not None
     assert all(0 <= m[n]["mia_forget_auc"] <= 1 for n in ("original", "unlearned", "retrain"))
     assert m["retrain"]["df"] == 0 and m["unlearned"]["df"] <= 1
     assert m["original"]["relearn_steps"] < m["retrain"]["relearn_steps"]
@@ -90,10 +97,12 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
                                                  "mia_ssd", "probe_df", "rebound_df", "relearn_steps", "ain"}
     # the Dr / probe-Df plane: every model measured, the unlearned one labelled with its depth
     plane = {p["model"]: (p["dr"], p["probe_df"]) for p in data["dr_probe_plane"]}
-    assert set(plane) == {"original", "unlearned (depth=output)", "retrain"}
+    assert set(plane) == {"original", "unlearned (depth=output)", "unlearned (masked_kd)", "retrain"}
     assert plane["retrain"] == (m["retrain"]["dr"], m["retrain"]["probe_df"])
     page = (tmp_path / "audit" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") >= 7  # bars, ROC, plane, anti-memories, 3 inversion grids
+    assert "<th>unlearned (masked_kd)</th>" in page
+    # bars, ROC, plane, anti-memories, 3 inversion grids (the compared model is measured, not drawn)
+    assert page.count("data:image/png;base64,") == 7
     assert "Where the unlearned model sits" in page
 
 

@@ -197,7 +197,7 @@ def cmd_forget(args) -> int:
 
 
 def _run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
-               recipe=None):
+               recipe=None, compare=None):
     from .audit import audit
     from .zoo import load_model
 
@@ -212,18 +212,20 @@ def _run_audit(original, unlearned, classes, data, retain, *, source, reference_
 
         reference, _ = retrain_reference("digits_cnn", data.train, classes, DIGITS_TRAIN, progress=not quiet)
     return audit(original, unlearned, forget=classes, train=data.train, test=data.test, retain=retain,
-                 reference=reference, generator=generator, recipe=recipe, seed=seed, progress=not quiet)
+                 reference=reference, generator=generator, recipe=recipe, seed=seed, progress=not quiet,
+                 compare=compare)
 
 
 def _print_audit(report) -> None:
     from .audit.report import ROWS
 
-    names = [n for n in ("original", "unlearned", "retrain") if n in report.metrics]
-    print(f"{'metric':<42}" + "".join(f"{n:>11}" for n in names))
+    names = report.model_names()
+    width = max(11, *(len(n) + 2 for n in names))
+    print(f"{'metric':<42}" + "".join(f"{n:>{width}}" for n in names))
     for key, label, _unit in ROWS:
         values = [report.metrics[n].get(key) for n in names]
-        print(f"{label:<42}" + "".join(f"{'–':>11}" if v is None else f"{v:>11.3f}" if isinstance(v, float)
-                                       else f"{v:>11}" for v in values))
+        print(f"{label:<42}" + "".join(f"{'–':>{width}}" if v is None else f"{v:>{width}.3f}" if isinstance(v, float)
+                                       else f"{v:>{width}}" for v in values))
 
 
 def cmd_audit(args) -> int:
@@ -255,8 +257,19 @@ def cmd_audit(args) -> int:
     data = load_data(args.data, original)
     retain = retained_subset(data.train, sorted(set(classes) | set(forgotten_classes(unlearned))), budget,
                              seed=args.seed, num_classes=model_num_classes(original))
+    compare = {}
+    for path in args.compare or []:
+        other = load_model(args.model, path)
+        if not set(classes) <= set(forgotten_classes(other)):
+            raise UnlearnError(f"--compare {path} forgot {forgotten_classes(other) or 'no class'}, not the audited "
+                               f"classes {classes}: compare unlearned models of the same request")
+        last = (getattr(other, "unlearning_history", None) or [{}])[-1]
+        label = f"unlearned (depth={last['depth']})" if last.get("depth") else f"unlearned ({Path(path).parent.name})"
+        while label in compare or label == "unlearned":
+            label += "'"
+        compare[label] = other
     report = _run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
-                        seed=args.seed, quiet=args.quiet, generator=generator, recipe=recipe)
+                        seed=args.seed, quiet=args.quiet, generator=generator, recipe=recipe, compare=compare)
     report.save(out, overwrite=args.overwrite)
     _print_audit(report)
     print(f"wrote {out}/report.json and {out}/report.html ({report.meta['seconds']}s)")
@@ -582,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--reference", help="retrain reference checkpoint (digits: shipped or trained and cached)")
     aud.add_argument("--generator", help="the run's generator for the anti-memory grid: the forget OUT folder "
                                          "(generator.safetensors + recipe.yaml) or an amortised generator folder")
+    aud.add_argument("--compare", nargs="+", metavar="MODEL", help="other unlearned models of the same request (e.g. "
+                     "the other --depth's OUT/model.safetensors), measured alike and placed beside it")
     aud.add_argument("--trust-checkpoint", action="store_true", help="open pickled checkpoints that safe loading "
                                                                      "refuses")
     _output_options(aud, out_help="output folder (must be new or empty)")

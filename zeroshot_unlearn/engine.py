@@ -68,6 +68,20 @@ def make_optimizer(cfg: PhaseConfig, params) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
+def warmup_factor(warmup: float, schedule: str, steps: int) -> Callable[[int], float]:
+    """The learning-rate factor after ``done`` steps: a linear rise over the first ``warmup`` of the
+    steps, then 1 (``constant``) or a cosine down to 0 (``cosine``) over the rest."""
+    rise = max(1, round(warmup * steps))
+
+    def factor(done: int) -> float:
+        if done < rise:
+            return (done + 1) / rise
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (done - rise) / max(1, steps - rise)))
+    return factor
+
+
 @dataclass
 class PhaseStats:
     name: str
@@ -105,7 +119,10 @@ def train_phase(model: nn.Module, cfg: PhaseConfig, steps: int, step_loss: Calla
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer is None:
         optimizer = make_optimizer(cfg, params)
-        if cfg.schedule == "cosine":
+        if cfg.warmup:
+            factor = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_factor(cfg.warmup, cfg.schedule, steps))
+            schedule = lambda _done: factor.step()  # noqa: E731
+        elif cfg.schedule == "cosine":
             cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
             schedule = lambda _done: cosine.step()  # noqa: E731
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -87,12 +87,15 @@ class PhaseConfig(Settings):
     """SGD's momentum (Adam keeps its own betas)."""
     weight_decay: float = 5e-4
     schedule: str = "cosine"
+    warmup: float = 0.0
+    """Fraction of the phase's steps over which the learning rate rises linearly from 0 before the
+    schedule (with ``cosine``: the one-cycle shape, up then down to 0)."""
     batch_size: int = 128
     grad_clip: float = 5.0
 
     rules = {"epochs": (0.0, 1000.0), "lr": (0.0, 10.0), "optimizer": ("sgd", "adam"), "momentum": (0.0, 1.0),
-             "weight_decay": (0.0, 1.0), "schedule": ("cosine", "constant"), "batch_size": (1, None),
-             "grad_clip": (0.0, None)}
+             "weight_decay": (0.0, 1.0), "schedule": ("cosine", "constant"), "warmup": (0.0, 1.0),
+             "batch_size": (1, None), "grad_clip": (0.0, None)}
 
 
 @dataclass(frozen=True)
@@ -122,11 +125,32 @@ class AntiMemoryPhase(RetainedPhase):
     """Which weights the anti-memory loss trains: ``head`` (features detached, so only the classifier
     learns from synthetic samples and the backbone only from real ones), or ``all``."""
     feature_weight: float = 0.0
-    """Representation term on anti-memories: pull the student's penultimate features of each
-    anti-memory to the original model's mean feature of the retained class the masked teacher
-    assigns it (trains the backbone, whatever ``anti_memory_scope`` says)."""
+    """Representation term on anti-memories, on the student's penultimate features of them (trains
+    the backbone, whatever ``anti_memory_scope`` says); ``feature_objective`` says what it asks."""
+    feature_objective: str = "prototype"
+    """``prototype``: each anti-memory's features pulled to the original model's mean feature of the
+    retained class the masked teacher assigns it (SCAR's push to the nearest other class);
+    ``contract``: pulled to zero (OPC's one-point contraction); ``disperse``: the features of the
+    same forget class pushed apart, their mean pairwise cosine similarity minimised (Spotter's
+    intra-class dispersion)."""
     retain_feature_weight: float = 0.0
     """Keep the student's penultimate features of retained images at the original model's."""
+    span_weight: float = 0.0
+    """Squeeze the retained images' penultimate features into the span of the original head's
+    retained-class rows (about the retained mean): the part outside it is penalised, relative to the
+    original features' spread. The masked head reads only that span, so retained logits need none
+    of the rest; whatever of the forget classes lives outside it goes. No forget data, no generator."""
+    span_drop_forget: bool = False
+    """Take the forget-class rows' directions out of that span as well (6 of 8 directions left on a
+    10-class request for 2 classes)."""
+    class_mean_weight: float = 0.0
+    """Cross-entropy of a class-mean-feature classifier on retained images (the CMF head of Gao et al.,
+    "An Illusion of Unlearning?"): scaled cosine similarity of the student's features to running means
+    of its own features per retained class, so the features, not only the linear head, carry the
+    retained classes and the head cannot hide what the features keep."""
+    recalibrate_bn: bool = False
+    """After the phase, re-estimate every BatchNorm layer's running statistics on the retained subset
+    (without augmentation), replacing the averages the phase's moving updates left."""
     perturb_scope: tuple[str, ...] = ()
     """Parameter-name prefixes (e.g. ``layer3``) whose weights are shrunk and perturbed when the
     phase starts (shrink-and-perturb, Ash & Adams 2020): the phase then re-grows them from the
@@ -135,11 +159,17 @@ class AntiMemoryPhase(RetainedPhase):
     """Factor the weights in ``perturb_scope`` are multiplied by."""
     perturb: float = 0.0
     """Gaussian noise added to them, in units of each tensor's standard deviation."""
+    perturb_channels: float = 1.0
+    """Fraction of the output channels of each convolution in ``perturb_scope`` that are shrunk and
+    perturbed: those the forget classes drive most, ranked on the generator's anti-memories (mean
+    absolute activation on anti-memories over that on retained images, the ranking of
+    Class-Discriminative Pruning). 1: every weight, no ranking and no generator needed for it."""
 
     rules = {"anti_memory_batch": (0, None), "anti_memory_weight": (0.0, None),
              "anti_memory_target": ("forget_label", "masked_teacher"), "anti_memory_scope": ("all", "head"),
-             "feature_weight": (0.0, None), "retain_feature_weight": (0.0, None), "shrink": (0.0, 1.0),
-             "perturb": (0.0, 10.0)}
+             "feature_weight": (0.0, None), "feature_objective": ("contract", "disperse", "prototype"),
+             "retain_feature_weight": (0.0, None), "span_weight": (0.0, None), "class_mean_weight": (0.0, None),
+             "shrink": (0.0, 1.0), "perturb": (0.0, 10.0), "perturb_channels": (0.0, 1.0, "open")}
 
 
 @dataclass(frozen=True)

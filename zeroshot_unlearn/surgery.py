@@ -9,7 +9,7 @@ generators and the validation all use these; none of them touches a model's inte
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -115,24 +115,61 @@ def unknown_prefixes(model: nn.Module, scope: Sequence[str]) -> list[str]:
     return [prefix for prefix in scope if not any(_in_scope(n, prefix) for n in names)]
 
 
-def scoped_weights(model: nn.Module, scope: Sequence[str]) -> list[nn.Parameter]:
-    """Weight tensors (ndim > 1) whose names start with one of the prefixes ``scope``."""
-    return [p for n, p in model.named_parameters() if p.ndim > 1 and any(_in_scope(n, s) for s in scope)]
+def scoped_weights(model: nn.Module, scope: Sequence[str], named: bool = False) -> list:
+    """Weight tensors (ndim > 1) whose names start with one of the prefixes ``scope`` (with ``named``:
+    ``(name, tensor)`` pairs)."""
+    found = [(n, p) for n, p in model.named_parameters() if p.ndim > 1 and any(_in_scope(n, s) for s in scope)]
+    return found if named else [p for _, p in found]
+
+
+def conv_weights_in(model: nn.Module, scope: Sequence[str]) -> dict[str, nn.Module]:
+    """The convolutions under ``scope``, by the name of their weight tensor (as ``named_parameters`` gives it)."""
+    return {f"{name}.weight": module for name, module in model.named_modules()
+            if isinstance(module, nn.modules.conv._ConvNd) and any(_in_scope(name, s) for s in scope)}
 
 
 @torch.no_grad()
-def shrink_perturb(model: nn.Module, scope: Sequence[str], shrink: float, noise: float, seed: int) -> int:
+def shrink_perturb(model: nn.Module, scope: Sequence[str], shrink: float, noise: float, seed: int,
+                   rows: Mapping[str, torch.Tensor] | None = None) -> int:
     """Shrink and perturb (Ash & Adams, NeurIPS 2020) the weights under ``scope``: multiply by
     ``shrink``, add Gaussian noise of ``noise`` times each tensor's standard deviation.
+    ``rows``: for the weights it names, only those output rows (channels) change.
     Returns how many tensors changed."""
     if not scope or (shrink == 1.0 and noise == 0.0):
         return 0
     rng = torch.Generator().manual_seed(seed)
-    weights = scoped_weights(model, scope)
-    for param in weights:
+    weights = scoped_weights(model, scope, named=True)
+    for name, param in weights:
         std = float(param.std())
-        param.mul_(shrink).add_(torch.randn(param.shape, generator=rng).to(param) * std * noise)
+        change = param * shrink + torch.randn(param.shape, generator=rng).to(param) * std * noise
+        if rows is not None and name in rows:
+            param[rows[name]] = change[rows[name]]
+        else:
+            param.copy_(change)
     return len(weights)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
+    """Re-estimate every BatchNorm layer's running statistics as the plain average over ``batches``
+    (forward passes in train mode, no gradients); everything else stays as it was. Returns the
+    number of layers re-estimated."""
+    layers = batchnorm_modules(model)
+    momenta = [m.momentum for m in layers]
+    was_training = model.training
+    model.eval()
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches
+        m.train()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for m, momentum in zip(layers, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return len(layers)
 
 
 def reset_weights(model: nn.Module, seed: int) -> nn.Module:

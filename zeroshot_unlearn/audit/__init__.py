@@ -6,7 +6,7 @@ import logging
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -80,18 +80,23 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
 def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], train: ImageTensorDataset,
           test: ImageTensorDataset, retain: ImageTensorDataset, reference: nn.Module | None = None,
           generator: nn.Module | None = None, recipe: Any = None, seed: int = 0, images: bool = True,
-          progress: bool = True) -> AuditReport:
+          progress: bool = True, compare: Mapping[str, nn.Module] | None = None) -> AuditReport:
     """Measure how well ``unlearned`` forgot ``forget``, beside ``original`` and a retrain ``reference``.
 
     ``train`` supplies forget-class members (MIA, Df-train, relearn images) and the probe's
     training features; ``test`` supplies non-members and all accuracies; ``retain`` is the
     retained subset used for the rebound fine-tune. Forget-class images are only used to
-    measure here, never to forget.
+    measure here, never to forget. ``compare``: other unlearned models of the same request, by
+    label (e.g. ``{"unlearned (depth=output)": model}``), measured alike and shown beside it.
     """
     start = time.perf_counter()
     num_classes = model_num_classes(original)
     forget = validate_classes(forget, num_classes)
-    models = {"original": original, "unlearned": unlearned}
+    compare = dict(compare or {})
+    clash = set(compare) & {"original", "unlearned", "retrain"}
+    if clash:
+        raise ValueError(f"compare labels {sorted(clash)} are taken by the audit's own models; use other labels")
+    models = {"original": original, "unlearned": unlearned, **compare}
     if reference is not None:
         models["retrain"] = reference
     df_original = _accuracy(model_outputs(original, test.of_classes(forget)))
@@ -120,6 +125,8 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
         # One retained class as a control row: it should invert to a recognisable impression in every model.
         control = retained_classes(num_classes, forget)[0]
         for name, model in models.items():
+            if name in compare:  # the compared models are measured, not drawn
+                continue
             inverted = invert_classes(weights_of(model) if name != "unlearned" else model, [*forget, control],
                                       cfg["input_size"], cfg["mean"], cfg["std"], seed=seed)
             caption = (f"Model inversion of the {name} model: what it draws for classes {forget} (one row each), then "

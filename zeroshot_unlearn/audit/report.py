@@ -61,13 +61,19 @@ class AuditReport:
         return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class,
                 "dr_probe_plane": self.plane()}
 
+    def model_names(self) -> list[str]:
+        """The measured models in table order: original, unlearned, the compared ones, retrain."""
+        own = ("original", "unlearned", "retrain")
+        compared = [n for n, row in self.metrics.items() if isinstance(row, dict) and n not in own]
+        return [n for n in ("original", "unlearned", *compared, "retrain") if self.metrics.get(n)]
+
     def plane(self) -> list[dict[str, Any]]:
         """Each measured model as a point (Dr, probe-Df): where the unlearned model sits between the
         original (classes in the features) and the retrain (classes never learnt)."""
         depth = (self.meta.get("recipe") or {}).get("depth")
         points = []
-        for name in ("original", "unlearned", "retrain"):
-            row = self.metrics.get(name) or {}
+        for name in self.model_names():
+            row = self.metrics[name]
             if row.get("dr") is not None and row.get("probe_df") is not None:
                 label = f"unlearned (depth={depth})" if name == "unlearned" and depth else name
                 points.append({"model": label, "dr": row["dr"], "probe_df": row["probe_df"]})
@@ -105,7 +111,7 @@ class AuditReport:
             fig, ax = plt.subplots(figsize=(5, 4))
             for point in points:
                 ax.scatter(point["dr"], point["probe_df"], s=60, label=point["model"],
-                           marker="o" if point["model"].startswith("unlearned") else "*")
+                           marker="*" if point["model"] in ("original", "retrain") else "o")
             ax.set_xlabel("Dr: retained-class test accuracy (%)")
             ax.set_ylabel("probe-Df: linear probe on the features (%)")
             ax.grid(alpha=0.3)
@@ -146,7 +152,7 @@ class AuditReport:
 
     def html(self) -> str:
         figures = self.figures()
-        names = [n for n in ("original", "unlearned", "retrain") if self.metrics.get(n)]
+        names = self.model_names()
         head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
         body = []
         for key, label, unit in ROWS:

@@ -25,22 +25,54 @@ from ..evaluation import mask_logits
 from ..generators import create_generator, fit_generator
 from ..losses import masked_distillation
 from ..settings import Settings
-from ..surgery import HeadInput, frozen_batchnorm, shrink_perturb
+from ..surgery import HeadInput, conv_weights_in, frozen_batchnorm, recalibrate_batchnorm, shrink_perturb
 from .base import ForgetContext, Method
 
 
-def retained_prototypes(ctx: ForgetContext) -> torch.Tensor:
-    """The original model's mean penultimate feature of each class on the retained subset
-    (rows of forget classes stay zero: they are never a target)."""
+@dataclass
+class FeatureTargets:
+    """What the feature-level terms compare the student's penultimate features with, computed once
+    from the original model on the retained subset (no forget data)."""
+
+    prototypes: torch.Tensor
+    """The original's mean feature of each class (rows of forget classes stay zero: never a target)."""
+    centre: torch.Tensor
+    """The original's mean feature over the retained subset."""
+    spread: torch.Tensor
+    """The original features' mean squared distance to ``centre``: the scale of the span term."""
+    span: torch.Tensor | None
+    """Orthonormal basis (columns) of the span of the original head's retained-class rows, without the
+    forget rows' directions when the recipe asks (``span_drop_forget``); None when no phase uses it."""
+
+
+def feature_targets(ctx: ForgetContext, phases) -> FeatureTargets:
     assert ctx.retain is not None
-    with torch.no_grad(), HeadInput(ctx.original) as features:
+    with torch.no_grad(), HeadInput(ctx.original) as captured:
         for i in range(0, len(ctx.retain), 256):
             ctx.original(ctx.runtime.to_device(ctx.retain.x[i:i + 256]))
-    feats = torch.cat(features.values)
+    feats = torch.cat(captured.values)
     labels = ctx.retain.y.to(ctx.device)
     sums = torch.zeros(ctx.num_classes, feats.shape[1], device=ctx.device).index_add_(0, labels, feats)
     counts = torch.bincount(labels, minlength=ctx.num_classes).clamp(min=1)
-    return sums / counts[:, None]
+    centre = feats.mean(0)
+    span = None
+    spanned = [cfg for cfg in phases if cfg.span_weight]
+    if spanned:
+        rows = captured.head.weight.detach()
+        span = retained_span(rows, ctx.retained, ctx.forget, drop_forget=spanned[0].span_drop_forget)
+    return FeatureTargets(sums / counts[:, None], centre, (feats - centre).pow(2).sum(1).mean(), span)
+
+
+def retained_span(rows: torch.Tensor, retained: list[int], forget: list[int], drop_forget: bool) -> torch.Tensor:
+    """Orthonormal basis of the span of the head rows of ``retained`` (optionally minus the parts of the
+    ``forget`` rows, centred on the rows' mean, that lie inside it)."""
+    basis, _ = torch.linalg.qr(rows[retained].T)
+    if not drop_forget:
+        return basis
+    forget_rows = rows[forget] - rows.mean(0)
+    inside, _ = torch.linalg.qr(basis @ (basis.T @ forget_rows.T))
+    rest, _, _ = torch.linalg.svd(basis - inside @ (inside.T @ basis), full_matrices=False)
+    return rest[:, :basis.shape[1] - len(forget)]
 
 
 def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -48,7 +80,21 @@ def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).pow(2).sum(1).mean() / b.pow(2).sum(1).mean().clamp(min=1e-8)
 
 
-def anti_memory_loss(ctx: ForgetContext, cfg, augment, prototypes: torch.Tensor | None) -> torch.Tensor:
+def feature_objective_loss(cfg, features: torch.Tensor, labels: torch.Tensor, assigned: torch.Tensor,
+                           targets: FeatureTargets) -> torch.Tensor:
+    """The ``feature_objective`` term on a batch of anti-memory features (``labels``: their forget
+    classes, ``assigned``: the retained class the masked teacher gives each)."""
+    if cfg.feature_objective == "prototype":
+        return _feature_distance(features, targets.prototypes[assigned])
+    if cfg.feature_objective == "contract":
+        return features.pow(2).sum(1).mean() / targets.prototypes[assigned].pow(2).sum(1).mean().clamp(min=1e-8)
+    unit = F.normalize(features, dim=1)
+    similarity = unit @ unit.T
+    same = (labels[:, None] == labels[None, :]) & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    return similarity[same].mean() if same.any() else features.sum() * 0
+
+
+def anti_memory_loss(ctx: ForgetContext, cfg, augment, targets: FeatureTargets | None) -> torch.Tensor:
     """The anti-memory terms of one step: a fresh batch from the generator, through BatchNorm in eval mode."""
     forget_t = ctx.forget_tensor
     # Under torchrun each rank synthesises its share of the batch (with its own random stream).
@@ -70,10 +116,59 @@ def anti_memory_loss(ctx: ForgetContext, cfg, augment, prototypes: torch.Tensor 
     else:
         loss = masked_distillation(logits, teacher, forget_t, cfg.distill_temperature)
     loss = cfg.anti_memory_weight * loss
-    if cfg.feature_weight and prototypes is not None:
+    if cfg.feature_weight and targets is not None:
         assigned = mask_logits(teacher, forget_t).argmax(1)
-        loss = loss + cfg.feature_weight * _feature_distance(features, prototypes[assigned])
+        loss = loss + cfg.feature_weight * feature_objective_loss(cfg, features, labels, assigned, targets)
     return loss
+
+
+class ClassMeanHead:
+    """The class-mean-feature classifier (Gao et al., "An Illusion of Unlearning?"): logits are the
+    scaled cosine similarities of features to running means of the student's own features per
+    retained class, started at the original's."""
+
+    scale = 16.0  # cosine logits lie in [-1, 1]: the scale lets the softmax become confident
+    momentum = 0.9
+
+    def __init__(self, targets: FeatureTargets, retained: list[int]):
+        self.retained = torch.as_tensor(retained, device=targets.prototypes.device)
+        self.means = targets.prototypes[self.retained].clone()
+        self.index = torch.full((targets.prototypes.shape[0],), -1, dtype=torch.long, device=self.retained.device)
+        self.index[self.retained] = torch.arange(len(retained), device=self.retained.device)
+
+    def loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        rows = self.index[labels]
+        logits = self.scale * F.normalize(features, dim=1) @ F.normalize(self.means, dim=1).T
+        loss = F.cross_entropy(logits, rows)
+        with torch.no_grad():
+            for row in rows.unique():
+                batch_mean = features[rows == row].detach().mean(0)
+                self.means[row].mul_(self.momentum).add_(batch_mean, alpha=1 - self.momentum)
+        return loss
+
+
+@torch.no_grad()
+def forget_channel_rows(ctx: ForgetContext, cfg, samples: int = 256) -> dict[str, torch.Tensor]:
+    """For each convolution in ``cfg.perturb_scope``: the ``perturb_channels`` fraction of its output
+    channels with the largest mean absolute activation on anti-memories relative to retained images
+    (the original model; the ranking of Class-Discriminative Pruning, estimated without forget data)."""
+    assert ctx.retain is not None and ctx.generator is not None
+    convs = conv_weights_in(ctx.original, cfg.perturb_scope)
+    activity: dict[str, list[torch.Tensor]] = {name: [] for name in convs}
+    hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: activity[name].append(
+        out.abs().mean((0, 2, 3)))) for name, module in convs.items()]
+    try:
+        labels = ctx.forget_tensor[torch.arange(samples, device=ctx.device) % len(ctx.forget)]
+        ctx.original(ctx.generator.sample(labels))
+        ctx.original(ctx.runtime.to_device(ctx.retain.x[:samples]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = {}
+    for name, (on_anti_memories, on_retained) in activity.items():
+        ratio = on_anti_memories / on_retained.clamp(min=1e-8)
+        rows[name] = ratio.topk(max(1, math.ceil(cfg.perturb_channels * len(ratio)))).indices.cpu()
+    return rows
 
 
 class AntiMemory(Method):
@@ -106,7 +201,9 @@ class AntiMemory(Method):
         recipe = ctx.recipe
         augment = ctx.augment()
         start = time.perf_counter()
-        if ctx.generator is None and recipe.impair.anti_memory_batch > 0:
+        phases = (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR))
+        ranks_channels = any(cfg.perturb_scope and cfg.perturb_channels < 1 for _, cfg, _ in phases)
+        if ctx.generator is None and (recipe.impair.anti_memory_batch > 0 or ranks_channels):
             classes = self.generator_classes(ctx)
             generator = create_generator(recipe.generator, num_classes=ctx.num_classes, input_size=ctx.input_size,
                                          mean=ctx.mean, std=ctx.std, forget=classes).to(ctx.device)
@@ -117,17 +214,20 @@ class AntiMemory(Method):
             ctx.generator = generator
         ctx.timings["generator"] = time.perf_counter() - start
 
-        needs_features = any(c.feature_weight or c.retain_feature_weight for c in (recipe.impair, recipe.repair))
-        prototypes = retained_prototypes(ctx) if needs_features else None
+        needs_features = any(cfg.feature_weight or cfg.retain_feature_weight or cfg.span_weight or cfg.class_mean_weight
+                             for _, cfg, _ in phases)
+        targets = feature_targets(ctx, [cfg for _, cfg, _ in phases]) if needs_features else None
 
         def phase_loss(cfg, next_batch, synthetic: bool, with_anti_memories: bool):
             # Synthetic retained batches (data-free mode) pass BatchNorm in eval mode like anti-memories.
             retained_bn = frozen_batchnorm if synthetic else contextlib.nullcontext
+            class_mean_head = ClassMeanHead(targets, ctx.retained) if cfg.class_mean_weight else None
 
             def loss_fn(_step: int) -> torch.Tensor:
                 x, y = next_batch()
                 with HeadInput(ctx.student) as student_features, retained_bn(ctx.student):
                     logits = ctx.student(x)
+                features = student_features.value
                 teacher = None
                 if cfg.retain_feature_weight:
                     # One teacher pass gives both the distillation target and the features to hold.
@@ -135,18 +235,27 @@ class AntiMemory(Method):
                         teacher = ctx.original(x)
                 loss = ctx.retained_loss(logits, x, y, cfg, teacher=teacher)
                 if cfg.retain_feature_weight:
-                    loss = loss + cfg.retain_feature_weight * _feature_distance(student_features.value,
-                                                                                original_features.value)
+                    loss = loss + cfg.retain_feature_weight * _feature_distance(features, original_features.value)
+                if cfg.span_weight:
+                    offset = features - targets.centre
+                    outside = offset - offset @ targets.span @ targets.span.T
+                    loss = loss + cfg.span_weight * outside.pow(2).sum(1).mean() / targets.spread.clamp(min=1e-8)
+                if class_mean_head is not None:
+                    loss = loss + cfg.class_mean_weight * class_mean_head.loss(features, y)
                 if with_anti_memories:
-                    loss = loss + anti_memory_loss(ctx, cfg, augment, prototypes)
+                    loss = loss + anti_memory_loss(ctx, cfg, augment, targets)
                 return loss
             return loss_fn
 
-        for name, cfg, offset in (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR)):
+        for name, cfg, offset in phases:
             next_batch, steps, synthetic = self.retained_batches(ctx, cfg, offset, augment)
-            shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset)
+            rows = forget_channel_rows(ctx, cfg) if cfg.perturb_scope and cfg.perturb_channels < 1 else None
+            shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset, rows=rows)
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
             stats = ctx.train(cfg, steps, phase_loss(cfg, next_batch, synthetic, use_anti), name=name)
+            if cfg.recalibrate_bn and steps and not synthetic:
+                recalibrate_batchnorm(ctx.student, (ctx.runtime.to_device(ctx.retain.x[i:i + 256])
+                                                    for i in range(0, len(ctx.retain), 256)))
             ctx.timings[name] = stats.seconds
 
 
