@@ -292,3 +292,16 @@ def test_amnesiac_from_the_command_line(tmp_path, capsys, digits_training_log):
                  str(folder), "--retain-data", "digits", "--out", str(tmp_path / "refused")])
     assert code == 2 and "recorded for another model" in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+
+
+def test_audit_compare_refuses_a_model_of_another_request(tmp_path, capsys):
+    out = tmp_path / "out5"
+    assert main(["forget", "--model", "digits_cnn", "--checkpoint", "digits_cnn.safetensors", "--classes", "5",
+                 "--retain-data", "digits", "--retain-budget", "400", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out / "model.safetensors"),
+                 "--compare", str(out / "model.safetensors"), "--classes", "3", "7", "--data", "digits",
+                 "--out", str(tmp_path / "audit"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "forgot [5], not the audited classes [3, 7]" in err and "Traceback" not in err
+    assert not (tmp_path / "audit").exists() or not any((tmp_path / "audit").iterdir())
