@@ -130,6 +130,11 @@ CASES = [
     ("recipe-scope-names-nothing", lambda m, r, d: dict(overrides={"impair.perturb_scope": ["layer3"],
                                                                    "impair.shrink": 0.5}), RecipeError,
      "perturb_scope entry 'layer3' names no parameter of DigitsCNN; .* fc, features"),
+    ("recipe-channels-without-convolutions", lambda m, r, d: dict(overrides={
+        "impair.perturb_scope": ["fc"], "impair.shrink": 0.5, "impair.perturb_channels": 0.5}), RecipeError,
+     r"perturb_channels < 1 ranks the output channels of convolutions, and impair.perturb_scope \['fc'\] holds none"),
+    ("recipe-retained-term-data-free", lambda m, r, d: dict(retain=None, overrides={"impair.span_weight": 1.0}),
+     RecipeError, "impair.span_weight compares with retained images, and the data-free mode has none"),
     ("method-unknown", lambda m, r, d: dict(method="anti_memroy"), InvalidRequestError,
      "Did you mean 'anti_memory'.*Registered methods"),
     ("seed-not-integer", lambda m, r, d: dict(seed="0"), InvalidRequestError, "seed must be an integer"),

@@ -27,7 +27,7 @@ from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
 from .selfcheck import SelfCheck, check_forgetting
 from .settings import recording_reads
-from .surgery import model_num_classes, unknown_prefixes
+from .surgery import conv_weights_in, model_num_classes, unknown_prefixes
 from .training_log import TrainingLog
 from .validate import validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
@@ -180,7 +180,7 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     if imposed:  # a named variant: its settings first, the caller's overrides still win
         resolved = resolved.replace(imposed).replace(overrides)
     if algorithm.uses_phases:  # only the settings the method reads are checked against the model
-        _check_phases(model, resolved)
+        _check_phases(model, resolved, data_free="retain" not in algorithm.needs)
     if "forget" in algorithm.needs and not forget_data_given:
         raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images (forget_data=DATASET); "
                                   "it is a comparison baseline. The methods that need none: "
@@ -199,8 +199,12 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
 
 
-def _check_phases(model: nn.Module, recipe: Recipe) -> None:
-    """The shared generator and impair/repair settings fit this model."""
+RETAINED_FEATURE_KEYS = ("feature_weight", "retain_feature_weight", "span_weight", "class_mean_weight")
+"""Phase keys whose terms compare with the original's features of retained images."""
+
+
+def _check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) -> None:
+    """The shared generator and impair/repair settings fit this model (and the data the run has)."""
     if recipe.generator.kind not in GENERATORS:
         raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}")
@@ -210,6 +214,16 @@ def _check_phases(model: nn.Module, recipe: Recipe) -> None:
             tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
             raise RecipeError(f"{name}.perturb_scope entry {unknown[0]!r} names no parameter of {type(model).__name__}; "
                               f"its parameter names start with: {', '.join(tops)}")
+        ranks_channels = bool(phase.perturb_scope) and phase.perturb_channels < 1
+        if ranks_channels and not conv_weights_in(model, phase.perturb_scope):
+            raise RecipeError(f"{name}.perturb_channels < 1 ranks the output channels of convolutions, and "
+                              f"{name}.perturb_scope {list(phase.perturb_scope)} holds none; set it to 1")
+        if data_free:
+            needs_retained = [key for key in RETAINED_FEATURE_KEYS if getattr(phase, key)]
+            needs_retained += ["perturb_channels"] if ranks_channels else []
+            if needs_retained:
+                raise RecipeError(f"{name}.{needs_retained[0]} compares with retained images, and the data-free "
+                                  "mode has none: leave it at its default or pass retain=DATASET")
 
 
 def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | str]:
