@@ -240,7 +240,10 @@ class Recipe(Settings):
     """How deep the forgetting goes. ``output``: the classes are gone from the outputs at the retained
     accuracy ceiling, fast (the features still separate them: a linear probe finds them). ``representation``:
     the recipe's ``representation`` overrides apply, bought with time and some retained accuracy, to
-    make the features forget too (measured per family in the README)."""
+    make the features forget too (measured per family in the README). The shipped settings regrow the
+    last stages from the masked teacher on retained images and switch the anti-memories off: on the
+    CIFAR ResNet20 they moved the result along the Dr / probe-Df trade line without improving it
+    (benchmarks/RESULTS.md §11), so the deep setting spends no time fitting a generator."""
     representation: dict[str, Any] = field(default_factory=dict)
     """Overrides (dotted keys) that make ``depth: representation`` for this family; empty: not measured
     here, and the depth is refused. The caller's overrides still win."""

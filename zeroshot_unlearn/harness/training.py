@@ -22,7 +22,7 @@ from ..engine import BatchStream, train_phase
 from ..io import save_state_dict
 from ..recipes import AugmentConfig, PhaseConfig
 from ..training_log import UpdateRecorder, log_folder
-from .specs import TrainConfig, TrainSpec
+from .specs import TrainConfig, TrainSpec, get_train_spec, list_train_specs
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,7 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
     from safetensors import safe_open
 
     from ..zoo import build_model, load_model
+    from ..zoo.registry import model_entry
 
     key = _retrain_key(name, data, forget, cfg, seed)
     shipped = _shipped_retrain(name, key)
@@ -210,7 +211,10 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(name)
+        # A timm family this project trains (resnet10t, ...) is built as its suite builds it (CIFAR
+        # input size, 10 classes); a zoo model by its zoo entry.
+        model = build_model(name) if model_entry(name) is not None or name not in list_train_specs() \
+            else get_train_spec(name).build()
     train_classifier(model, data, cfg, seed=seed, exclude=forget, progress=progress)
     seconds = time.perf_counter() - start
     save_state_dict(path, model.state_dict(), {"train_seconds": f"{seconds:.3f}"})
