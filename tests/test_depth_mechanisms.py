@@ -69,7 +69,7 @@ def test_retained_span_holds_the_retained_rows_and_drops_the_forget_directions()
 
 def _targets(dim=8):
     prototypes = torch.randn(4, dim)
-    return FeatureTargets(prototypes, prototypes.mean(0), torch.tensor(1.0), None)
+    return FeatureTargets(prototypes, prototypes.mean(0), torch.tensor(1.0), {})
 
 
 def test_feature_objectives_reward_what_they_say():

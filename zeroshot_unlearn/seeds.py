@@ -27,3 +27,5 @@ RANK_STRIDE = 7919
 anti-memories); rank 0 is the one-process run."""
 AMNESIAC_RETUNE = 13
 """The retained batches of ``amnesiac``'s retuning."""
+CHANNEL_RANKING = 14
+"""The anti-memories ``impair.perturb_channels`` ranks channels with (the same on every rank)."""

@@ -40,9 +40,9 @@ class FeatureTargets:
     """The original's mean feature over the retained subset."""
     spread: torch.Tensor
     """The original features' mean squared distance to ``centre``: the scale of the span term."""
-    span: torch.Tensor | None
-    """Orthonormal basis (columns) of the span of the original head's retained-class rows, without the
-    forget rows' directions when the recipe asks (``span_drop_forget``); None when no phase uses it."""
+    spans: dict[bool, torch.Tensor]
+    """Orthonormal bases (columns) of the span of the original head's retained-class rows, by
+    ``span_drop_forget`` (True: without the forget rows' directions), for the phases that use them."""
 
 
 def feature_targets(ctx: ForgetContext, phases) -> FeatureTargets:
@@ -55,12 +55,10 @@ def feature_targets(ctx: ForgetContext, phases) -> FeatureTargets:
     sums = torch.zeros(ctx.num_classes, feats.shape[1], device=ctx.device).index_add_(0, labels, feats)
     counts = torch.bincount(labels, minlength=ctx.num_classes).clamp(min=1)
     centre = feats.mean(0)
-    span = None
-    spanned = [cfg for cfg in phases if cfg.span_weight]
-    if spanned:
-        rows = captured.head.weight.detach()
-        span = retained_span(rows, ctx.retained, ctx.forget, drop_forget=spanned[0].span_drop_forget)
-    return FeatureTargets(sums / counts[:, None], centre, (feats - centre).pow(2).sum(1).mean(), span)
+    rows = captured.head.weight.detach()
+    spans = {cfg.span_drop_forget: retained_span(rows, ctx.retained, ctx.forget, drop_forget=cfg.span_drop_forget)
+             for cfg in phases if cfg.span_weight}
+    return FeatureTargets(sums / counts[:, None], centre, (feats - centre).pow(2).sum(1).mean(), spans)
 
 
 def retained_span(rows: torch.Tensor, retained: list[int], forget: list[int], drop_forget: bool) -> torch.Tensor:
@@ -159,7 +157,10 @@ def forget_channel_rows(ctx: ForgetContext, cfg, samples: int = 256) -> dict[str
         out.abs().mean((0, 2, 3)))) for name, module in convs.items()]
     try:
         labels = ctx.forget_tensor[torch.arange(samples, device=ctx.device) % len(ctx.forget)]
-        ctx.original(ctx.generator.sample(labels))
+        # Seeded: every rank of a torchrun run must rank, and so perturb, the same channels.
+        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+            torch.manual_seed(ctx.seed + seeds.CHANNEL_RANKING)
+            ctx.original(ctx.generator.sample(labels))
         ctx.original(ctx.runtime.to_device(ctx.retain.x[:samples]))
     finally:
         for hook in hooks:
@@ -238,7 +239,8 @@ class AntiMemory(Method):
                     loss = loss + cfg.retain_feature_weight * _feature_distance(features, original_features.value)
                 if cfg.span_weight:
                     offset = features - targets.centre
-                    outside = offset - offset @ targets.span @ targets.span.T
+                    span = targets.spans[cfg.span_drop_forget]
+                    outside = offset - offset @ span @ span.T
                     loss = loss + cfg.span_weight * outside.pow(2).sum(1).mean() / targets.spread.clamp(min=1e-8)
                 if class_mean_head is not None:
                     loss = loss + cfg.class_mean_weight * class_mean_head.loss(features, y)
