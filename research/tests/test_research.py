@@ -50,5 +50,5 @@ def test_frontier_plot_reads_every_shipped_result_file(tmp_path):
     assert set(anchors) == {"original", "retrain", "logit_mask"}
     assert all(0 <= p["probe_df"] <= 100 and 0 <= p["dr"] <= 100 for p in points)
     out = tmp_path / "frontier.png"
-    plot(points, anchors["retrain"]["probe_df"], anchors["original"]["dr"], out)
+    plot(points, anchors["retrain"], anchors["original"]["dr"], out)
     assert out.stat().st_size > 10_000
