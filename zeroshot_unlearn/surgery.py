@@ -1,8 +1,9 @@
 """Model surgery: everything done to a model outside the training loop.
 
 Finding the classifier head and the number of classes, reading the features the head receives,
-freezing BatchNorm statistics or parameters for a block, selecting weights by name, shrinking
-and perturbing them, re-initialising a model. The engine, the methods, the audit, the
+freezing BatchNorm statistics or parameters for a block, re-estimating BatchNorm statistics,
+selecting weights (or convolutions) by name, shrinking and perturbing them (whole or some output
+channels), re-initialising a model. The engine, the methods, the audit, the
 generators and the validation all use these; none of them touches a model's internals otherwise.
 """
 
