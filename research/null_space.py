@@ -30,6 +30,7 @@ from research.common import load_request, request_parser, save_result, table
 from zeroshot_unlearn.audit.metrics import Outputs, model_outputs, probe_df
 from zeroshot_unlearn.evaluation import mask_logits
 from zeroshot_unlearn.surgery import conv_weights_in
+from zeroshot_unlearn.validate import retained_classes
 
 ENERGIES = (0.99, 0.999)
 POSITIONS = 16
@@ -80,7 +81,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     request = load_request(args)
     forget, model, data, retain = request.forget, request.model, request.data, request.retain
-    retained_test = data.test.subset(torch.nonzero(~torch.isin(data.test.y, torch.tensor(forget))).flatten())
+    retained = retained_classes(10, forget)
+    retained_test = data.test.of_classes(retained)
     held_out = retained_test.subset(torch.randperm(len(retained_test), generator=torch.Generator().manual_seed(1))[:1000])
     forget_train = data.train.of_classes(forget)
     forget_train = forget_train.subset(torch.arange(min(1000, len(forget_train))))
@@ -92,11 +94,10 @@ def main() -> None:
         if project is not None:
             train = Outputs(train.logits, project(train.features), train.y)
             test = Outputs(test.logits, project(test.features), test.y)
-        forget_test = test.of_classes(forget)
-        retained = test.where(~torch.isin(test.y, torch.tensor(forget)))
-        logits = retained.logits if project is None else candidate.linear(project(retained.features))
-        dr = float((mask_logits(logits, forget).argmax(1) == retained.y).float().mean() * 100)
-        return probe_df(train, forget_test), dr
+        retained_out = test.of_classes(retained)
+        logits = retained_out.logits if project is None else candidate.linear(project(retained_out.features))
+        dr = float((mask_logits(logits, forget).argmax(1) == retained_out.y).float().mean() * 100)
+        return probe_df(train, test.of_classes(forget)), dr
 
     patches = {split: conv_patches(model, modules, images.x, args.seed)
                for split, images in (("retain", retain), ("held_out", held_out), ("forget", forget_train))}

@@ -199,10 +199,6 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
 
 
-RETAINED_FEATURE_KEYS = ("feature_weight", "retain_feature_weight", "span_weight", "class_mean_weight")
-"""Phase keys whose terms compare with the original's features of retained images."""
-
-
 def _check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) -> None:
     """The shared generator and impair/repair settings fit this model (and the data the run has)."""
     if recipe.generator.kind not in GENERATORS:
@@ -214,13 +210,11 @@ def _check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) 
             tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
             raise RecipeError(f"{name}.perturb_scope entry {unknown[0]!r} names no parameter of {type(model).__name__}; "
                               f"its parameter names start with: {', '.join(tops)}")
-        ranks_channels = bool(phase.perturb_scope) and phase.perturb_channels < 1
-        if ranks_channels and not conv_weights_in(model, phase.perturb_scope):
+        if phase.ranks_channels() and not conv_weights_in(model, phase.perturb_scope):
             raise RecipeError(f"{name}.perturb_channels < 1 ranks the output channels of convolutions, and "
                               f"{name}.perturb_scope {list(phase.perturb_scope)} holds none; set it to 1")
         if data_free:
-            needs_retained = [key for key in RETAINED_FEATURE_KEYS if getattr(phase, key)]
-            needs_retained += ["perturb_channels"] if ranks_channels else []
+            needs_retained = phase.retained_feature_terms() + (["perturb_channels"] if phase.ranks_channels() else [])
             if needs_retained:
                 raise RecipeError(f"{name}.{needs_retained[0]} compares with retained images, and the data-free "
                                   "mode has none: leave it at its default or pass retain=DATASET")

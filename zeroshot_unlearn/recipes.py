@@ -171,6 +171,15 @@ class AntiMemoryPhase(RetainedPhase):
              "retain_feature_weight": (0.0, None), "span_weight": (0.0, None), "class_mean_weight": (0.0, None),
              "shrink": (0.0, 1.0), "perturb": (0.0, 10.0), "perturb_channels": (0.0, 1.0, "open")}
 
+    def ranks_channels(self) -> bool:
+        """Whether the phase ranks output channels before shrink-and-perturb (it needs the generator)."""
+        return bool(self.perturb_scope) and self.perturb_channels < 1
+
+    def retained_feature_terms(self) -> list[str]:
+        """The keys of the phase's terms that compare with the original's features of retained images."""
+        return [key for key in ("feature_weight", "retain_feature_weight", "span_weight", "class_mean_weight")
+                if getattr(self, key)]
+
 
 @dataclass(frozen=True)
 class SelfCheckConfig(Settings):
