@@ -161,15 +161,19 @@ def forget_channel_rows(ctx: ForgetContext, cfg, samples: int = 256) -> dict[str
         with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
             torch.manual_seed(ctx.seed + seeds.CHANNEL_RANKING)
             ctx.original(ctx.generator.sample(labels))
-        ctx.original(ctx.runtime.to_device(ctx.retain.x[:samples]))
+        # A seeded draw over the whole subset: retained subsets are stored class by class, so its
+        # first rows would be one class.
+        rng = torch.Generator().manual_seed(ctx.seed + seeds.CHANNEL_RANKING)
+        rows = torch.randperm(len(ctx.retain), generator=rng)[:samples]
+        ctx.original(ctx.runtime.to_device(ctx.retain.x[rows]))
     finally:
         for hook in hooks:
             hook.remove()
-    rows = {}
+    ranked = {}
     for name, (on_anti_memories, on_retained) in activity.items():
         ratio = on_anti_memories / on_retained.clamp(min=1e-8)
-        rows[name] = ratio.topk(max(1, math.ceil(cfg.perturb_channels * len(ratio)))).indices.cpu()
-    return rows
+        ranked[name] = ratio.topk(max(1, math.ceil(cfg.perturb_channels * len(ratio)))).indices.cpu()
+    return ranked
 
 
 class AntiMemory(Method):
@@ -203,7 +207,7 @@ class AntiMemory(Method):
         augment = ctx.augment()
         start = time.perf_counter()
         phases = (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR))
-        ranks_channels = any(cfg.perturb_scope and cfg.perturb_channels < 1 for _, cfg, _ in phases)
+        ranks_channels = any(cfg.ranks_channels() for _, cfg, _ in phases)
         if ctx.generator is None and (recipe.impair.anti_memory_batch > 0 or ranks_channels):
             classes = self.generator_classes(ctx)
             generator = create_generator(recipe.generator, num_classes=ctx.num_classes, input_size=ctx.input_size,
@@ -215,8 +219,7 @@ class AntiMemory(Method):
             ctx.generator = generator
         ctx.timings["generator"] = time.perf_counter() - start
 
-        needs_features = any(cfg.feature_weight or cfg.retain_feature_weight or cfg.span_weight or cfg.class_mean_weight
-                             for _, cfg, _ in phases)
+        needs_features = any(cfg.retained_feature_terms() for _, cfg, _ in phases)
         targets = feature_targets(ctx, [cfg for _, cfg, _ in phases]) if needs_features else None
 
         def phase_loss(cfg, next_batch, synthetic: bool, with_anti_memories: bool):
@@ -251,7 +254,7 @@ class AntiMemory(Method):
 
         for name, cfg, offset in phases:
             next_batch, steps, synthetic = self.retained_batches(ctx, cfg, offset, augment)
-            rows = forget_channel_rows(ctx, cfg) if cfg.perturb_scope and cfg.perturb_channels < 1 else None
+            rows = forget_channel_rows(ctx, cfg) if cfg.ranks_channels() else None
             shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset, rows=rows)
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
             stats = ctx.train(cfg, steps, phase_loss(cfg, next_batch, synthetic, use_anti), name=name)
