@@ -12,6 +12,9 @@ from zeroshot_unlearn.data import DataSplits, ImageTensorDataset
 from zeroshot_unlearn.harness.specs import TrainConfig
 from zeroshot_unlearn.harness.training import train_checkpoint
 from zeroshot_unlearn.harness.specs import TrainSpec, get_train_spec
+from zeroshot_unlearn.errors import InvalidRequestError
+
+from conftest import state_equal
 
 TINY_VIT = TrainSpec("tiny_vit", "vit_tiny_patch16_224",
                      model_kwargs={"img_size": 16, "patch_size": 8, "depth": 1, "embed_dim": 32, "num_heads": 2},
@@ -95,3 +98,45 @@ def test_every_cifar_family_spec_builds_at_32x32():
         model = spec.build().eval()
         with torch.no_grad():
             assert model(torch.zeros(2, *spec.input_size)).shape == (2, spec.num_classes), name
+
+
+def test_an_interrupted_training_resumes_to_the_uninterrupted_weights(tmp_path, tiny_data, monkeypatch):
+    import zeroshot_unlearn.harness.training as train_module
+    from zeroshot_unlearn.harness.training import train_classifier
+    from zeroshot_unlearn.zoo import build_model
+
+    cfg = TrainConfig(epochs=3, lr=0.05, batch_size=8, crop_padding=2, flip=True, channels_last=True)
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_model("cifar100_resnet20", num_classes=3)
+
+    uninterrupted = train_classifier(fresh(), tiny_data.train, cfg, progress=False)
+    state = tmp_path / "run.resume.pt"
+    real_phase, calls = train_module.train_phase, []
+
+    def stop_in_epoch_three(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the session ends here
+        return real_phase(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_phase", stop_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(fresh(), tiny_data.train, cfg, progress=False, resume=state, resume_key="run")
+    monkeypatch.undo()
+    assert torch.load(state, weights_only=True)["step"] == 2 * 4  # two epochs of 32 images in batches of 8
+    with pytest.raises(InvalidRequestError, match="another training run"):
+        train_classifier(fresh(), tiny_data.train, cfg, progress=False, resume=state, resume_key="other")
+    torch.manual_seed(123)  # the global RNG state at the restart does not matter: the file holds it
+    resumed = train_classifier(fresh(), tiny_data.train, cfg, progress=False, resume=state, resume_key="run")
+    assert state_equal(resumed, uninterrupted) and not state.exists()
+    assert [e["epoch"] for e in resumed.training_epochs] == [1, 2, 3]
+
+
+def test_train_cli_refuses_data_with_another_class_count(tmp_path, capsys):
+    import numpy as np
+
+    np.savez(tmp_path / "tiny_train.npz", x=np.zeros((20, 32, 32, 3), np.uint8), y=np.arange(20) % 10)
+    assert main(["train", "--model", "cifar100_resnet20", "--data", str(tmp_path), "--quiet"]) == 2
+    assert "100-way head" in capsys.readouterr().err

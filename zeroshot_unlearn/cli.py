@@ -15,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import DivergenceError, ForgettingFailedError, InvalidRequestError, UnlearnError
+from .errors import DataError, DivergenceError, ForgettingFailedError, InvalidRequestError, UnlearnError
 
 EXIT_NOT_FORGOTTEN = 3
 """``forget --no-strict`` wrote the model, but its checks say the classes were not forgotten."""
@@ -454,14 +454,19 @@ def cmd_train(args) -> int:
 
     spec = get_train_spec(args.model)
     if (spec.data == "digits") != (args.data == "digits"):
-        wanted = "'digits'" if spec.data == "digits" else "a CIFAR-10 folder (cifar10_*.npz) or an ImageFolder tree"
+        wanted = {"digits": "'digits'", "cifar100": "a CIFAR-100 folder (cifar100_*.npz)"}.get(
+            spec.data, "a CIFAR-10 folder (cifar10_*.npz) or an ImageFolder tree")
         raise UnlearnError(f"{spec.name} is trained on {spec.data}: pass --data {wanted}")
     if args.epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=args.epochs))
     if args.out is not None and Path(args.out).exists() and not args.overwrite:
         raise UnlearnError(f"{args.out} exists; pass --overwrite to replace it")
     data = load_data(args.data, spec.build())
-    trained = train_checkpoint(spec, data, seed=args.seed, progress=not args.quiet, record_updates=args.record_updates)
+    if len(data.classes) != spec.num_classes:
+        raise DataError(f"{spec.name} has a {spec.num_classes}-way head and {args.data} holds {len(data.classes)} "
+                        f"classes: pass {spec.data} data")
+    trained = train_checkpoint(spec, data, seed=args.seed, progress=not args.quiet, record_updates=args.record_updates,
+                               state_dir=Path(args.state_dir) if args.state_dir else None)
     where = trained.path
     if args.out is not None:
         for source, target in ((trained.path, Path(args.out)),
@@ -668,12 +673,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "YAML, with the defaults of every method's section")
     recipes.set_defaults(func=cmd_recipes)
 
-    train = command("train", "train a checkpoint (the digits demo CNN, or a timm family at 32x32 on CIFAR-10); "
+    train = command("train", "train a checkpoint (the digits demo CNN, a timm family at 32x32 on CIFAR-10, a CIFAR-100 "
+                             "original); "
                              "cached by content hash")
     train.add_argument("--model", default="digits_cnn",
                        help="a model with training settings here (an unknown name lists them)")
-    train.add_argument("--data", default="digits", help="'digits', or a CIFAR-10 folder (cifar10_*.npz)")
+    train.add_argument("--data", default="digits",
+                       help="'digits', or a CIFAR-10 or CIFAR-100 folder (cifar10_*.npz, cifar100_*.npz)")
     train.add_argument("--epochs", type=float, default=None, help="override the model's training epochs")
+    train.add_argument("--state-dir", default=None,
+                       help="where the state of every finished epoch is kept (default: the cache folder); an "
+                            "interrupted training run again with the same arguments continues from its last epoch")
     train.add_argument("--record-updates", action="store_true",
                        help="also write the training log amnesiac unlearning reads (every step's update and its "
                             "batch's classes) beside the checkpoint as NAME.updates/; the weights are the same")

@@ -1,4 +1,4 @@
-"""CIFAR-10: from torchvision (downloads when online) or from ``.npz`` files (offline benchmark layout)."""
+"""CIFAR-10 and CIFAR-100: from torchvision (downloads when online) or from ``.npz`` files (offline benchmark layout)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,17 @@ from ..errors import DataError
 from .datasets import DataSplits, ImageTensorDataset, normalise_uint8
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+# The standard fine labels: ids are the alphabetical order of the names (the original ``meta`` file).
+CIFAR100_CLASSES = ["apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle", "caterpillar", "cattle",
+    "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch", "crab", "crocodile", "cup", "dinosaur",
+    "dolphin", "elephant", "flatfish", "forest", "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp",
+    "lawn_mower", "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse",
+    "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree", "plain",
+    "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road", "rocket", "rose", "sea", "seal",
+    "shark", "shrew", "skunk", "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
+    "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor", "train", "trout", "tulip",
+    "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"]
 
 
 def _load_npz(path: Path, mean, std) -> ImageTensorDataset:

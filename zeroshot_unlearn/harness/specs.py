@@ -1,4 +1,4 @@
-"""Architectures this project trains itself on CIFAR-10 at 32x32, one per recipe family.
+"""Architectures this project trains itself at 32x32, one per recipe family on CIFAR-10, and CIFAR-100 originals.
 
 No public CIFAR-10 weights exist offline for timm families, so ``zeroshot-unlearn train``
 builds them from the CIFAR-10 training images (cached by content hash; see
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..data.cifar import CIFAR10_CLASSES
+from ..data.cifar import CIFAR10_CLASSES, CIFAR100_CLASSES
 from ..errors import InvalidRequestError
 
 
@@ -37,6 +37,16 @@ class TrainConfig:
     label_smoothing: float = 0.0
     no_decay_on_norm_and_bias: bool = False
     """timm's ``filter_bias_and_bn``: no weight decay on biases and norm weights (use for LayerNorm models)."""
+    channels_last: bool = False
+    """Train in the channels-last memory layout (about 20% faster for small convnets on CPU; other rounding)."""
+
+    def key(self) -> dict[str, Any]:
+        """The settings as a cache key. A field added after checkpoints were keyed is left out at its
+        default, so the keys of the shipped checkpoints and retrain references stay valid."""
+        settings = asdict(self)
+        if not self.channels_last:
+            del settings["channels_last"]
+        return settings
 
 
 @dataclass(frozen=True)
@@ -58,15 +68,16 @@ class TrainSpec:
 
         model = build_model(self.architecture, num_classes=self.num_classes, **self.model_kwargs)
         model.pretrained_cfg["input_size"] = tuple(self.input_size)
-        if self.data == "cifar10" and self.num_classes == len(CIFAR10_CLASSES):
-            model.pretrained_cfg["label_names"] = list(CIFAR10_CLASSES)
+        names = {"cifar10": CIFAR10_CLASSES, "cifar100": CIFAR100_CLASSES}.get(self.data)
+        if names is not None and self.num_classes == len(names):
+            model.pretrained_cfg["label_names"] = list(names)
         return model
 
     def key(self) -> str:
         """Everything that changes the trained weights, as canonical JSON (the cache key's spec part)."""
         return json.dumps({"architecture": self.architecture, "model_kwargs": self.model_kwargs,
                            "input_size": list(self.input_size), "num_classes": self.num_classes,
-                           "data": self.data, "train": asdict(self.train)}, sort_keys=True)
+                           "data": self.data, "train": self.train.key()}, sort_keys=True)
 
 
 _SPECS: dict[str, TrainSpec] = {}
@@ -112,3 +123,16 @@ for _spec in (
               train=TrainConfig(epochs=20, **_ADAMW)),
 ):
     register_train_spec(_spec)
+
+# CIFAR-100 originals: the whole 50,000-image training set, SGD as in He et al. (lr 0.1, momentum 0.9,
+# batch 128, crop with 4-pixel padding and flips) with weight decay 5e-4, one warm-up epoch and a
+# cosine to 0 over a short CPU schedule (30 epochs instead of the papers' 160-200).
+_CIFAR100_SGD = dict(optimizer="momentum", lr=0.1, weight_decay=5e-4, batch_size=128, crop_padding=4, flip=True,
+                     warmup_epochs=1.0, channels_last=True)
+CIFAR100_RESNET_TRAIN = TrainConfig(epochs=30, **_CIFAR100_SGD)
+"""The settings of the shipped ``cifar100_resnet20``; its retrain references reuse them."""
+for _depth in (20, 32, 56):
+    register_train_spec(TrainSpec(f"cifar100_resnet{_depth}", f"cifar100_resnet{_depth}", num_classes=100,
+                                  data="cifar100", train=CIFAR100_RESNET_TRAIN))
+register_train_spec(TrainSpec("cifar100_resnet10t", "resnet10t", num_classes=100, data="cifar100",
+                              train=TrainConfig(epochs=30, **_CIFAR100_SGD)))

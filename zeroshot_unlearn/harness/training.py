@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from .._resources import cache_dir
 from ..augment import Augment
 from ..data.datasets import DataSplits, ImageTensorDataset
 from ..engine import BatchStream, train_phase
-from ..io import save_state_dict
+from ..errors import InvalidRequestError
+from ..io import atomic_path, save_state_dict
 from ..recipes import AugmentConfig, PhaseConfig
 from ..training_log import UpdateRecorder, log_folder
 from .specs import TrainConfig, TrainSpec, get_train_spec, list_train_specs
@@ -41,34 +43,97 @@ def _timm_optimizer(model: nn.Module, cfg: TrainConfig, steps: int, steps_per_ep
     return optimizer, scheduler.step
 
 
+RESUME_SUFFIX = ".resume.pt"
+
+
+def _rng_snapshot(stream: BatchStream) -> dict:
+    """Everything random a training run draws from: the global RNG (augmentations) and the batch order."""
+    return {"torch_rng": torch.get_rng_state(), "stream_rng": stream.rng.get_state(),
+            "order": stream._order.clone(), "pos": stream._pos}
+
+
+def _restore_rng(stream: BatchStream, state: dict) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    stream.rng.set_state(state["stream_rng"])
+    stream._order, stream._pos = state["order"], int(state["pos"])
+
+
 def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
                      exclude: Sequence[int] = (), progress: bool = True,
-                     recorder: UpdateRecorder | None = None) -> nn.Module:
+                     recorder: UpdateRecorder | None = None, resume: Path | None = None,
+                     resume_key: str = "") -> nn.Module:
     """Train ``model`` in place with cross-entropy on ``data`` minus the ``exclude`` classes.
 
     ``recorder`` (inside its ``with`` block) logs every step's update and batch classes; it only
-    reads the model, so the weights are the same with or without it."""
+    reads the model, so the weights are the same with or without it.
+
+    ``resume``: a file the run writes (atomically) after every epoch: weights, optimiser, the step
+    count and every RNG state. A run that finds one with the same ``resume_key`` continues from it
+    and ends with the weights an uninterrupted run would have; the file is removed at the end.
+    ``model.training_epochs`` then lists each epoch's mean loss, wall and process CPU seconds.
+    """
     if exclude:
         keep = ~torch.isin(data.y, torch.as_tensor(list(exclude)))
         data = data.subset(torch.nonzero(keep).flatten())
+    if resume is not None and recorder is not None:
+        raise InvalidRequestError("a training log is recorded in one uninterrupted run; drop resume or recorder")
     mean = getattr(model, "pretrained_cfg", {}).get("mean", (0.0,) * data.x.shape[1])
     std = getattr(model, "pretrained_cfg", {}).get("std", (1.0,) * data.x.shape[1])
     augment = Augment(AugmentConfig(crop_padding=cfg.crop_padding, flip=cfg.flip), mean, std, data.x.shape[2:])
     phase = PhaseConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size)
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    if cfg.channels_last:
+        model.to(memory_format=memory_format)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         stream = BatchStream(data.x, data.y, cfg.batch_size, seed)
         steps = stream.steps_for(cfg.epochs)
-        optimizer, schedule = _timm_optimizer(model, cfg, steps, stream.steps_for(1.0))
+        per_epoch = stream.steps_for(1.0)
+        optimizer, schedule = _timm_optimizer(model, cfg, steps, per_epoch)
+        done, epochs_log = 0, []
+        if resume is not None and resume.is_file():
+            state = torch.load(resume, map_location="cpu", weights_only=True)
+            if state.get("key") != resume_key:
+                raise InvalidRequestError(f"{resume} holds the state of another training run (key "
+                                          f"{state.get('key')!r}, this one {resume_key!r}); move it away")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            _restore_rng(stream, state)
+            done, epochs_log = int(state["step"]), list(state["epochs"])
+            log.info("resuming from %s at step %d of %d (epoch %d)", resume, done, steps, len(epochs_log))
 
         def loss_fn(_step: int) -> torch.Tensor:
             x, y = next(stream)
             if recorder is not None:
                 recorder.step(y)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=memory_format)
             return F.cross_entropy(model(augment(x)), y, label_smoothing=cfg.label_smoothing)
 
-        train_phase(model, phase, steps, loss_fn, name="train", progress=progress, optimizer=optimizer,
-                    schedule=schedule)
+        total_epochs = math.ceil(steps / per_epoch)
+        while done < steps:
+            chunk = min(per_epoch, steps - done)
+            offset = done
+            wall, cpu = time.perf_counter(), time.process_time()
+            stats = train_phase(model, phase, chunk, loss_fn, name=f"train epoch {len(epochs_log) + 1}/{total_epochs}",
+                                progress=progress, optimizer=optimizer,
+                                schedule=lambda step_done: schedule(offset + step_done))
+            done += chunk
+            epochs_log.append({"epoch": len(epochs_log) + 1, "last_loss": round(stats.last_loss, 4),
+                               "seconds": round(time.perf_counter() - wall, 1),
+                               "cpu_seconds": round(time.process_time() - cpu, 1)})
+            log.info("epoch %d/%d: last loss %.4f, %.0f s", len(epochs_log), total_epochs, stats.last_loss,
+                     epochs_log[-1]["seconds"])
+            if resume is not None and done < steps:
+                with atomic_path(resume) as tmp:
+                    torch.save({"key": resume_key, "step": done, "model": model.state_dict(),
+                                "optimizer": optimizer.state_dict(), "epochs": epochs_log, **_rng_snapshot(stream)},
+                               tmp)
+    if cfg.channels_last:  # the caller gets the usual layout back
+        model.to(memory_format=torch.contiguous_format)
+    if resume is not None and resume.is_file():
+        resume.unlink()
+    model.training_epochs = epochs_log
     return model.eval()
 
 
@@ -95,7 +160,8 @@ def _data_digest(data: DataSplits) -> str:
 
 
 def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progress: bool = True,
-                     cache: Path | None = None, record_updates: bool = False) -> TrainedCheckpoint:
+                     cache: Path | None = None, record_updates: bool = False,
+                     state_dir: Path | None = None) -> TrainedCheckpoint:
     """Train ``spec`` on ``data.train`` and save a zoo-style checkpoint, or return the cached one.
 
     The cache key is the content hash of the spec (architecture, constructor arguments, input
@@ -109,6 +175,10 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
     and its batch's classes, :mod:`zeroshot_unlearn.training_log`) beside the checkpoint as
     ``NAME.updates/``, its size in the card. Recording does not change the weights; a cached
     checkpoint without a log is trained again to record one.
+
+    Training can be interrupted: after every epoch its state is saved as ``NAME-KEY.resume.pt`` in
+    ``state_dir`` (default: the cache folder), and the next call with the same spec, seed and data
+    continues from it (see :func:`train_classifier`). The card's ``epochs`` lists every epoch.
     """
     import timm
 
@@ -131,11 +201,13 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
         model = spec.build()
     log.info("training %s on %d images for %s epochs (cached afterwards as %s)", spec.name, len(data.train),
              spec.train.epochs, path.name)
-    start = time.perf_counter()
     recorder = UpdateRecorder(model, updates) if record_updates else None
+    resume = None if record_updates else Path(state_dir or folder) / f"{path.stem}{RESUME_SUFFIX}"
     with recorder or contextlib.nullcontext():
-        train_classifier(model, data.train, spec.train, seed=seed, progress=progress, recorder=recorder)
-    seconds = time.perf_counter() - start
+        train_classifier(model, data.train, spec.train, seed=seed, progress=progress, recorder=recorder,
+                         resume=resume, resume_key=key)
+    epochs = model.training_epochs
+    seconds = sum(e["seconds"] for e in epochs)  # over every process that trained it, when resumed
     test_accuracy = None if data.test is None else round(accuracy(model, data.test), 2)
     folder.mkdir(parents=True, exist_ok=True)
     metadata = {METADATA_KEY: json.dumps({"pretrained_cfg": jsonable(model.pretrained_cfg)})}
@@ -143,7 +215,8 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
     card = {"name": spec.name, "architecture": spec.architecture, "model_kwargs": dict(spec.model_kwargs),
             "input_size": list(spec.input_size), "data": data.name, "train_images": len(data.train),
             "test_images": 0 if data.test is None else len(data.test), "train": asdict(spec.train), "seed": seed,
-            "test_accuracy": test_accuracy, "train_seconds": round(seconds, 1), "cache_key": key,
+            "test_accuracy": test_accuracy, "train_seconds": round(seconds, 1),
+            "train_cpu_seconds": round(sum(e["cpu_seconds"] for e in epochs), 1), "epochs": epochs, "cache_key": key,
             "sha256": sha256_file(path), "versions": {"torch": torch.__version__, "timm": timm.__version__}}
     if recorder is not None:
         index = recorder.index
@@ -156,7 +229,7 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
 
 def _retrain_key(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig, seed: int) -> str:
     key = hashlib.sha256()
-    key.update(json.dumps({"name": name, "forget": sorted(forget), "cfg": asdict(cfg), "seed": seed}).encode())
+    key.update(json.dumps({"name": name, "forget": sorted(forget), "cfg": cfg.key(), "seed": seed}).encode())
     _hash_dataset(key, data)
     return key.hexdigest()[:16]
 
@@ -184,14 +257,15 @@ def retrain_reference_source(name: str, data: ImageTensorDataset, forget: Sequen
 
 
 def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig = TrainConfig(), *,
-                      seed: int = 0, progress: bool = True) -> tuple[nn.Module, float]:
+                      seed: int = 0, progress: bool = True, state_dir: Path | None = None) -> tuple[nn.Module, float]:
     """A model of architecture ``name`` trained from scratch without ``forget``; shipped, cached or trained.
 
     A reference shipped in ``checkpoints/`` (``<name>-retrain-*.safetensors`` with a card holding
     the same cache key: same data, classes, settings and seed) is used as it is; otherwise the one
     cached by content hash, otherwise one is trained and cached. Returns the model and the seconds
     its training took (recorded with the file, so a shipped or cached reference still reports
-    what retraining costs).
+    what retraining costs). An interrupted training continues from its last epoch (the state is
+    kept in ``state_dir``, default the cache folder; see :func:`train_classifier`).
     """
     from safetensors import safe_open
 
@@ -208,14 +282,16 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
         with safe_open(str(path), "pt") as handle:
             seconds = float((handle.metadata() or {}).get("train_seconds", "nan"))
         return load_model(name, path), seconds
-    start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         # A timm family this project trains (resnet10t, ...) is built as its suite builds it (CIFAR
         # input size, 10 classes); a zoo model by its zoo entry.
         model = build_model(name) if model_entry(name) is not None or name not in list_train_specs() \
             else get_train_spec(name).build()
-    train_classifier(model, data, cfg, seed=seed, exclude=forget, progress=progress)
-    seconds = time.perf_counter() - start
-    save_state_dict(path, model.state_dict(), {"train_seconds": f"{seconds:.3f}"})
+    resume = Path(state_dir or path.parent) / f"{path.stem}{RESUME_SUFFIX}"
+    train_classifier(model, data, cfg, seed=seed, exclude=forget, progress=progress, resume=resume, resume_key=key)
+    seconds = sum(e["seconds"] for e in model.training_epochs)
+    cpu_seconds = sum(e["cpu_seconds"] for e in model.training_epochs)
+    save_state_dict(path, model.state_dict(), {"train_seconds": f"{seconds:.3f}", "train_cpu_seconds": f"{cpu_seconds:.3f}",
+                                               "epochs": json.dumps(model.training_epochs)})
     return model, seconds

@@ -10,12 +10,15 @@ import torch.nn as nn
 import yaml
 
 from .._resources import checkpoints_dir
-from ..data.cifar import CIFAR10_CLASSES
+from ..data.cifar import CIFAR10_CLASSES, CIFAR100_CLASSES
 from .cifar_resnet import CifarResNet
 from .digits_cnn import DigitsCNN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The CIFAR-100 training set's per-channel statistics (the usual normalisation of CIFAR-100 models).
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 MNIST_MEAN = (0.1307,)
 MNIST_STD = (0.3081,)
 CIFAR10_LABEL_NAMES = tuple(CIFAR10_CLASSES)
@@ -60,6 +63,18 @@ for _depth, _ckpt in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th")
         num_classes=10, input_size=(3, 32, 32), mean=IMAGENET_MEAN, std=IMAGENET_STD,
         default_checkpoint=_ckpt, label_names=CIFAR10_LABEL_NAMES,
         description=f"CIFAR ResNet{_depth} (He et al. 2016, option-A shortcuts), public CIFAR-10 weights",
+    ))
+
+# This project's own CIFAR-100 originals (trained by the harness, card in checkpoints/); the deeper
+# ones build and train the same way (``zeroshot-unlearn train --model cifar100_resnet56``).
+for _depth, _ckpt in ((20, "cifar100_resnet20.safetensors"), (32, None), (56, None)):
+    register_model(ModelEntry(
+        name=f"cifar100_resnet{_depth}",
+        builder=functools.partial(CifarResNet, _depth),
+        num_classes=100, input_size=(3, 32, 32), mean=CIFAR100_MEAN, std=CIFAR100_STD,
+        default_checkpoint=_ckpt, label_names=tuple(CIFAR100_CLASSES),
+        description=f"CIFAR ResNet{_depth} with a 100-way head"
+                    + (", trained on CIFAR-100 by this project" if _ckpt else " (no shipped weights)"),
     ))
 
 register_model(ModelEntry(
