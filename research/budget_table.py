@@ -36,7 +36,7 @@ def main(paths: list[str]) -> str:
     for r in table:
         over = " (over 5%)" if r["budget"] > PROTOCOL_BUDGET.get(r["suite"], 2500) else ""
         check = "–" if r.get("self_check_passed") is None else \
-            f"{'pass' if r['self_check_passed'] else 'FAIL'} ({fmt(r.get('self_check_forget_rate'), 1)}%)"
+            f"{'pass' if r['self_check_passed'] else 'FAIL'} ({fmt(r.get('self_check_figure', r.get('self_check_forget_rate')), 1)}%)"
         lines.append(f"| {r['suite']} | {r['budget']}{over} | {{{','.join(map(str, r['classes']))}}} | "
                      f"{r['retained_images']} | {fmt(r['df'])} ({fmt(r['df_original'])}) | {fmt(r['dr'])} | "
                      f"{r['dr'] - r['dr_original_masked']:+.2f} | {fmt(r['rebound_df'])} ({fmt(r['rebound_original'])}) | "
