@@ -55,6 +55,14 @@ class BatchStream:
         self._pos += self.batch_size
         return self.runtime.to_device(self.x[rows]), self.y[rows].to(self.runtime.device, non_blocking=True)
 
+    def state_dict(self) -> dict:
+        """Where the stream is: its RNG, the current shuffled order and the position in it (to resume)."""
+        return {"rng": self.rng.get_state(), "order": self._order.clone(), "pos": self._pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.set_state(state["rng"])
+        self._order, self._pos = state["order"], int(state["pos"])
+
     def steps_for(self, epochs: float, min_images: int = 0) -> int:
         """Steps of ``epochs`` passes over the data, counted as at least ``min_images`` images: a small
         dataset repeats (reshuffled, and augmented by the caller) instead of shortening the phase."""

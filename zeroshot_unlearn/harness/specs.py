@@ -127,12 +127,11 @@ for _spec in (
 # CIFAR-100 originals: the whole 50,000-image training set, SGD as in He et al. (lr 0.1, momentum 0.9,
 # batch 128, crop with 4-pixel padding and flips) with weight decay 5e-4, one warm-up epoch and a
 # cosine to 0 over a short CPU schedule (30 epochs instead of the papers' 160-200).
-_CIFAR100_SGD = dict(optimizer="momentum", lr=0.1, weight_decay=5e-4, batch_size=128, crop_padding=4, flip=True,
-                     warmup_epochs=1.0, channels_last=True)
-CIFAR100_RESNET_TRAIN = TrainConfig(epochs=30, **_CIFAR100_SGD)
-"""The settings of the shipped ``cifar100_resnet20``; its retrain references reuse them."""
+CIFAR100_RESNET_TRAIN = TrainConfig(epochs=30, optimizer="momentum", lr=0.1, weight_decay=5e-4, batch_size=128,
+                                    crop_padding=4, flip=True, warmup_epochs=1.0, channels_last=True)
+"""The settings of the CIFAR-100 originals (the ResNets and resnet10t); their retrain references reuse them."""
 for _depth in (20, 32, 56):
     register_train_spec(TrainSpec(f"cifar100_resnet{_depth}", f"cifar100_resnet{_depth}", num_classes=100,
                                   data="cifar100", train=CIFAR100_RESNET_TRAIN))
 register_train_spec(TrainSpec("cifar100_resnet10t", "resnet10t", num_classes=100, data="cifar100",
-                              train=TrainConfig(epochs=30, **_CIFAR100_SGD)))
+                              train=CIFAR100_RESNET_TRAIN))

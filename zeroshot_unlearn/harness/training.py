@@ -47,15 +47,13 @@ RESUME_SUFFIX = ".resume.pt"
 
 
 def _rng_snapshot(stream: BatchStream) -> dict:
-    """Everything random a training run draws from: the global RNG (augmentations) and the batch order."""
-    return {"torch_rng": torch.get_rng_state(), "stream_rng": stream.rng.get_state(),
-            "order": stream._order.clone(), "pos": stream._pos}
+    """Everything random a training run draws from: the global RNG (augmentations) and the batch stream."""
+    return {"torch_rng": torch.get_rng_state(), "stream": stream.state_dict()}
 
 
 def _restore_rng(stream: BatchStream, state: dict) -> None:
     torch.set_rng_state(state["torch_rng"])
-    stream.rng.set_state(state["stream_rng"])
-    stream._order, stream._pos = state["order"], int(state["pos"])
+    stream.load_state_dict(state["stream"])
 
 
 def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
@@ -70,7 +68,7 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
     ``resume``: a file the run writes (atomically) after every epoch: weights, optimiser, the step
     count and every RNG state. A run that finds one with the same ``resume_key`` continues from it
     and ends with the weights an uninterrupted run would have; the file is removed at the end.
-    ``model.training_epochs`` then lists each epoch's mean loss, wall and process CPU seconds.
+    ``model.training_epochs`` then lists each epoch's last loss, wall and process CPU seconds.
     """
     if exclude:
         keep = ~torch.isin(data.y, torch.as_tensor(list(exclude)))
