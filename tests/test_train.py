@@ -140,3 +140,54 @@ def test_train_cli_refuses_data_with_another_class_count(tmp_path, capsys):
     np.savez(tmp_path / "tiny_train.npz", x=np.zeros((20, 32, 32, 3), np.uint8), y=np.arange(20) % 10)
     assert main(["train", "--model", "cifar100_resnet20", "--data", str(tmp_path), "--quiet"]) == 2
     assert "100-way head" in capsys.readouterr().err
+
+
+def test_train_cli_without_writes_a_retrain_reference_that_retrain_reference_then_uses(tmp_path, capsys, monkeypatch):
+    import zeroshot_unlearn.harness.training as train_module
+    from zeroshot_unlearn.data import load_data
+    from zeroshot_unlearn.harness.training import retrain_reference, retrain_reference_source
+
+    out = tmp_path / "checkpoints" / "digits_cnn-retrain-without-3.safetensors"
+    out.parent.mkdir()
+    assert main(["train", "--model", "digits_cnn", "--data", "digits", "--epochs", "0.2", "--without", "3",
+                 "--out", str(out), "--quiet"]) == 0
+    assert "forget classes 0.0%" in capsys.readouterr().out
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["excluded_classes"] == [3] and card["test_accuracy_forget"] == 0.0
+    assert card["train_images"] == 8000 - int((load_data("digits").train.y == 3).sum())
+    assert all(e["device"] == "cpu" for e in card["epochs"]) and len(card["epochs"]) == 1
+    # Shipped (a checkpoints/ folder holding file and card), the same request finds it by its cache key...
+    monkeypatch.setattr("zeroshot_unlearn._resources.checkpoints_dir", lambda: out.parent)
+    spec = dataclasses.replace(get_train_spec("digits_cnn"),
+                               train=dataclasses.replace(get_train_spec("digits_cnn").train, epochs=0.2))
+    train = load_data("digits").train
+    assert retrain_reference_source("digits_cnn", train, [3], spec.train) == "shipped"
+    monkeypatch.setattr(train_module, "train_classifier", lambda *a, **k: pytest.fail("trained again"))
+    shipped, _ = retrain_reference("digits_cnn", train, [3], spec.train)
+    assert state_equal(shipped, load_model(checkpoint=out))
+    # ...and any other request is not matched to it.
+    assert retrain_reference_source("digits_cnn", train, [3, 7], spec.train) is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--without", "10"], "has classes 0-9"),
+    (["--without", "3", "--record-updates"], "drop it with --without"),
+    (["--device", "gpu"], "not a device name"),
+])
+def test_train_cli_refuses_bad_without_or_device_before_any_work(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr("zeroshot_unlearn.data.load_data", lambda *a, **k: pytest.fail("loaded data first"))
+    assert main(["train", "--model", "digits_cnn", "--data", "digits", *argv, "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_shipped_cifar100_timm_model_loads_by_zoo_name_as_its_timm_architecture():
+    model = load_model("cifar100_resnet10t", pretrained=True)
+    cfg = model.pretrained_cfg
+    # built and named by timm, so the timm_resnet recipe (not the CIFAR ResNet one) matches it
+    assert cfg["architecture"] == "resnet10t" and cfg["num_classes"] == 100 and cfg["input_size"] == (3, 32, 32)
+    assert cfg["label_names"][69] == "rocket"
+    from zeroshot_unlearn.recipes import resolve_recipe_name
+
+    assert resolve_recipe_name(cfg["architecture"]) == "timm_resnet"
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 100)

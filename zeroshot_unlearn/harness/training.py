@@ -23,6 +23,7 @@ from ..engine import BatchStream, train_phase
 from ..errors import InvalidRequestError
 from ..io import atomic_path, save_state_dict
 from ..recipes import AugmentConfig, PhaseConfig
+from ..runtime import Runtime, resolve_device
 from ..training_log import UpdateRecorder, log_folder
 from .specs import TrainConfig, TrainSpec, get_train_spec, list_train_specs
 
@@ -46,20 +47,31 @@ def _timm_optimizer(model: nn.Module, cfg: TrainConfig, steps: int, steps_per_ep
 RESUME_SUFFIX = ".resume.pt"
 
 
-def _rng_snapshot(stream: BatchStream) -> dict:
-    """Everything random a training run draws from: the global RNG (augmentations) and the batch stream."""
-    return {"torch_rng": torch.get_rng_state(), "stream": stream.state_dict()}
+def _device_name(device: torch.device) -> str:
+    """What a card records about where an epoch ran: ``cpu`` or the GPU's name."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
 
 
-def _restore_rng(stream: BatchStream, state: dict) -> None:
+def _rng_snapshot(stream: BatchStream, device: torch.device) -> dict:
+    """Everything random a training run draws from: the global RNG (augmentations; on CUDA also the
+    device's generator) and the batch stream."""
+    state = {"torch_rng": torch.get_rng_state(), "stream": stream.state_dict()}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(stream: BatchStream, state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
     stream.load_state_dict(state["stream"])
 
 
 def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfig = TrainConfig(), *, seed: int = 0,
                      exclude: Sequence[int] = (), progress: bool = True,
                      recorder: UpdateRecorder | None = None, resume: Path | None = None,
-                     resume_key: str = "") -> nn.Module:
+                     resume_key: str = "", device: str | torch.device = "cpu") -> nn.Module:
     """Train ``model`` in place with cross-entropy on ``data`` minus the ``exclude`` classes.
 
     ``recorder`` (inside its ``with`` block) logs every step's update and batch classes; it only
@@ -69,22 +81,29 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
     count and every RNG state. A run that finds one with the same ``resume_key`` continues from it
     and ends with the weights an uninterrupted run would have; the file is removed at the end.
     ``model.training_epochs`` then lists each epoch's last loss, wall and process CPU seconds.
+
+    ``device``: where the steps run (``"cpu"``, ``"cuda"``, ``"auto"``). The model comes back on the
+    CPU either way. A state saved on one device resumes on another, but only a run that stays on
+    the CPU is bit-reproducible across machines.
     """
     if exclude:
         keep = ~torch.isin(data.y, torch.as_tensor(list(exclude)))
         data = data.subset(torch.nonzero(keep).flatten())
     if resume is not None and recorder is not None:
         raise InvalidRequestError("a training log is recorded in one uninterrupted run; drop resume or recorder")
+    runtime = Runtime(resolve_device(device))
     mean = getattr(model, "pretrained_cfg", {}).get("mean", (0.0,) * data.x.shape[1])
     std = getattr(model, "pretrained_cfg", {}).get("std", (1.0,) * data.x.shape[1])
-    augment = Augment(AugmentConfig(crop_padding=cfg.crop_padding, flip=cfg.flip), mean, std, data.x.shape[2:])
+    augment = Augment(AugmentConfig(crop_padding=cfg.crop_padding, flip=cfg.flip), mean, std,
+                      data.x.shape[2:]).to(runtime.device)
+    model.to(runtime.device)
     phase = PhaseConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, batch_size=cfg.batch_size)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     if cfg.channels_last:
         model.to(memory_format=memory_format)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[runtime.device] if runtime.device.type == "cuda" else []):
         torch.manual_seed(seed)
-        stream = BatchStream(data.x, data.y, cfg.batch_size, seed)
+        stream = BatchStream(data.x, data.y, cfg.batch_size, seed, runtime)
         steps = stream.steps_for(cfg.epochs)
         per_epoch = stream.steps_for(1.0)
         optimizer, schedule = _timm_optimizer(model, cfg, steps, per_epoch)
@@ -96,7 +115,7 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
                                           f"{state.get('key')!r}, this one {resume_key!r}); move it away")
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            _restore_rng(stream, state)
+            _restore_rng(stream, state, runtime.device)
             done, epochs_log = int(state["step"]), list(state["epochs"])
             log.info("resuming from %s at step %d of %d (epoch %d)", resume, done, steps, len(epochs_log))
 
@@ -114,20 +133,22 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
             offset = done
             wall, cpu = time.perf_counter(), time.process_time()
             stats = train_phase(model, phase, chunk, loss_fn, name=f"train epoch {len(epochs_log) + 1}/{total_epochs}",
-                                progress=progress, optimizer=optimizer,
+                                progress=progress, optimizer=optimizer, runtime=runtime,
                                 schedule=lambda step_done: schedule(offset + step_done))
             done += chunk
             epochs_log.append({"epoch": len(epochs_log) + 1, "last_loss": round(stats.last_loss, 4),
                                "seconds": round(time.perf_counter() - wall, 1),
-                               "cpu_seconds": round(time.process_time() - cpu, 1)})
+                               "cpu_seconds": round(time.process_time() - cpu, 1), "device": _device_name(runtime.device)})
             log.info("epoch %d/%d: last loss %.4f, %.0f s", len(epochs_log), total_epochs, stats.last_loss,
                      epochs_log[-1]["seconds"])
             if resume is not None and done < steps:
                 with atomic_path(resume) as tmp:
                     torch.save({"key": resume_key, "step": done, "model": model.state_dict(),
-                                "optimizer": optimizer.state_dict(), "epochs": epochs_log, **_rng_snapshot(stream)},
+                                "optimizer": optimizer.state_dict(), "epochs": epochs_log,
+                                **_rng_snapshot(stream, runtime.device)},
                                tmp)
-    if cfg.channels_last:  # the caller gets the usual layout back
+    model.to("cpu")  # the caller gets the model on the CPU, in the usual layout
+    if cfg.channels_last:
         model.to(memory_format=torch.contiguous_format)
     if resume is not None and resume.is_file():
         resume.unlink()
@@ -159,7 +180,7 @@ def _data_digest(data: DataSplits) -> str:
 
 def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progress: bool = True,
                      cache: Path | None = None, record_updates: bool = False,
-                     state_dir: Path | None = None) -> TrainedCheckpoint:
+                     state_dir: Path | None = None, device: str | torch.device = "cpu") -> TrainedCheckpoint:
     """Train ``spec`` on ``data.train`` and save a zoo-style checkpoint, or return the cached one.
 
     The cache key is the content hash of the spec (architecture, constructor arguments, input
@@ -176,7 +197,8 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
 
     Training can be interrupted: after every epoch its state is saved as ``NAME-KEY.resume.pt`` in
     ``state_dir`` (default: the cache folder), and the next call with the same spec, seed and data
-    continues from it (see :func:`train_classifier`). The card's ``epochs`` lists every epoch.
+    continues from it (see :func:`train_classifier`). The card's ``epochs`` lists every epoch and
+    the device it ran on (``device``: see :func:`train_classifier`).
     """
     import timm
 
@@ -203,7 +225,7 @@ def train_checkpoint(spec: TrainSpec, data: DataSplits, *, seed: int = 0, progre
     resume = None if record_updates else Path(state_dir or folder) / f"{path.stem}{RESUME_SUFFIX}"
     with recorder or contextlib.nullcontext():
         train_classifier(model, data.train, spec.train, seed=seed, progress=progress, recorder=recorder,
-                         resume=resume, resume_key=key)
+                         resume=resume, resume_key=key, device=device)
     epochs = model.training_epochs
     seconds = sum(e["seconds"] for e in epochs)  # over every process that trained it, when resumed
     test_accuracy = None if data.test is None else round(accuracy(model, data.test), 2)
@@ -255,7 +277,8 @@ def retrain_reference_source(name: str, data: ImageTensorDataset, forget: Sequen
 
 
 def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig = TrainConfig(), *,
-                      seed: int = 0, progress: bool = True, state_dir: Path | None = None) -> tuple[nn.Module, float]:
+                      seed: int = 0, progress: bool = True, state_dir: Path | None = None,
+                      device: str | torch.device = "cpu") -> tuple[nn.Module, float]:
     """A model of architecture ``name`` trained from scratch without ``forget``; shipped, cached or trained.
 
     A reference shipped in ``checkpoints/`` (``<name>-retrain-*.safetensors`` with a card holding
@@ -287,9 +310,55 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
         model = build_model(name) if model_entry(name) is not None or name not in list_train_specs() \
             else get_train_spec(name).build()
     resume = Path(state_dir or path.parent) / f"{path.stem}{RESUME_SUFFIX}"
-    train_classifier(model, data, cfg, seed=seed, exclude=forget, progress=progress, resume=resume, resume_key=key)
+    train_classifier(model, data, cfg, seed=seed, exclude=forget, progress=progress, resume=resume, resume_key=key,
+                     device=device)
     seconds = sum(e["seconds"] for e in model.training_epochs)
     cpu_seconds = sum(e["cpu_seconds"] for e in model.training_epochs)
+    from ..io import jsonable
+    from ..zoo.loading import METADATA_KEY
+
     save_state_dict(path, model.state_dict(), {"train_seconds": f"{seconds:.3f}", "train_cpu_seconds": f"{cpu_seconds:.3f}",
-                                               "epochs": json.dumps(model.training_epochs)})
+                                               "epochs": json.dumps(model.training_epochs),
+                                               METADATA_KEY: json.dumps({"pretrained_cfg": jsonable(model.pretrained_cfg)})})
     return model, seconds
+
+
+def retrain_checkpoint(spec: TrainSpec, data: DataSplits, forget: Sequence[int], *, seed: int = 0,
+                       progress: bool = True, state_dir: Path | None = None,
+                       device: str | torch.device = "cpu") -> TrainedCheckpoint:
+    """The retrain reference of ``spec`` without ``forget`` (:func:`retrain_reference`) as a file and a card.
+
+    The card records what :func:`retrain_reference` matches a shipped reference by (``cache_key``),
+    the accuracy on the test split's retained and forget classes, and every epoch's time and device.
+    Copied into ``checkpoints/`` as ``<name>-retrain-*.safetensors`` beside its ``.json`` card, the
+    reference is used by every later request with the same data, classes, settings and seed.
+    """
+    import timm
+    from safetensors import safe_open
+
+    from ..evaluation import forget_retain_accuracy
+    from ..io import sha256_file, write_json
+
+    forget = sorted(int(c) for c in forget)
+    model, seconds = retrain_reference(spec.name, data.train, forget, spec.train, seed=seed, progress=progress,
+                                       state_dir=state_dir, device=device)
+    key = _retrain_key(spec.name, data.train, forget, spec.train, seed)
+    shipped = _shipped_retrain(spec.name, key)
+    path = shipped[0] if shipped is not None else cache_dir() / "retrain" / f"{spec.name}-{key}.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        metadata = handle.metadata() or {}
+    df = dr = None
+    if data.test is not None:
+        df, dr = (round(v, 2) for v in forget_retain_accuracy(model, data.test, forget))
+    card = {"model": spec.name, "architecture": spec.architecture,
+            "purpose": f"retrain reference for request {forget}: trained from scratch without those classes",
+            "data": data.name, "train_images": int((~torch.isin(data.train.y, torch.as_tensor(forget))).sum()),
+            "excluded_classes": forget, "train": asdict(spec.train), "seed": seed, "cache_key": key,
+            "test_accuracy_retained": dr, "test_accuracy_forget": df, "train_seconds": round(seconds, 1),
+            "train_cpu_seconds": round(float(metadata.get("train_cpu_seconds", "nan")), 1),
+            "epochs": json.loads(metadata.get("epochs", "[]")), "sha256": sha256_file(path),
+            "versions": {"torch": torch.__version__, "timm": timm.__version__}}
+    card_path = path.with_suffix(".json")
+    if shipped is None:
+        write_json(card_path, card)
+    return TrainedCheckpoint(path, card)

@@ -40,6 +40,12 @@ def _suggest_models(name: str) -> str:
 def build_model(name: str, num_classes: int | None = None, **kwargs: Any) -> nn.Module:
     """An untrained model by name: this project's zoo first, then timm."""
     entry = model_entry(name)
+    if entry is not None and entry.timm_architecture is not None:
+        model = build_model(entry.timm_architecture, num_classes=num_classes or entry.num_classes, **kwargs)
+        model.pretrained_cfg.update(input_size=entry.input_size, mean=tuple(entry.mean), std=tuple(entry.std))
+        if entry.label_names and model.pretrained_cfg["num_classes"] == len(entry.label_names):
+            model.pretrained_cfg["label_names"] = list(entry.label_names)
+        return model
     if entry is not None:
         classes = num_classes or entry.num_classes
         model = entry.builder(num_classes=classes, **kwargs)
@@ -205,6 +211,9 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
         digest = verify_checksum(path, sha256)
         state, metadata = read_state_dict(path, trust_checkpoint=trust_checkpoint)
     cfg = metadata.get("pretrained_cfg", {})
+    entry = model_entry(name or "")
+    if entry is not None and entry.timm_architecture is not None:
+        name = entry.timm_architecture  # trained weights of a timm model: built and named as timm's
     name = name or cfg.get("architecture")
     if name is None:
         raise InvalidRequestError("load_model needs a model name (this checkpoint does not record its architecture)")

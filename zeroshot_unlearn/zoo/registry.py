@@ -28,7 +28,8 @@ DIGIT_LABEL_NAMES = tuple(str(i) for i in range(10))
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
-    builder: Callable[..., nn.Module]
+    builder: Callable[..., nn.Module] | None
+    """Builds the architecture (None for ``timm_architecture`` entries)."""
     num_classes: int
     input_size: tuple[int, int, int]
     mean: tuple[float, ...]
@@ -36,6 +37,9 @@ class ModelEntry:
     default_checkpoint: str | None = None
     description: str = ""
     label_names: tuple[str, ...] | None = None
+    timm_architecture: str | None = None
+    """Set for trained weights of a timm architecture (``cifar100_resnet10t`` is timm's ``resnet10t``): the
+    model is built by timm and keeps timm's name, so recipes match it as that family."""
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -67,7 +71,7 @@ for _depth, _ckpt in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th")
 
 # This project's own CIFAR-100 originals (trained by the harness, card in checkpoints/); the deeper
 # ones build and train the same way (``zeroshot-unlearn train --model cifar100_resnet56``).
-for _depth, _ckpt in ((20, "cifar100_resnet20.safetensors"), (32, None), (56, None)):
+for _depth, _ckpt in ((20, "cifar100_resnet20.safetensors"), (32, None), (56, "cifar100_resnet56.safetensors")):
     register_model(ModelEntry(
         name=f"cifar100_resnet{_depth}",
         builder=functools.partial(CifarResNet, _depth),
@@ -76,6 +80,13 @@ for _depth, _ckpt in ((20, "cifar100_resnet20.safetensors"), (32, None), (56, No
         description=f"CIFAR ResNet{_depth} with a 100-way head"
                     + (", trained on CIFAR-100 by this project" if _ckpt else " (no shipped weights)"),
     ))
+
+register_model(ModelEntry(
+    name="cifar100_resnet10t", builder=None, num_classes=100, input_size=(3, 32, 32), mean=IMAGENET_MEAN,
+    std=IMAGENET_STD, default_checkpoint="cifar100_resnet10t.safetensors", label_names=tuple(CIFAR100_CLASSES),
+    timm_architecture="resnet10t",
+    description="timm resnet10t at 32x32 with a 100-way head, trained on CIFAR-100 by this project",
+))
 
 register_model(ModelEntry(
     name="digits_cnn", builder=DigitsCNN, num_classes=10, input_size=(1, 28, 28),
