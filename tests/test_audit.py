@@ -1,3 +1,4 @@
+import copy
 import json
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from zeroshot_unlearn import audit, forget_classes
+from zeroshot_unlearn.audit.report import AuditReport
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, relearn_steps, rebound_df, tpr_at_fpr
 from zeroshot_unlearn.harness.specs import DIGITS_TRAIN
 from zeroshot_unlearn.methods import LogitMask
@@ -104,6 +106,32 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
     # bars, ROC, plane, anti-memories, 3 inversion grids (the compared model is measured, not drawn)
     assert page.count("data:image/png;base64,") == 7
     assert "Where the unlearned model sits" in page
+    # the run's own check, beside the Df the audit measured
+    check = data["self_check"]
+    assert check["source"] == "recorded by the unlearning run" and check["test_df"] == m["unlearned"]["df"]
+    assert check["figure"] == result.self_check.figure and check["agree"] is True
+    assert "they agree: both say forgotten" in check["summary"]
+    assert "<h2>Self-check</h2>" in page and "they agree" in page
+
+
+def test_audit_recomputes_the_check_of_a_model_without_one_and_says_when_it_disagrees(digits_model, digits):
+    from zeroshot_unlearn.audit import self_check_beside_df
+
+    df_original = forget_retain_accuracy(digits_model, digits.test, [3, 7])[0]
+    # The untouched original records no check: the audit runs it, and both verdicts say "not forgotten".
+    check = self_check_beside_df(digits_model, digits_model, [3, 7], df_original)
+    assert check["source"].startswith("computed by the audit") and check["figure"] > 90
+    assert check["figure_passed"] is False and check["agree"] is True
+    # A (fabricated) record that claims forgetting on a model whose measured Df is high: DISAGREE.
+    liar = copy.deepcopy(digits_model)
+    liar.unlearning_history = [{"classes": [3, 7], "self_check": {"figure": 0.0, "original_figure": 99.0,
+                                                                   "max_figure": 5.0, "max_test_df": 2.5}}]
+    check = self_check_beside_df(digits_model, liar, [3, 7], df_original)
+    assert check["source"] == "recorded by the unlearning run" and check["agree"] is False
+    assert "DISAGREE" in check["summary"]
+    report = AuditReport(metrics={}, per_class={}, roc={}, self_check=check)
+    assert "they agree</th><td class='text'>NO" in report._self_check_section()
+    assert AuditReport(metrics={}, per_class={}, roc={}).to_json()["self_check"] is None
 
 
 @pytest.mark.slow

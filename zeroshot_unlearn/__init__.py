@@ -22,7 +22,7 @@ _EXPORTS = {
     "list_methods": "methods",
     "UnlearnError": "errors", "InvalidRequestError": "errors", "RecipeError": "errors",
     "CheckpointError": "errors", "DataError": "errors", "ModelError": "errors", "DivergenceError": "errors",
-    "OutputError": "errors", "ForgettingFailedError": "errors",
+    "OutputError": "errors", "ForgettingFailedError": "errors", "UncheckableModelError": "errors",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -19,17 +19,17 @@ from torch.utils.data import Dataset
 
 from . import __version__, seeds
 from .data.datasets import ImageTensorDataset, materialise
-from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError
+from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError, UncheckableModelError
 from .generators import GENERATORS, AntiMemoryGenerator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method, list_methods
 from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
-from .selfcheck import SelfCheck, check_forgetting
+from .selfcheck import SelfCheck, check_baseline, check_forgetting, uncheckable_message
 from .settings import recording_reads
 from .surgery import conv_weights_in, model_num_classes, unknown_prefixes
 from .training_log import TrainingLog
-from .validate import validate_classes, validate_forget_data, validate_model, validate_retain
+from .validate import validate_check_data, validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,8 @@ class ForgetPlan:
     """A pre-fitted amortised generator to use instead of fitting one."""
     training_log: TrainingLog | None = None
     """The model's training log, for the methods that undo training steps (checked against the model)."""
+    check_data: ImageTensorDataset | None = None
+    """The evaluation split the self-check measures Df on after the run (never shown to the method)."""
 
 
 def forgotten_classes(model: nn.Module) -> list[int]:
@@ -279,7 +281,7 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
                      overrides: Mapping[str, Any] | None = None, seed: int = 0,
                      forget_data: Dataset | None = None, device: str | torch.device = "auto",
                      generator: str | os.PathLike | nn.Module | None = None,
-                     training_log: str | os.PathLike | None = None) -> ForgetPlan:
+                     training_log: str | os.PathLike | None = None, check_data: Dataset | None = None) -> ForgetPlan:
     """Every check :func:`forget_classes` makes before it touches anything; returns the resolved plan.
 
     Raises an :class:`~zeroshot_unlearn.errors.UnlearnError` subclass naming what is wrong and how
@@ -311,6 +313,13 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
     if forget_data is not None:
         forget_set = materialise(forget_data)
         validate_forget_data(forget_set, forget, input_size)
+    check_set = None
+    if check_data is not None:
+        if not resolved.self_check.enabled:
+            raise InvalidRequestError("check_data is read by the self-check, which the recipe turns off "
+                                      "(self_check.enabled: false); drop one of the two")
+        check_set = materialise(check_data)
+        validate_check_data(check_set, forget, num_classes, input_size)
     channels = input_size[0]
     mean = tuple(cfg.get("mean") or (0.0,) * channels)
     std = tuple(cfg.get("std") or (1.0,) * channels)
@@ -328,7 +337,7 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
                                       "one process")
         _check_same_request_on_every_rank(runtime, forget, seed, retain_data, algorithm.name)
     return ForgetPlan(forget, requested, algorithm, resolved, retain_data, forget_set, num_classes, input_size, mean,
-                      std, cfg, runtime, amortised, updates)
+                      std, cfg, runtime, amortised, updates, check_set)
 
 
 def _check_generator(generator, model: nn.Module, algorithm: Method, recipe: Recipe, num_classes: int,
@@ -370,7 +379,8 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
                    progress: bool = True, forget_data: Dataset | None = None,
                    device: str | torch.device = "auto",
                    generator: str | os.PathLike | nn.Module | None = None, strict: bool = True,
-                   training_log: str | os.PathLike | None = None, depth: str | None = None) -> ForgetResult:
+                   training_log: str | os.PathLike | None = None, depth: str | None = None,
+                   check_data: Dataset | None = None) -> ForgetResult:
     """Make ``model`` forget ``classes`` without any image of them.
 
     Args:
@@ -398,7 +408,15 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
             (:mod:`zeroshot_unlearn.selfcheck`, recipe section ``self_check``). When the check says the
             classes were not forgotten, a :class:`ForgettingFailedError` is raised (its ``result``
             holds the model); with ``strict=False`` the result is returned with a loud warning and
-            ``result.self_check.passed`` False. Either way the figure is in the result and its history.
+            ``result.self_check.passed`` False. A model the check cannot judge (the original does not
+            recognise its own class impressions: random or untrained weights) is refused before any
+            work with an :class:`UncheckableModelError`; with ``strict=False`` the run goes on and
+            ``passed`` is None (inconclusive), with a warning. Either way the figure and its meaning are
+            in the result and its history.
+        check_data: an evaluation split with labels (e.g. the test split, all classes): after the run the
+            self-check also measures Df on it and fails the run above ``self_check.max_test_df``, the
+            verdict the command line gives with its test split. Read only after the run, never by the
+            method.
         depth: ``"output"`` (the recipe's default: gone from the outputs at the retained-accuracy ceiling,
             fast; the features still separate the classes) or ``"representation"`` (the recipe family's
             measured ``representation`` setting: the features forget too, at a price in time and retained
@@ -414,7 +432,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
     with recording_reads() as keys_read:
         plan = validate_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
                                 seed=seed, forget_data=forget_data, device=device, generator=generator,
-                                training_log=training_log)
+                                training_log=training_log, check_data=check_data)
         result = _run(model, plan, seed=seed, progress=progress, inplace=inplace, strict=strict,
                       keys_read=keys_read)
     return result
@@ -437,6 +455,17 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
         original = copy.deepcopy(model).to(runtime.device, memory_format=memory_format).eval()
         for p in original.parameters():
             p.requires_grad_(False)
+        baseline = None
+        if resolved.self_check.enabled:
+            # The check's view of the original comes first: a model it cannot judge is refused before any work.
+            earlier = set(forgotten_classes(model))
+            baseline = check_baseline(original, forget, resolved.self_check, input_size, mean, std,
+                                      seed=seed + seeds.SELF_CHECK, known=[c for c in forget if c not in earlier])
+            if not baseline.conclusive:
+                message = uncheckable_message(baseline, resolved.self_check, cfg.get("weights"))
+                if strict:
+                    raise UncheckableModelError(message + "; strict=False runs anyway, with an inconclusive check")
+                log.warning("%s; strict=False: running anyway, the check will be inconclusive", message)
         student = copy.deepcopy(model).to(runtime.device, memory_format=memory_format)
         synced = runtime.distributed and runtime.device.type == "cuda"
         if synced:  # BatchNorm statistics over the global batch (SyncBatchNorm is GPU-only in PyTorch)
@@ -454,9 +483,9 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
     student = ctx.student.eval()
     runtime.check_in_sync(student)
     checked = None
-    if resolved.self_check.enabled:
-        checked = check_forgetting(original, student, forget, resolved.self_check, input_size, mean, std,
-                                   seed=seed + seeds.SELF_CHECK)
+    if baseline is not None:
+        checked = check_forgetting(baseline, student, forget, resolved.self_check, input_size, mean, std,
+                                   seed=seed + seeds.SELF_CHECK, check_data=plan.check_data)
         ctx.timings["self_check"] = checked.seconds
     timings = dict(ctx.timings)
     timings["total"] = time.perf_counter() - start
@@ -470,6 +499,7 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
         "retained_images": len(retain_data) if retain_data is not None and "retain" in algorithm.needs else 0,
         "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
         "training_log": str(plan.training_log.folder) if plan.training_log is not None else None,
+        "check_images": len(plan.check_data) if plan.check_data is not None else 0,
         "method_details": dict(ctx.details) or None,
         "self_check": checked.as_dict() if checked is not None else None,
         "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
@@ -486,7 +516,9 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
                             recipe_keys_read=frozenset(keys_read))
 
     if checked is not None and checked.passed is None:
-        log.warning("self-check of classes %s: %s", forget, checked.describe())
+        message = f"self-check of classes {forget}: {checked.describe()}; nothing says these classes were forgotten"
+        warnings.warn(message, ForgettingWarning, stacklevel=3)
+        log.warning("%s", message)
     if checked is not None and checked.passed is False:
         message = _not_forgotten_message(checked, forget, entry["retained_images"], num_classes)
         if strict:  # before inplace touches the caller's model: a failed run leaves it as it was
@@ -503,7 +535,7 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
 
 
 class ForgettingWarning(UserWarning):
-    """``strict=False``: the run's self-check says the classes were not forgotten."""
+    """``strict=False``: the run's self-check says the classes were not forgotten, or cannot judge the model."""
 
 
 def _not_forgotten_message(checked: SelfCheck, forget: list[int], retained_images: int, num_classes: int) -> str:

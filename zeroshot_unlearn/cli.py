@@ -92,7 +92,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_forget(args) -> int:
-    from .api import ForgettingWarning, check_request, check_save_format, forget_classes, forgotten_classes
+    from .api import (ForgettingWarning, check_request, check_save_format, forget_classes, forgotten_classes,
+                      model_architecture)
     from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
     from .evaluation import forget_retain_accuracy, masked_accuracy
@@ -122,11 +123,16 @@ def cmd_forget(args) -> int:
                               data_free=args.data_free, training_log=args.training_log)
     data = load_data(args.retain_data, model) if args.retain_data else None
     evaluation_data = load_data(args.eval_data, model) if args.eval_data else data
+    evaluation = evaluation_data.test if evaluation_data is not None else None
+    every_forget_class = set(requested) | set(forgotten_classes(model))
+    has_forget_images = evaluation is not None and bool(set(evaluation.y.tolist()) & every_forget_class)
     retain = None
     if data is not None:
         # Classes the model forgot in earlier requests stay out of the retained data too.
         retain = retained_subset(data.train, sorted(set(requested) | set(forgotten_classes(model))), budget,
                                  seed=args.seed, num_classes=model_num_classes(model))
+    # Printed only once every input check has passed: a refused input leaves nothing on stdout.
+    say(f"model: {model_architecture(model)}, {model.pretrained_cfg.get('weights', 'weights of unknown origin')}")
     start = time.perf_counter()
     strict = not args.no_strict
     with warnings.catch_warnings():  # --no-strict: the failure is reported below, once, in this command's words
@@ -134,10 +140,14 @@ def cmd_forget(args) -> int:
         result = forget_classes(model, requested, retain=retain, recipe=args.recipe, method=args.method,
                                 overrides=overrides, seed=args.seed, progress=not args.quiet,
                                 device=args.device, generator=args.generator, strict=strict,
-                                training_log=args.training_log)
+                                training_log=args.training_log,
+                                # the API's own verdict on the test split: forget_classes(check_data=...)
+                                check_data=evaluation if evaluation is not None and has_forget_images else None)
     seconds = time.perf_counter() - start
     check = result.self_check
     failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
+    if check is not None and check.passed is None:
+        failures.append(f"self-check inconclusive: {check.describe()}")
     row = {"method": result.method, "classes": result.forget, "depth": result.recipe.depth,
            "time_s": round(seconds, 2),
            "world_size": world_size, "device": result.history[-1]["device"],
@@ -146,20 +156,12 @@ def cmd_forget(args) -> int:
            "data_free": args.data_free,
            "timings": {k: round(v, 2) for k, v in result.timings.items()},
            "self_check": check.as_dict() if check is not None else None}
-    evaluation = evaluation_data.test if evaluation_data is not None else None
     if evaluation is not None:
         df, dr = forget_retain_accuracy(result.model, evaluation, result.forget)
         df0, dr0 = forget_retain_accuracy(model, evaluation, result.forget)
         row.update(df=round(df, 2), dr=round(dr, 2), df_original=round(df0, 2), dr_original=round(dr0, 2),
                    dr_original_masked=round(masked_accuracy(model, evaluation, result.forget), 2), dr_retrain=None)
         say(f"Df {df:.2f} (original {df0:.2f}), Dr {dr:.2f} (original {dr0:.2f}) on the test split")
-        limit = result.recipe.self_check.max_test_df
-        if df > limit:
-            failures.append(f"Df on the test split is {df:.2f}%, above the recipe's self_check.max_test_df {limit:g}%")
-            if strict:
-                raise ForgettingFailedError(f"classes {result.forget} were not forgotten: {failures[-1]} (the "
-                                            f"self-check read {check.describe() if check else 'nothing'}); nothing "
-                                            "was written. Pass --no-strict to write the model anyway", result)
     row["forgotten"] = not failures
     row["forgetting_failures"] = failures
     if args.audit and evaluation is not None and rank == 0:
@@ -226,6 +228,8 @@ def _print_audit(report) -> None:
         values = [report.metrics[n].get(key) for n in names]
         print(f"{label:<42}" + "".join(f"{'–':>{width}}" if v is None else f"{v:>{width}.3f}" if isinstance(v, float)
                                        else f"{v:>{width}}" for v in values))
+    if report.self_check is not None:
+        print(report.self_check["summary"])
 
 
 def cmd_audit(args) -> int:
@@ -599,9 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "for --method amnesiac")
     forget.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'")
     forget.add_argument("--no-strict", action="store_true",
-                        help="write the model even when the run's checks say the classes were not forgotten (the "
-                             "self-check, or Df on the test split above the recipe's self_check.max_test_df); "
-                             "exit code 3 then, and metrics.json says forgotten: false")
+                        help="write the model even when the self-check says the classes were not forgotten (its "
+                             "figure, or Df on the test split above self_check.max_test_df) or cannot judge the "
+                             "model (inconclusive); exit code 3 then, and metrics.json says forgotten: false")
     forget.set_defaults(func=cmd_forget)
 
     aud = command("audit", "measure forgetting (MIA, probe, rebound, relearn) and write report.json + report.html")
@@ -636,11 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = command("bench", "run the protocol requests of a suite and write results.json + a markdown table")
     bench.add_argument("--suite", required=True,
-                       help="digits, cifar10-resnet20/32/44 (public checkpoints in --data-dir), or cifar10-NAME for "
+                       help="digits, cifar10-resnet20/32/44 (public checkpoints in --data-dir), cifar10-NAME for "
                             "a timm family this project trains (NAME from `zeroshot-unlearn train`; trained once "
-                            "and cached)")
+                            "and cached), or cifar100-resnet20/resnet56/resnet10t (the shipped CIFAR-100 models; "
+                            "--data-dir holds cifar100_*.npz or a cifar100/ folder)")
     bench.add_argument("--data-dir", default=None, help="the benchmark data folder (see `fetch-data`)")
-    bench.add_argument("--requests", default="protocol", help="'protocol' or requests like '3,7;0;1,9'")
+    bench.add_argument("--requests", default="protocol", help="'protocol' (the suite's own requests, PROTOCOL.md) or requests like '3,7;0;1,9'")
     bench.add_argument("--retain-budget", default=None, help="retained images per request; default: the suite's 5%%")
     bench.add_argument("--methods", nargs="+", default=["anti_memory"],
                        help="method names (space or comma separated), or 'all' for every registered method")

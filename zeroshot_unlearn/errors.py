@@ -31,6 +31,11 @@ class ModelError(UnlearnError, ValueError):
     """The model cannot be used as given (no classifier head, precision, device)."""
 
 
+class UncheckableModelError(ModelError):
+    """The self-check cannot judge a run on this model: the original does not recognise its own classes
+    (untrained or random weights, or an inversion too short for it). Raised before any work."""
+
+
 class DivergenceError(UnlearnError, RuntimeError):
     """Training produced NaN/Inf; the phase was rolled back and the run stopped."""
 

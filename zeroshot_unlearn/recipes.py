@@ -183,27 +183,42 @@ class AntiMemoryPhase(RetainedPhase):
 
 @dataclass(frozen=True)
 class SelfCheckConfig(Settings):
-    """How ``forget_classes`` checks its own result before returning it, without forget-class images.
+    """How ``forget_classes`` checks its own result before returning it, without forget-class images
+    (:mod:`zeroshot_unlearn.selfcheck`).
 
-    The original model is inverted into class impressions of each forget class (DeepInversion-style
-    pixel optimisation, independent of the anti-memory generator); those it assigns to their class
-    with at least ``min_confidence`` are shown to the new model, and the run counts as not forgotten
-    when the new model still calls more than ``max_forget_rate`` % of them a forget class.
+    The original is inverted into impressions of the forget classes before the run (a model that
+    does not recognise ``min_original_figure`` % of its own is refused under ``strict``); after it,
+    the run counts as not forgotten when the new model calls more than ``max_figure`` % of the
+    original's confident impressions (``figure: inversion``: or of its own inversions) a forget class.
+    With an evaluation split, its Df must also stay at most ``max_test_df``.
     """
 
     enabled: bool = True
+    figure: str = "impressions"
+    """``impressions``: the share of the original's confident impressions the new model calls a forget class;
+    ``inversion``: also the new model's own inversions (catches partial forgetting, fails more runs that did
+    forget, a second inversion's cost; measured in benchmarks/selfcheck/)."""
     impressions_per_class: int = 16
+    max_impressions: int = 256
+    """Impressions in all: a request of many classes gets fewer per class (at least 2), so the check's
+    cost stops growing with the class count."""
     steps: int = 30
-    """Optimisation steps of the inversion (30: about 1.2 s per forget class on the CIFAR ResNet20, one
-    CPU thread; at 1,000 retained images and the old schedule it read 47% where the test Df was 56)."""
+    """Optimisation steps of each inversion (30: about 1.2 s per forget class on the CIFAR ResNet20, one
+    CPU thread; the check inverts twice, the original and the new model)."""
     min_confidence: float = 0.9
-    max_forget_rate: float = 10.0
-    """Percent of the original's confident impressions the new model may still call a forget class."""
-    max_test_df: float = 5.0
-    """Df (percent) on a test split above which the command line reports failure, when it has one."""
+    """The original's confidence an impression needs to count among its confident impressions."""
+    min_original_figure: float = 50.0
+    """Below this % of its own impressions called their class with ``min_confidence``, the original
+    cannot be inverted (random or untrained weights, or too few ``steps``) and the check can say nothing."""
+    max_figure: float = 10.0
+    """The figure (percent) above which the run did not forget."""
+    max_test_df: float = 2.5
+    """Df (percent) on an evaluation split above which the run did not forget, when it has one; between
+    the project's goals (a run at Df <= 1 passes, one at Df >= 5 fails)."""
 
-    rules = {"impressions_per_class": (1, 1024), "steps": (1, 10_000), "min_confidence": (0.0, 1.0),
-             "max_forget_rate": (0.0, 100.0), "max_test_df": (0.0, 100.0)}
+    rules = {"figure": ("impressions", "inversion"), "impressions_per_class": (1, 1024), "max_impressions": (2, 100_000), "steps": (1, 10_000),
+             "min_confidence": (0.0, 1.0), "min_original_figure": (0.0, 100.0), "max_figure": (0.0, 100.0),
+             "max_test_df": (0.0, 100.0)}
 
 
 @dataclass(frozen=True)
@@ -233,6 +248,11 @@ class Recipe(Settings):
     min_epoch_images)`` images, so a small retained subset repeats (reshuffled and augmented) and the
     number of optimisation steps and anti-memory batches stays what the recipe was measured with
     (2,500: 5% of CIFAR-10). 0: epochs of the retained subset as given (UNSIR as published)."""
+    impair_scaling: str = "forget_ratio"
+    """``forget_ratio``: a request that forgets more classes than it keeps gets a longer impair, its
+    steps times sqrt(forget classes / retained classes) (8 of 10 classes: twice the steps), because the
+    few retained classes must then push every forget class out of the head. Requests that forget no
+    more classes than they keep are unchanged. ``none``: the impair as the recipe states it."""
     self_check: SelfCheckConfig = field(default_factory=SelfCheckConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -260,7 +280,8 @@ class Recipe(Settings):
     """The method sections this recipe sets, by name (written at the top level of the YAML)."""
 
     rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
-             "min_epoch_images": (0, None), "depth": ("output", "representation")}
+             "min_epoch_images": (0, None), "depth": ("output", "representation"),
+             "impair_scaling": ("forget_ratio", "none")}
 
     def __post_init__(self) -> None:
         super().__post_init__()

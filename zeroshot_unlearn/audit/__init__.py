@@ -77,10 +77,58 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
     return ModelAudit(row, attack.roc, accuracy_per_class(test_out.correct(), test_out.y, num_classes))
 
 
+def self_check_beside_df(original: nn.Module, unlearned: nn.Module, forget: Sequence[int], test_df: float, *,
+                         recipe: Any = None, seed: int = 0) -> dict[str, Any]:
+    """The run's self-check (its data-free figure and verdict) beside the Df the audit measured.
+
+    The check the run recorded in ``unlearned.unlearning_history`` for these classes is used as it is;
+    a model without one (made elsewhere, or with the check off) is checked now, with the settings of
+    ``recipe`` (or the recipe ``forget_classes`` would pick for the architecture). ``agree`` says
+    whether the figure's verdict is the one the measured Df gives against ``self_check.max_test_df``.
+    """
+    import math
+
+    from .. import seeds
+    from ..recipes import Recipe, resolve_recipe
+    from ..selfcheck import check_baseline, check_forgetting, figure_agrees
+
+    recorded = next((entry.get("self_check") for entry in reversed(getattr(unlearned, "unlearning_history", []) or [])
+                     if set(forget) <= set(entry.get("classes", [])) and entry.get("self_check")), None)
+    cfg = getattr(original, "pretrained_cfg", {}) or {}
+    architecture = str(cfg.get("architecture") or type(original).__name__.lower())
+    resolved = recipe if isinstance(recipe, Recipe) else resolve_recipe("auto" if recipe is None or isinstance(
+        recipe, Mapping) else recipe, architecture)
+    if recorded is not None:
+        source = "recorded by the unlearning run"
+        figure, max_figure = recorded.get("figure"), recorded["max_figure"]
+        original_figure, max_test_df = recorded.get("original_figure"), recorded["max_test_df"]
+    else:
+        source = "computed by the audit (the model records no check of its own)"
+        baseline = check_baseline(weights_of(original), list(forget), resolved.self_check, cfg["input_size"],
+                                  cfg["mean"], cfg["std"], seed=seed + seeds.SELF_CHECK)
+        checked = check_forgetting(baseline, weights_of(unlearned), list(forget), resolved.self_check,
+                                   cfg["input_size"], cfg["mean"], cfg["std"], seed=seed + seeds.SELF_CHECK)
+        figure = None if math.isnan(checked.figure) else checked.figure
+        original_figure = None if math.isnan(checked.original_figure) else checked.original_figure
+        max_figure, max_test_df = checked.max_figure, checked.max_test_df
+    figure_passed = None if figure is None else figure <= max_figure
+    agree = figure_agrees(figure_passed, test_df, max_test_df)
+    check_says = {True: "forgotten", False: "NOT forgotten", None: "inconclusive"}[figure_passed]
+    df_says = "forgotten" if test_df <= max_test_df else "NOT forgotten"
+    summary = (f"self-check ({source}): figure {'–' if figure is None else f'{figure:.1f}%'} (allowed "
+               f"{max_figure:g}%) says {check_says}; the audit's test Df {test_df:.2f}% (allowed {max_test_df:g}%) "
+               f"says {df_says}: " + {True: f"they agree: both say {df_says}", False: "they DISAGREE",
+                                      None: "no comparison (the check was inconclusive)"}[agree])
+    return {"source": source, "figure": figure, "original_figure": original_figure, "max_figure": max_figure,
+            "figure_passed": figure_passed, "test_df": test_df, "max_test_df": max_test_df, "agree": agree,
+            "summary": summary}
+
+
 def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], train: ImageTensorDataset,
           test: ImageTensorDataset, retain: ImageTensorDataset, reference: nn.Module | None = None,
           generator: nn.Module | None = None, recipe: Any = None, seed: int = 0, images: bool = True,
-          progress: bool = True, compare: Mapping[str, nn.Module] | None = None) -> AuditReport:
+          progress: bool = True, compare: Mapping[str, nn.Module] | None = None,
+          self_check: bool = True) -> AuditReport:
     """Measure how well ``unlearned`` forgot ``forget``, beside ``original`` and a retrain ``reference``.
 
     ``train`` supplies forget-class members (MIA, Df-train, relearn images) and the probe's
@@ -88,6 +136,8 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     retained subset used for the rebound fine-tune. Forget-class images are only used to
     measure here, never to forget. ``compare``: other unlearned models of the same request, by
     label (e.g. ``{"unlearned (depth=output)": model}``), measured alike and shown beside it.
+    ``self_check``: put the run's self-check beside the Df measured here, and say whether the two
+    agree (:func:`self_check_beside_df`; ``report.json["self_check"]``).
     """
     start = time.perf_counter()
     num_classes = model_num_classes(original)
@@ -144,7 +194,10 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
                      "kornia": kornia.__version__, "python": platform.python_version()},
         "seconds": round(time.perf_counter() - start, 1),
     }
-    return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta)
+    check = (self_check_beside_df(original, unlearned, forget, metrics["unlearned"]["df"], recipe=recipe, seed=seed)
+             if self_check else None)
+    return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta, self_check=check)
 
 
-__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "AUDIT_LEVELS", "AUDIT_COLUMNS"]
+__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "self_check_beside_df", "AUDIT_LEVELS",
+           "AUDIT_COLUMNS"]

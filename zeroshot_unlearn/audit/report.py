@@ -56,10 +56,28 @@ class AuditReport:
     roc: dict[str, tuple[list[float], list[float]]]
     images: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (rows, cols, C, H, W)
     meta: dict[str, Any] = field(default_factory=dict)
+    self_check: dict[str, Any] | None = None
+    """The run's self-check beside the audit's Df (``audit.self_check_beside_df``); None when left out."""
 
     def to_json(self) -> dict[str, Any]:
         return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class,
-                "dr_probe_plane": self.plane()}
+                "dr_probe_plane": self.plane(), "self_check": self.self_check}
+
+    def _self_check_section(self) -> str:
+        check = self.self_check
+        if check is None:
+            return ""
+        def pct(value):
+            return "–" if value is None else f"{value:.2f}%"
+        rows = [("where the check comes from", check["source"]),
+                ("data-free figure (new model)", f"{pct(check['figure'])} (allowed {check['max_figure']:g}%)"),
+                ("the same figure on the original", pct(check["original_figure"])),
+                ("Df measured by this audit", f"{pct(check['test_df'])} (allowed {check['max_test_df']:g}%)"),
+                ("they agree", {True: "yes", False: "NO", None: "–"}[check["agree"]])]
+        cells = "".join(f"<tr><th>{html.escape(k)}</th><td class='text'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+        return (f"<h2>Self-check</h2><p>{html.escape(check['summary'])}</p><table>{cells}</table>"
+                "<p>The figure is what the run can see without any forget-class image; the Df is measured on real "
+                "forget-class test images. A disagreement means the check's verdict is not to be trusted here.</p>")
 
     def model_names(self) -> list[str]:
         """The measured models in table order: original, unlearned, the compared ones, retrain."""
@@ -175,7 +193,7 @@ class AuditReport:
             f"<h1>Unlearning audit: forget classes {html.escape(self._forget_label())}</h1>"
             "<p>Every metric of the evaluation protocol, for the original model, the unlearned model and, where "
             "given, a model retrained without the forget classes.</p>"
-            f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{imgs}"
+            f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{self._self_check_section()}{imgs}"
             f"{self._run_section()}</body></html>"
         )
 

@@ -12,7 +12,7 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -31,11 +31,18 @@ from ..methods import get_method
 from ..validate import retained_classes
 from ..zoo import load_model
 from .specs import DIGITS_TRAIN, get_train_spec, list_train_specs
-from .training import retrain_reference, train_checkpoint
+from .training import retrain_reference, retrain_reference_source, train_checkpoint
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_REQUESTS: list[list[int]] = [[c] for c in range(10)] + [[3, 7], [0, 2], [1, 9], [4, 5], [0, 1, 2, 3, 4]]
+"""The 10-class suites' requests (PROTOCOL.md)."""
+CIFAR100_SUPERCLASSES: dict[str, list[int]] = {"vehicles_2": [41, 69, 81, 85, 89], "people": [2, 11, 35, 46, 98]}
+"""The CIFAR-100 superclasses PROTOCOL.md requests (fine label ids, from ``cifar100/superclasses.json``)."""
+CIFAR100_REQUESTS: list[list[int]] = ([[69], [51], [2], [40], [71]] + list(CIFAR100_SUPERCLASSES.values())
+                                      + [list(range(10)), list(range(50)), list(range(90))])
+"""The CIFAR-100 suites' requests (PROTOCOL.md): rocket, mushroom, baby, lamp, sea; vehicles_2 and
+people; ten, fifty and ninety classes."""
 
 
 @dataclass
@@ -44,7 +51,9 @@ class Suite:
     load: Callable[[str | None], tuple[nn.Module, DataSplits]]
     full_train_per_class: Callable[[DataSplits], list[int]]
     default_budget: int
-    retrain: Callable[[DataSplits, list[int]], tuple[nn.Module, float]] | None = None
+    retrain: Callable[[DataSplits, list[int]], tuple[nn.Module | None, float | None]] | None = None
+    requests: list[list[int]] = field(default_factory=lambda: [list(r) for r in PROTOCOL_REQUESTS])
+    """What ``--requests protocol`` runs on this suite."""
 
 
 def _digits(_data_dir: str | None):
@@ -52,10 +61,13 @@ def _digits(_data_dir: str | None):
     return model, load_data("digits", model)
 
 
-def _need_data_dir(suite: str, data_dir: str | None) -> Path:
+def _need_data_dir(suite: str, data_dir: str | None, holding: str = "cifar10_*.npz") -> Path:
     if data_dir is None:
-        raise InvalidRequestError(f"suite {suite} needs --data-dir (a folder with cifar10_*.npz; the CIFAR ResNet "
-                                  "suites also read its checkpoints/ folder)")
+        raise InvalidRequestError(f"suite {suite} needs --data-dir (a folder with {holding}"
+                                  + ("; the CIFAR-10 ResNet suites also read its checkpoints/ folder)"
+                                     if holding.startswith("cifar10_") else ")"))
+    if not Path(data_dir).is_dir():
+        raise InvalidRequestError(f"suite {suite}: --data-dir {data_dir} does not exist")
     return Path(data_dir)
 
 
@@ -89,6 +101,37 @@ def _cifar_per_class(_data: DataSplits) -> list[int]:
     return [5000] * 10
 
 
+def _cifar100_folder(suite: str, data_dir: str | None) -> Path:
+    """The CIFAR-100 npz folder: ``--data-dir`` itself or its ``cifar100/`` (so ``../shared/data`` works too)."""
+    folder = Path(_need_data_dir(suite, data_dir, "cifar100_*.npz"))
+    return folder / "cifar100" if (folder / "cifar100").is_dir() else folder
+
+
+def _cifar100(model_name: str):
+    def load(data_dir: str | None):
+        model = load_model(model_name, pretrained=True)
+        data = load_data(_cifar100_folder(f"cifar100-{model_name.removeprefix('cifar100_')}", data_dir), model)
+        if len(data.classes) != 100:
+            raise InvalidRequestError(f"the cifar100 suites need CIFAR-100 data (100 classes); "
+                                      f"{data_dir} holds {len(data.classes)}")
+        return model, data
+
+    return load
+
+
+def _shipped_cifar100_retrain(model_name: str):
+    """The shipped or cached retrain reference of a request (rocket's is shipped); a run never trains one."""
+
+    def retrain(data: DataSplits, forget: list[int]):
+        from .specs import CIFAR100_RESNET_TRAIN
+
+        if retrain_reference_source(model_name, data.train, forget, CIFAR100_RESNET_TRAIN) is None:
+            return None, None
+        return retrain_reference(model_name, data.train, forget, CIFAR100_RESNET_TRAIN, progress=False)
+
+    return retrain
+
+
 SUITES: dict[str, Suite] = {
     "digits": Suite("digits", _digits, lambda d: torch.bincount(d.train.y, minlength=10).tolist(), 400,
                     _digits_retrain),
@@ -98,6 +141,10 @@ SUITES: dict[str, Suite] = {
 for _name in list_train_specs():
     if get_train_spec(_name).data == "cifar10":
         SUITES[f"cifar10-{_name}"] = Suite(f"cifar10-{_name}", _trained_cifar(_name), _cifar_per_class, 2500)
+for _name in ("cifar100_resnet20", "cifar100_resnet56", "cifar100_resnet10t"):
+    # Epoch-equivalents count the whole CIFAR-100 training set: 500 images per class.
+    SUITES[_name.replace("_", "-")] = Suite(_name.replace("_", "-"), _cifar100(_name), lambda _d: [500] * 100, 2500,
+                                            _shipped_cifar100_retrain(_name), [list(r) for r in CIFAR100_REQUESTS])
 
 
 def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 128,
@@ -125,10 +172,10 @@ def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_
     return (time.perf_counter() - start) / images, (time.process_time() - start_cpu) / images
 
 
-def parse_requests(text: str) -> list[list[int]]:
-    """``protocol`` or ``3,7;0;1,9`` -> list of class lists."""
+def parse_requests(text: str) -> list[list[int]] | None:
+    """``3,7;0;1,9`` -> list of class lists; ``protocol`` -> None (each suite's own requests)."""
     if text == "protocol":
-        return [list(r) for r in PROTOCOL_REQUESTS]
+        return None
     try:
         return [[int(c) for c in part.split(",")] for part in text.replace(" ", "").split(";") if part]
     except ValueError:
@@ -195,7 +242,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     model, data = spec.load(data_dir)
     if data.test is None:
         raise InvalidRequestError(f"suite {suite} needs a test split")
-    requests = [sorted(r) for r in (requests or PROTOCOL_REQUESTS)]
+    requests = [sorted(r) for r in (requests or spec.requests)]
     budget = retain_budget or spec.default_budget
     model_card = {"architecture": model.pretrained_cfg.get("architecture"),
                   "checkpoint_sha256": model.pretrained_cfg.get("checkpoint_sha256"),
@@ -313,7 +360,7 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
                "epoch_equivalents_cpu": (round(cpu_seconds[name] / epoch_cpu_s, 4) if name in cpu_seconds
                                          else None),
                "forget_images_used": forget_used.get(name, 0),
-               "self_check_forget_rate": (checks[name] or {}).get("forget_rate") if name in checks else None,
+               "self_check_figure": (checks[name] or {}).get("figure") if name in checks else None,
                "self_check_passed": (checks[name] or {}).get("passed") if name in checks else None,
                "method_details": details.get(name)}
         row.update({key: None for key in AUDIT_COLUMNS})
@@ -420,9 +467,9 @@ def markdown_table(results: dict) -> str:
 
 def _check_cell(row: dict) -> str:
     """The self-check as a cell: the new model's forget rate on the original's impressions, and the verdict."""
-    if row.get("self_check_forget_rate") is None:
+    if row.get("self_check_figure") is None:
         return "–"
-    rate = row.get("self_check_forget_rate")
+    rate = row.get("self_check_figure")
     if row.get("self_check_passed") is None:
         return "inconclusive"
     return f"{'pass' if row['self_check_passed'] else 'FAIL'} ({_fmt(rate, 1)}%)"
@@ -452,4 +499,4 @@ def save_results(results: dict, out: str | Path, markdown: str | Path | None = N
 
 
 __all__ = ["run_bench", "save_results", "merge_results", "markdown_table", "summary_table", "summarise", "data_used", "parse_requests",
-           "PROTOCOL_REQUESTS", "SUITES"]
+           "PROTOCOL_REQUESTS", "CIFAR100_REQUESTS", "CIFAR100_SUPERCLASSES", "SUITES"]

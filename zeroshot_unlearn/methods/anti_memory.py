@@ -254,6 +254,8 @@ class AntiMemory(Method):
 
         for name, cfg, offset in phases:
             next_batch, steps, synthetic = self.retained_batches(ctx, cfg, offset, augment)
+            if name == "impair":
+                steps = math.ceil(steps * impair_scale(recipe.impair_scaling, len(ctx.forget), len(ctx.retained)))
             rows = forget_channel_rows(ctx, cfg) if cfg.ranks_channels() else None
             shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset, rows=rows)
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
@@ -262,6 +264,13 @@ class AntiMemory(Method):
                 recalibrate_batchnorm(ctx.student, (ctx.runtime.to_device(ctx.retain.x[i:i + 256])
                                                     for i in range(0, len(ctx.retain), 256)))
             ctx.timings[name] = stats.seconds
+
+
+def impair_scale(scaling: str, forget: int, retained: int) -> float:
+    """The factor on the impair's steps (recipe key ``impair_scaling``)."""
+    if scaling == "none" or forget <= retained:
+        return 1.0
+    return math.sqrt(forget / retained)
 
 
 @dataclass(frozen=True)
@@ -357,6 +366,7 @@ class UNSIR(AntiMemory):
     data_free_variant = None
     recipe_overrides = {
         "min_epoch_images": 0,  # one pass over the retained subset, whatever its size
+        "impair_scaling": "none",  # one impair epoch, as published, whatever the request
         "generator": {"kind": "noise", "objective": "error_max", "steps": 40, "lr": 0.1, "bound_weight": 0.1,
                       "diversity_weight": 0.0, "bn_prior_weight": 0.0},
         "impair": {"epochs": 1.0, "lr": 0.02, "optimizer": "adam", "weight_decay": 0.0, "schedule": "constant",

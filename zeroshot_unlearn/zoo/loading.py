@@ -183,8 +183,10 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
 
     ``name`` is a zoo name (:func:`list_models`) or any timm model name; it may be left
     out for a ``.safetensors`` file written by this library (the architecture is in its
-    metadata) and for a folder it wrote. ``pretrained=True`` without a checkpoint loads the
-    registered default checkpoint of a zoo model (downloaded and checksum-verified when not cached).
+    metadata) and for a folder it wrote. As in timm, ``pretrained=False`` (the default) without a
+    checkpoint builds random weights; ``pretrained=True`` loads the registered default checkpoint of a
+    zoo model (downloaded and checksum-verified when not cached), which is what the command line's
+    ``--model NAME`` loads. ``model.pretrained_cfg["weights"]`` says which weights were loaded.
 
     A model in timm's own format loads through timm: ``name`` ``"local-dir:PATH"``, ``"hf-hub:NAME"``
     (from the local Hugging Face cache only) or a folder path, or ``checkpoint`` a folder holding
@@ -199,7 +201,8 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
             raise CheckpointError(f"{checkpoint} holds a {model.pretrained_cfg['architecture']!r}, not {name!r}")
         return model
     path: Path | None = None
-    if checkpoint is None and pretrained:
+    registered = checkpoint is None and pretrained
+    if registered:
         entry = model_entry(name or "")
         if entry is None or entry.default_checkpoint is None:
             raise InvalidRequestError(f"model {name!r} has no registered default checkpoint; pass checkpoint=PATH")
@@ -232,6 +235,15 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
     if state is not None:
         load_state_dict_checked(model, state, str(path))
         model.pretrained_cfg["checkpoint_sha256"] = digest
+        model.pretrained_cfg["weights"] = (f"{'registered checkpoint' if registered else 'checkpoint'} {path.name} "
+                                           f"(sha256 {digest[:12]})")
         if metadata.get("history"):
             model.unlearning_history = metadata["history"]
+    else:
+        model.pretrained_cfg["weights"] = "random initialisation (no checkpoint, pretrained=False)"
+        entry = model_entry(name)
+        if entry is not None and entry.default_checkpoint:
+            log.warning("load_model(%r) built random weights (pretrained=False, as in timm); pass pretrained=True for "
+                        "the registered checkpoint %s", name, entry.default_checkpoint)
+    log.info("%s: %s", name, model.pretrained_cfg["weights"])
     return model.eval()

@@ -92,6 +92,7 @@ def load_timm_folder(name: str, *, sha256: str | None = None) -> nn.Module:
     if isinstance(labels, dict):  # timm allows {id: name}; the project keeps a list in class order
         cfg["label_names"] = [labels.get(str(i), labels.get(i, str(i))) for i in range(model.num_classes)]
     cfg["checkpoint_sha256"] = digest
+    cfg["weights"] = f"timm folder {folder} ({weights.name}, sha256 {digest[:12]})"
     model.pretrained_cfg = cfg
     ours = config.get(CONFIG_KEY) or {}
     if ours.get("history"):
