@@ -1,4 +1,4 @@
-"""Every bad input of the README's "Refused inputs" table, refused before any work with its own
+"""Every bad input of the "Refused inputs" table (docs/refused-inputs.md), refused before any work with its own
 error and no side effect; nothing lost on failure; outputs appear complete or not at all."""
 
 import copy
@@ -15,7 +15,7 @@ from zeroshot_unlearn import (DataError, DivergenceError, InvalidRequestError, M
                               UnlearnError, forget_classes, validate_request)
 from zeroshot_unlearn.data import ImageTensorDataset
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REFUSED_INPUTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "refused-inputs.md"
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -69,7 +69,7 @@ class _NoHead(nn.Module):
 
 
 # (case id, how to build the call's keyword arguments from (model, retain, digits), error type, message)
-# The ids are the rows of the README table "Refused inputs".
+# The ids are the rows of the table in docs/refused-inputs.md.
 CASES = [
     ("classes-out-of-range", lambda m, r, d: dict(classes=[10]), InvalidRequestError, "out of range"),
     ("classes-negative", lambda m, r, d: dict(classes=[-1]), InvalidRequestError, "out of range"),
@@ -162,9 +162,9 @@ def test_bad_input_is_refused_before_any_work(case, build, error, message, digit
 
 
 def test_readme_lists_every_case():
-    text = README.read_text()
+    text = REFUSED_INPUTS_PAGE.read_text()
     missing = [case for case, *_ in CASES if f"`{case}`" not in text]
-    assert not missing, f"README's 'Refused inputs' table lacks {missing}"
+    assert not missing, f"docs/refused-inputs.md's table lacks {missing}"
     assert len(CASES) >= 25
 
 
