@@ -11,7 +11,7 @@ import sys
 import types
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 _EXPORTS = {
     "forget_classes": "api", "ForgetResult": "api", "validate_request": "api", "ForgetPlan": "api",

@@ -17,10 +17,11 @@ import torch
 import torch.nn as nn
 from torch.utils.data import Dataset
 
-from . import __version__, seeds
+from . import seeds
+from ._version import __version__
 from .data.datasets import ImageTensorDataset, materialise
 from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError, UncheckableModelError
-from .generators import GENERATORS, AntiMemoryGenerator
+from .generators import GENERATORS, AntiMemoryGenerator, create_generator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method, list_methods
 from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
@@ -546,3 +547,34 @@ def _not_forgotten_message(checked: SelfCheck, forget: list[int], retained_image
     return (f"classes {forget} were not forgotten: {checked.describe()}.{budget} lengthen the schedule "
             "(overrides: impair.epochs, min_epoch_images) or use the recipe's defaults if they were overridden; "
             "pass strict=False (CLI: --no-strict) to get the model anyway")
+
+
+def load_generator(source: str | os.PathLike, model: nn.Module) -> AntiMemoryGenerator:
+    """The anti-memory generator of a forget run (its output folder or ``generator.safetensors``, with
+    ``recipe.yaml`` beside it) or an amortised generator folder, ready to sample for ``model``."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from .generators.amortised import CARD, load_amortised
+
+    path = Path(source)
+    folder = path.parent if path.is_file() else path
+    if (folder / CARD).is_file():
+        return load_amortised(folder, model)
+    weights, recipe_file = folder / "generator.safetensors", folder / "recipe.yaml"
+    if not weights.is_file() or not recipe_file.is_file():
+        raise InvalidRequestError(f"{source} holds no generator: expected a forget output folder (generator.safetensors "
+                                  "and recipe.yaml) or an amortised generator folder (card.json)")
+    with safe_open(str(weights), "pt") as handle:
+        meta = json.loads((handle.metadata() or {}).get(METADATA_KEY, "{}"))
+    cfg = model.pretrained_cfg
+    generator = create_generator(load_recipe(recipe_file).generator, num_classes=model_num_classes(model),
+                                 input_size=cfg["input_size"], mean=cfg["mean"], std=cfg["std"],
+                                 forget=meta.get("classes", []))
+    try:
+        generator.load_state_dict(load_file(str(weights)))
+    except RuntimeError as err:
+        raise InvalidRequestError(f"{weights} does not fit this model's generator: {str(err).splitlines()[0]}") from None
+    return generator.eval()
+
+

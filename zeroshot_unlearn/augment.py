@@ -12,7 +12,7 @@ import kornia.augmentation as K
 import torch
 import torch.nn as nn
 
-from .recipes import AugmentConfig
+from .sections import AugmentConfig
 
 
 class Augment(nn.Module):

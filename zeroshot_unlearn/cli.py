@@ -249,7 +249,7 @@ def cmd_audit(args) -> int:
     classes = validate_classes(class_ids(original, _class_args(args.classes)), model_num_classes(original))
     generator = None
     if args.generator:
-        from .generators import load_generator
+        from .api import load_generator
 
         generator = load_generator(args.generator, original)
     recipe = None

@@ -17,7 +17,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from .errors import DivergenceError
-from .recipes import PhaseConfig
+from .sections import PhaseConfig
 from .runtime import Runtime
 from .surgery import batchnorm_modules
 

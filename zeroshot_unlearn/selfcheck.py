@@ -36,7 +36,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from .recipes import SelfCheckConfig
+from .sections import SelfCheckConfig
 
 MEANING = ("figure: % of the original's confident class impressions of the forget classes (self_check.figure "
            "'impressions') or of the new model's own inversions towards them, if higher ('inversion'), that the new "

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .. import __version__
+from .._version import __version__
 from ..data.datasets import ImageTensorDataset
 from ..evaluation import accuracy_per_class, mask_logits
 from ..io import sha256_state_dict

@@ -56,7 +56,8 @@ def fetch_benchmark_data(out: str | Path, *, download_root: str | Path | None = 
     """Download CIFAR-10 and the public checkpoints and write the benchmark data folder ``out``."""
     from torchvision.datasets import CIFAR10
 
-    from ..zoo.loading import find_checkpoint, verify_checksum
+    from ..zoo.loading import find_checkpoint
+    from ..zoo.registry import verify_checksum
     from ..zoo.registry import checkpoint_registry
 
     out = Path(out)

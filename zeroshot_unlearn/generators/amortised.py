@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from ..errors import InvalidRequestError, RecipeError
 from ..io import atomic_dir, save_state_dict, sha256_state_dict, write_text
-from ..recipes import GeneratorConfig
+from ..sections import GeneratorConfig
 from .base import AntiMemoryGenerator, fit_generator
 from .network import NetworkGenerator
 

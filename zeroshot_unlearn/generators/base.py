@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..recipes import GeneratorConfig
+from ..sections import GeneratorConfig
 from ..surgery import BN_TYPES, frozen_parameters
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from ..data.datasets import DataSplits, ImageTensorDataset
 from ..engine import BatchStream, train_phase
 from ..errors import InvalidRequestError
 from ..io import atomic_path, save_state_dict
-from ..recipes import AugmentConfig, PhaseConfig
+from ..sections import AugmentConfig, PhaseConfig
 from ..runtime import Runtime, resolve_device
 from ..training_log import UpdateRecorder, log_folder
 from .specs import TrainConfig, TrainSpec, get_train_spec, list_train_specs

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .. import seeds
-from ..recipes import RetainedPhase
+from ..sections import RetainedPhase
 from .base import ForgetContext, Method
 
 log = logging.getLogger(__name__)

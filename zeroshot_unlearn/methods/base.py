@@ -12,12 +12,13 @@ from ..augment import Augment
 from ..data.datasets import ImageTensorDataset
 from ..engine import BatchStream, train_phase
 from ..losses import masked_distillation
-from ..recipes import PhaseConfig, Recipe, RetainedPhase
+from ..sections import PhaseConfig, RetainedPhase
 from ..runtime import Runtime
 from ..settings import Settings
 from ..validate import retained_classes
 
 if TYPE_CHECKING:
+    from ..recipes import Recipe  # the loader sits above the methods: typing only, no import at run time
     from ..training_log import TrainingLog
 
 

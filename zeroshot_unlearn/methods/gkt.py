@@ -29,7 +29,7 @@ from .. import seeds
 from ..evaluation import mask_logits
 from ..generators import NetworkGenerator
 from ..losses import distillation
-from ..recipes import PhaseConfig
+from ..sections import PhaseConfig
 from ..settings import Settings
 from ..surgery import frozen_batchnorm, frozen_parameters, reset_weights
 from .base import ForgetContext, Method

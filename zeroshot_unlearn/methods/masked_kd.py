@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import seeds
-from ..recipes import RetainedPhase
+from ..sections import RetainedPhase
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
 

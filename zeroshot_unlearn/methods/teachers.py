@@ -14,7 +14,7 @@ import torch
 from .. import seeds
 from ..engine import BatchStream
 from ..losses import distillation
-from ..recipes import PhaseConfig
+from ..sections import PhaseConfig
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import seeds
-from ..recipes import PhaseConfig
+from ..sections import PhaseConfig
 from .base import ForgetContext, Method
 
 

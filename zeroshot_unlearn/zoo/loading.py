@@ -19,8 +19,7 @@ import torch.nn as nn
 
 from .._resources import cache_dir, checkpoints_dir
 from ..errors import CheckpointError, InvalidRequestError
-from ..io import sha256_file
-from .registry import checkpoint_registry, list_models, model_entry
+from .registry import checkpoint_registry, list_models, model_entry, verify_checksum
 
 log = logging.getLogger(__name__)
 
@@ -104,17 +103,6 @@ def find_checkpoint(checkpoint: str | os.PathLike, *, download: bool = True) -> 
     except Exception as err:  # network errors come in many types
         raise CheckpointError(f"could not download {entry.url}: {err}. Download it by hand and pass its path") from err
     return target
-
-
-def verify_checksum(path: Path, expected: str | None) -> str:
-    """Check ``path`` against ``expected`` or, for a registered file name, against the registry."""
-    entry = checkpoint_registry().get(path.name)
-    expected = expected or (entry.sha256 if entry else None)
-    actual = sha256_file(path)
-    if expected and not actual.startswith(expected.lower()):
-        raise CheckpointError(f"checksum mismatch for {path}: sha256 {actual[:16]}..., expected {expected[:16]}... "
-                              "The file is corrupt or not the published one; delete it and get it again")
-    return actual
 
 
 def read_state_dict(path: Path, *, trust_checkpoint: bool = False) -> tuple[dict[str, torch.Tensor], dict]:

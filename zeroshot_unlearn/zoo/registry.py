@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
@@ -11,6 +12,8 @@ import yaml
 
 from .._resources import checkpoints_dir
 from ..data.cifar import CIFAR10_CLASSES, CIFAR100_CLASSES
+from ..errors import CheckpointError
+from ..io import sha256_file
 from .cifar_resnet import CifarResNet
 from .digits_cnn import DigitsCNN
 
@@ -111,3 +114,14 @@ def checkpoint_registry() -> dict[str, CheckpointEntry]:
     path = checkpoints_dir() / "registry.yaml"
     entries = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else []
     return {e["file"]: CheckpointEntry(**e) for e in entries or []}
+
+
+def verify_checksum(path: Path, expected: str | None) -> str:
+    """Check ``path`` against ``expected`` or, for a registered file name, against the registry."""
+    entry = checkpoint_registry().get(path.name)
+    expected = expected or (entry.sha256 if entry else None)
+    actual = sha256_file(path)
+    if expected and not actual.startswith(expected.lower()):
+        raise CheckpointError(f"checksum mismatch for {path}: sha256 {actual[:16]}..., expected {expected[:16]}... "
+                              "The file is corrupt or not the published one; delete it and get it again")
+    return actual

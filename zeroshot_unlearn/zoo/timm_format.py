@@ -73,7 +73,7 @@ def load_timm_folder(name: str, *, sha256: str | None = None) -> nn.Module:
     """
     import timm
 
-    from .loading import verify_checksum
+    from .registry import verify_checksum
 
     folder = timm_folder(name)
     weights = next(folder / w for w in WEIGHTS if (folder / w).is_file())
