@@ -16,7 +16,14 @@ from zeroshot_unlearn.data import DataSplits, ImageTensorDataset, load_data, ret
 from zeroshot_unlearn.io import write_json, write_text
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks"
-"""Where measured results live (JSON, markdown, plots, RESULTS.md)."""
+"""Where measured results live (JSON, markdown, plots, RESULTS.md), in a folder per suite or topic."""
+
+
+def result_file(name: str) -> Path:
+    """A results file by its name, wherever it lives under ``benchmarks/`` (names are unique there); a path
+    under ``benchmarks/`` itself when there is none yet."""
+    found = sorted(RESULTS.rglob(name))
+    return found[0] if found else RESULTS / name
 
 
 def request_parser(description: str, *, configurations: bool = False) -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ channels that respond most to the forget classes (ranked from real forget images
 the classifier rows), as channel-pruning unlearning methods do.
 
     python -m research.erasure_bound --data-dir ../shared/data --forget 3,7 \
-        --out benchmarks/erasure-bound-cifar10-resnet20.json
+        --out benchmarks/representation-research/erasure-bound-cifar10-resnet20.json
 
 About 3 minutes on two CPU cores.
 """

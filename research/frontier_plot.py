@@ -6,7 +6,7 @@ Reads the result files in this folder (nothing is typed in by hand): the bench r
 unlearned model's retained accuracy; for the original and the projections it is the masked-head Dr
 (the ceiling), since a model that forgot scores its retained accuracy with the forget logits low.
 
-    python -m research.frontier_plot --out benchmarks/frontier-cifar10-resnet20-3-7.png
+    python -m research.frontier_plot --out benchmarks/depth/frontier-cifar10-resnet20-3-7.png
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from research.common import RESULTS
+from research.common import RESULTS, result_file
 from zeroshot_unlearn.io import atomic_path, write_json
 
 BENCH_FILES = ("ablation-cifar10-resnet20.json", "frontier-sp-0.5.json", "frontier-sp-0.7.json",
@@ -24,7 +24,7 @@ BENCH_FILES = ("ablation-cifar10-resnet20.json", "frontier-sp-0.5.json", "fronti
                "depth-representation-cifar10-resnet20-3-7.json", "depth-regrow-e16-hard-labels.json",
                "depth-regrow-e16-lr0.06.json", "depth-representation-lr0.045.json",
                "depth-representation-lr0.06-shrink0.8.json",
-               *sorted(p.name for p in RESULTS.glob("depth-mechanism-*.json")))
+               *sorted(p.name for p in RESULTS.rglob("depth-mechanism-*.json")))
 SCRIPT_FILES = {"subspace-distillation-cifar10-resnet20.json": "subspace distillation",
                 "regrowth-targets-cifar10-resnet20.json": "layer3 regrown"}
 """Result files of the measurement scripts (a ``runs`` list) and the label prefix of their points."""
@@ -40,7 +40,7 @@ def bench_points(names=BENCH_FILES) -> list[dict]:
     the retrain reference and the logit mask once."""
     points, seen_anchors = [], set()
     for name in names:
-        path = RESULTS / name
+        path = result_file(name)
         if not path.exists():
             continue
         run = json.loads(path.read_text())
@@ -66,12 +66,12 @@ def bench_points(names=BENCH_FILES) -> list[dict]:
 def other_points() -> list[dict]:
     points = []
     for name, prefix in SCRIPT_FILES.items():
-        path = RESULTS / name
+        path = result_file(name)
         if path.exists():
             for row in json.loads(path.read_text())["runs"]:
                 points.append({"label": f"{prefix}: {row['config']}", "kind": "network",
                                "dr": row["dr_masked"], "probe_df": row["probe_df"], "source": name})
-    null_space = RESULTS / "null-space-cifar10-resnet20.json"
+    null_space = result_file("null-space-cifar10-resnet20.json")
     if null_space.exists():
         for row in json.loads(null_space.read_text())["edits"]:
             if row["energy"] is None:
@@ -80,7 +80,7 @@ def other_points() -> list[dict]:
             points.append({"label": f"null space: {row['edit']} ({row['energy']:.1%})", "kind": kind,
                            "dr": row["dr_masked"], "probe_df": row["probe_df"], "data_used": "retained",
                            "source": null_space.name})
-    erasure = RESULTS / "erasure-bound-cifar10-resnet20.json"
+    erasure = result_file("erasure-bound-cifar10-resnet20.json")
     if erasure.exists():
         for row in json.loads(erasure.read_text())["projections"]:
             if row["projection"].startswith("none"):
@@ -142,7 +142,7 @@ def plot(points: list[dict], retrain: dict, ceiling: float, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(RESULTS / "frontier-cifar10-resnet20-3-7.png"))
+    parser.add_argument("--out", default=str(RESULTS / "depth" / "frontier-cifar10-resnet20-3-7.png"))
     args = parser.parse_args()
     points = bench_points() + other_points()
     anchors = {p["label"]: p for p in points if p["kind"] == "anchor"}

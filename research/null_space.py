@@ -13,7 +13,7 @@ closed-form edit: every ``layer3`` convolution's weights times the projector ont
 of subspace; probe-Df and Dr (masked head) of PROTOCOL.md after each.
 
     python -m research.null_space --data-dir ../shared/data --forget 3,7 \\
-        --out benchmarks/null-space-cifar10-resnet20.json
+        --out benchmarks/representation-research/null-space-cifar10-resnet20.json
 
 About 4 minutes on one CPU thread.
 """

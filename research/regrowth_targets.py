@@ -17,7 +17,7 @@ crop + flip) with cross-entropy and masked distillation (T 4), and adds one rich
 Zero forget images; probe-Df, relearn steps and MIA-forget AUC as PROTOCOL.md defines them.
 
     python -m research.regrowth_targets --data-dir ../shared/data --forget 3,7 \
-        --out benchmarks/regrowth-targets-cifar10-resnet20.json
+        --out benchmarks/representation-research/regrowth-targets-cifar10-resnet20.json
 
 About 4 minutes per configuration on one CPU thread (``--configs 0,2`` runs some).
 """

@@ -15,7 +15,7 @@ generator's forget-class impressions (BatchNorm in eval mode for them), which ex
 features a retained image does not. Then probe-Df, relearn steps, Df and Dr of PROTOCOL.md.
 
     python -m research.subspace_distillation --data-dir ../shared/data --forget 3,7 \
-        --out benchmarks/subspace-distillation-cifar10-resnet20.json
+        --out benchmarks/representation-research/subspace-distillation-cifar10-resnet20.json
 
 About 4 minutes per configuration on one CPU thread (``--configs 0,2`` runs some, by index in ``CONFIGS``).
 """

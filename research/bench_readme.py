@@ -1,0 +1,133 @@
+"""The README of a results folder: every file in it with the command that regenerates it.
+
+A ``bench`` result records its settings (suite, budget, methods, overrides, audit level, requests), so
+its command is rebuilt from the file itself; the measurement scripts' results are named here with
+their script. Run from the repository root:
+
+    python -m research.bench_readme            # the README of every folder of FOLDERS
+
+``tests/test_benchmarks.py`` checks that every results file of every folder is listed in its README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+from pathlib import Path
+
+
+SCRIPTS = {
+    "erasure-bound-": "python -m research.erasure_bound",
+    "null-space-": "python -m research.null_space",
+    "regrowth-targets-": "python -m research.regrowth_targets",
+    "subspace-distillation-": "python -m research.subspace_distillation",
+    "frontier-cifar10-resnet20-3-7.png": "python -m research.frontier_plot",
+    "budget-sweep.md": "python -m research.budget_table benchmarks/budget/budget-*.json",
+    "study-": "python -m research.selfcheck_study (research/selfcheck_study.sh for CIFAR-10)",
+    "check-vs-df": "python -m research.selfcheck_table benchmarks/selfcheck/study-*.jsonl",
+    "gpu-h200.json": "python -m research.gpu_check ../shared/data/cifar100 benchmarks/cifar100-resnet20/gpu-h200.json",
+}
+
+
+FOLDERS = {
+    "cifar10-resnet20/protocol": ("cifar10-resnet20: the protocol requests", "The default method on the 15 protocol "
+                                  "requests of the public CIFAR-10 ResNet20, 2,500 retained images (page: docs/benchmarks.md)."),
+    "cifar10-resnet20/audit": ("cifar10-resnet20: the audit columns", "Every method on {3,7} with every audit metric, "
+                               "and the default method's audit on the singles and the multi-class requests."),
+    "cifar10-resnet20/baselines": ("cifar10-resnet20: the comparison methods", "Every registered method on the "
+                                   "protocol requests, split over several runs by method (`zeroshot-unlearn table` "
+                                   "reads them together; page: docs/benchmarks.md)."),
+    "digits": ("digits: the demo suite", "The shipped digits CNN: the protocol, the audit of {3,7}, GKT with the "
+               "masked teacher (page: docs/benchmarks-digits.md)."),
+    "digits/baselines": ("digits: the comparison methods", "Every registered method on the digits protocol and the "
+                         "budget sweep, split over several runs by method."),
+    "amnesiac": ("Amnesiac unlearning", "Amnesiac unlearning (reads the training log) beside the default method on "
+                 "digits and a CIFAR-10 MobileNetV3 (page: docs/benchmarks.md)."),
+    "depth": ("Forgetting depth", "`depth=representation`: the shipped settings, every mechanism row, the families, the "
+              "generalisation requests, the frontier runs and plot (page: docs/depth.md)."),
+    "representation-research": ("Representation research", "The measurement scripts behind the representation and "
+                                "deep-forgetting issues (RESULTS.md §2 and §11)."),
+    "budget": ("Retained budget", "The default method with 200 to 5,000 retained images (`bash research/budget_sweep.sh "
+               "SUITE BUDGET...`; page: docs/benchmarks.md)."),
+    "families": ("Architecture families", "The default method on this project's CIFAR-10 checkpoints of each recipe "
+                 "family (page: docs/benchmarks.md)."),
+    "cifar100-resnet20": ("cifar100-resnet20: the CIFAR-100 suite", "The shipped CIFAR-100 ResNet20: PROTOCOL.md's "
+                          "requests at 2,500 and 5,000 retained images, the self-check rerun of sea and people, the "
+                          "audit of rocket beside its retrain reference, the GPU check (page: docs/cifar100.md; "
+                          "`bash research/cifar100_suite.sh` runs them in order)."),
+    "cifar100-resnet10t": ("cifar100-resnet10t: the timm model on CIFAR-100", "The singles and `vehicles_2` "
+                           "(page: docs/cifar100.md)."),
+    "many-classes": ("Forgetting most of a model", "8 of the 10 CIFAR-10 classes with `impair_scaling: forget_ratio` "
+                     "(90 of 100: ../cifar100-resnet20/; page: docs/cifar100.md)."),
+    "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free`, unchanged, on ResNet32 and "
+                  "ResNet44 over the CIFAR-10 protocol and on the CIFAR-100 ResNet20 (`bash "
+                  "research/data_free_off_tuning.sh`; page: docs/amortised-and-data-free.md)."),
+}
+"""Every results folder this script writes the README of: its title and what it holds."""
+
+
+def bench_command(path: Path, result: dict) -> str:
+    """The ``zeroshot-unlearn bench`` call that writes ``path`` with the settings recorded in ``result``."""
+    suite = result["suite"]
+    argv = ["zeroshot-unlearn", "bench", "--suite", suite]
+    if suite != "digits":
+        argv += ["--data-dir", "../shared/data"]
+    requests = list(dict.fromkeys(tuple(row["classes"]) for row in result.get("rows", [])))
+    argv += ["--requests", ";".join(",".join(map(str, r)) for r in requests)]
+    argv += ["--retain-budget", str(result["retain_budget"])]
+    methods = [m for m in result.get("methods", []) if m]
+    if methods and methods != ["anti_memory"]:
+        argv += ["--methods", *methods]
+    if result.get("audit"):
+        argv += ["--audit", result["audit"]]
+    for key, value in (result.get("overrides") or {}).items():
+        if key == "depth":
+            argv += ["--depth", str(value)]
+        else:
+            argv += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    if result.get("generator"):
+        argv += ["--generator", result["generator"]]
+    argv += ["--seed", str(result.get("seed", 0)), "--out", str(path)]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def command_for(path: Path) -> str:
+    for prefix, command in SCRIPTS.items():
+        if path.name.startswith(prefix):
+            return command
+    if path.suffix == ".json":
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if "suite" in result and "rows" in result:
+            return bench_command(path, result)
+    if path.suffix == ".md" and path.with_suffix(".json").is_file():
+        return f"written with `{path.with_suffix('.json').name}` by the same command"
+    return "(not recorded)"
+
+
+def readme(folder: Path, title: str, about: str) -> str:
+    lines = [f"# {title}", "", about, "", "Every file here, with the command that regenerates it (from the repository "
+             "root, `../shared` beside it). Written by `python -m research.bench_readme`.", "",
+             "| file | command |", "| --- | --- |"]
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "README.md"):
+        command = command_for(path.relative_to(Path.cwd()) if path.is_absolute() else path)
+        cell = command if command.startswith(("written", "(")) else f"`{command}`"
+        lines.append(f"| `{path.name}` | {cell} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="*", help="folders under benchmarks/ (default: every one of FOLDERS)")
+    args = parser.parse_args()
+    for name in args.folders or FOLDERS:
+        folder = Path("benchmarks") / name
+        if not folder.is_dir():
+            continue
+        title, about = FOLDERS[name]
+        (folder / "README.md").write_text(readme(folder, title, about), encoding="utf-8")
+        print(f"wrote {folder / 'README.md'}")
+
+
+if __name__ == "__main__":
+    main()
