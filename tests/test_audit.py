@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from zeroshot_unlearn import audit, forget_classes
+from zeroshot_unlearn.errors import InvalidRequestError
 from zeroshot_unlearn.audit.report import AuditReport
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, relearn_steps, rebound_df, tpr_at_fpr
 from zeroshot_unlearn.harness.specs import DIGITS_TRAIN
@@ -78,7 +79,7 @@ def test_unlearned_is_harder_to_relearn_than_original(digits_model, digits, digi
 def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digits_reference):
     result = forget_classes(digits_model, [3, 7], retain=digits_retain, progress=False)
     other = forget_classes(digits_model, [3, 7], retain=digits_retain, method="masked_kd", progress=False)
-    with pytest.raises(ValueError, match="taken by the audit's own models"):
+    with pytest.raises(InvalidRequestError, match="taken by the audit's own models"):
         audit(digits_model, result.model, forget=[3, 7], train=digits.train, test=digits.test,
               retain=digits_retain, compare={"retrain": other.model}, progress=False)
     report = audit(digits_model, result.model, forget=[3, 7], train=digits.train, test=digits.test,

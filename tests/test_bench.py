@@ -30,7 +30,7 @@ def test_digits_bench_row_schema_and_files(tmp_path):
 def test_light_audit_retrain_row_data_used_and_resume(tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     results = run_bench("digits", requests=[[3, 7]], methods=["logit_mask", "retrain"], audit="light",
-                        progress=False, checkpoint=out)
+                        progress=False, results_file=out)
     rows = {r["method"]: r for r in results["rows"]}
     assert list(rows) == ["original", "retrain", "logit_mask"]
     assert rows["retrain"]["data_used"] == "full train minus forget" and rows["logit_mask"]["data_used"] == "none"
@@ -47,7 +47,7 @@ def test_light_audit_retrain_row_data_used_and_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr("zeroshot_unlearn.harness.bench.forget_classes", must_not_run)
     again = run_bench("digits", requests=[[3, 7]], methods=["logit_mask", "retrain"], audit="light",
-                      progress=False, checkpoint=out, resume=True)
+                      progress=False, results_file=out, resume=True)
     assert again["rows"] == results["rows"]
     summary = summary_table(again)
     assert "| logit_mask | none | 1 | 0.00 |" in summary

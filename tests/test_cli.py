@@ -1,7 +1,9 @@
 import json
 
 import pytest
+import torch
 
+from conftest import FAST
 from zeroshot_unlearn import load_model
 from zeroshot_unlearn.cli import main
 
@@ -305,3 +307,49 @@ def test_audit_compare_refuses_a_model_of_another_request(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "forgot [5], not the audited classes [3, 7]" in err and "Traceback" not in err
     assert not (tmp_path / "audit").exists() or not any((tmp_path / "audit").iterdir())
+
+
+def test_recipes_show_prints_every_setting_as_yaml(capsys):
+    import yaml
+
+    from zeroshot_unlearn.recipes import load_recipe, recipe_keys
+
+    assert main(["recipes", "--show", "cifar100_resnet"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert set(recipe_keys()) - {"name", "description", "matches"} <= set(shown)
+    assert shown["self_check"]["min_confidence"] == 0.5  # its own setting, over the base's 0.9
+    assert shown["impair"]["lr"] == load_recipe("cifar100_resnet").impair.lr  # inherited from cifar_resnet
+    assert main(["recipes", "--show", "no_such_recipe"]) == 2
+    assert "no_such_recipe" in capsys.readouterr().err
+
+
+def test_bench_with_a_reference_file_puts_it_beside_the_method(tmp_path, capsys):
+    from zeroshot_unlearn._resources import checkpoints_dir
+
+    out = tmp_path / "r.json"
+    reference = checkpoints_dir() / "digits_cnn-retrain-without-3-7.safetensors"
+    assert main(["bench", "--suite", "digits", "--requests", "3,7", "--methods", "logit_mask", "retrain",
+                 "--reference", f"3,7:{reference}", "--reference-model", "digits_cnn", "--out", str(out),
+                 "--quiet"]) == 0
+    rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"logit_mask", "retrain"}
+    assert rows["retrain"]["df"] == 0.0 and rows["retrain"]["dr"] > 95  # the shipped reference (97.68)
+    assert rows["logit_mask"]["dr_retrain"] == rows["retrain"]["dr"]
+    assert "| retrain |" in capsys.readouterr().out and out.with_suffix(".md").is_file()
+    assert main(["bench", "--suite", "digits", "--reference", "3,7", "--out", str(out)]) == 2
+    assert "CLASSES:PATH" in capsys.readouterr().err
+
+
+def test_frozen_bn_policy_keeps_every_running_statistic(model_copy, digits_retain):
+    from zeroshot_unlearn import forget_classes
+    from zeroshot_unlearn.surgery import batchnorm_modules
+
+    frozen = forget_classes(model_copy, [3, 7], retain=digits_retain, progress=False,
+                            overrides={**FAST, "bn_policy": "frozen"}).model
+    moving = forget_classes(model_copy, [3, 7], retain=digits_retain, progress=False, overrides=FAST).model
+    pairs = list(zip(batchnorm_modules(frozen), batchnorm_modules(model_copy), batchnorm_modules(moving)))
+    assert pairs
+    for after, before, real_only in pairs:
+        assert torch.equal(after.running_mean, before.running_mean) and torch.equal(after.running_var, before.running_var)
+    # without the policy the real retained batches do move them (so the check above can fail)
+    assert any(not torch.equal(m.running_mean, b.running_mean) for _, b, m in pairs)

@@ -15,7 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
-from .errors import DataError, DivergenceError, ForgettingFailedError, InvalidRequestError, UnlearnError
+from .errors import (DataError, DivergenceError, ForgettingFailedError, InvalidRequestError, OutputError,
+                     UnlearnError)
 
 EXIT_NOT_FORGOTTEN = 3
 """``forget --no-strict`` wrote the model, but its checks say the classes were not forgotten."""
@@ -204,11 +205,13 @@ def _run_audit(original, unlearned, classes, data, retain, *, source, reference_
     from .zoo import load_model
 
     if data.test is None:
-        raise UnlearnError("the audit needs a test split in the data (a *test*.npz or DIR/test)")
+        raise DataError("the audit needs a test split in the data (a *test*.npz or DIR/test)")
     reference = None
     if reference_path:
         reference = load_model(original.pretrained_cfg["architecture"], reference_path)
     elif str(source) == "digits":  # the demo's data: its retrain reference is shipped or cheap to train
+        # The CLI is the one module above both the library and the harness (bench, train, demo); the
+        # retrain machinery is the harness's, so this command borrows it for the demo's data only.
         from .harness.specs import DIGITS_TRAIN
         from .harness.training import retrain_reference
 
@@ -265,7 +268,7 @@ def cmd_audit(args) -> int:
     for path in args.compare or []:
         other = load_model(args.model, path)
         if not set(classes) <= set(forgotten_classes(other)):
-            raise UnlearnError(f"--compare {path} forgot {forgotten_classes(other) or 'no class'}, not the audited "
+            raise InvalidRequestError(f"--compare {path} forgot {forgotten_classes(other) or 'no class'}, not the audited "
                                f"classes {classes}: compare unlearned models of the same request")
         last = (getattr(other, "unlearning_history", None) or [{}])[-1]
         label = f"unlearned (depth={last['depth']})" if last.get("depth") else f"unlearned ({Path(path).parent.name})"
@@ -288,7 +291,7 @@ def cmd_bench(args) -> int:
     for spec in args.reference or []:
         classes, _, path = spec.partition(":")
         if not path:
-            raise UnlearnError(f"--reference must look like CLASSES:PATH (e.g. 3,7:retrain.th), got {spec!r}")
+            raise InvalidRequestError(f"--reference must look like CLASSES:PATH (e.g. 3,7:retrain.th), got {spec!r}")
         references[tuple(sorted(int(c) for c in classes.split(",")))] = load_model(args.reference_model, path)
     budget = None
     if args.retain_budget:
@@ -303,7 +306,7 @@ def cmd_bench(args) -> int:
                         audit=args.audit or False,
                         overrides={**_overrides(args.set), **({"depth": args.depth} if args.depth else {})},
                         progress=not args.quiet,
-                        checkpoint=args.out, resume=args.resume, generator=args.generator,
+                        results_file=args.out, resume=args.resume, generator=args.generator,
                         training_log=args.training_log)
     save_results(results, args.out, args.markdown)
     print(markdown_table(results))
@@ -461,17 +464,17 @@ def cmd_train(args) -> int:
     if (spec.data == "digits") != (args.data == "digits"):
         wanted = {"digits": "'digits'", "cifar100": "a CIFAR-100 folder (cifar100_*.npz)"}.get(
             spec.data, "a CIFAR-10 folder (cifar10_*.npz) or an ImageFolder tree")
-        raise UnlearnError(f"{spec.name} is trained on {spec.data}: pass --data {wanted}")
+        raise DataError(f"{spec.name} is trained on {spec.data}: pass --data {wanted}")
     if args.epochs is not None:
         spec = dataclasses.replace(spec, train=dataclasses.replace(spec.train, epochs=args.epochs))
     if args.out is not None and Path(args.out).exists() and not args.overwrite:
-        raise UnlearnError(f"{args.out} exists; pass --overwrite to replace it")
+        raise OutputError(f"{args.out} exists; pass --overwrite to replace it")
     if args.without:
         if args.record_updates:
-            raise UnlearnError("--record-updates records the original's training; drop it with --without")
+            raise InvalidRequestError("--record-updates records the original's training; drop it with --without")
         unknown = sorted(set(args.without) - set(range(spec.num_classes)))
         if unknown:
-            raise UnlearnError(f"--without {unknown}: {spec.name} has classes 0-{spec.num_classes - 1}")
+            raise InvalidRequestError(f"--without {unknown}: {spec.name} has classes 0-{spec.num_classes - 1}")
     resolve_device(args.device)
     data = load_data(args.data, spec.build())
     if len(data.classes) != spec.num_classes:

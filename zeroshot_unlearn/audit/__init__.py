@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .._version import __version__
 from ..data.datasets import ImageTensorDataset
+from ..errors import InvalidRequestError
 from ..evaluation import accuracy_per_class, mask_logits
 from ..io import sha256_state_dict
 from ..surgery import model_num_classes
@@ -53,7 +54,7 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
     leaves probe-Df and relearn steps out (None).
     """
     if level not in AUDIT_LEVELS:
-        raise ValueError(f"audit level must be one of {AUDIT_LEVELS}, got {level!r}")
+        raise InvalidRequestError(f"audit level must be one of {AUDIT_LEVELS}, got {level!r}")
     full = level == "full"
     num_classes = model_num_classes(weights_of(model))
     retained = retained_classes(num_classes, forget)
@@ -145,7 +146,7 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     compare = dict(compare or {})
     clash = set(compare) & {"original", "unlearned", "retrain"}
     if clash:
-        raise ValueError(f"compare labels {sorted(clash)} are taken by the audit's own models; use other labels")
+        raise InvalidRequestError(f"compare labels {sorted(clash)} are taken by the audit's own models; use other labels")
     models = {"original": original, "unlearned": unlearned, **compare}
     if reference is not None:
         models["retrain"] = reference

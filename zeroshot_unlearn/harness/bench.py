@@ -202,13 +202,13 @@ def _settings(suite, seed, budget, overrides, methods, audit, generator=None) ->
     return settings
 
 
-def _resumable_rows(checkpoint: Path | None, settings: dict) -> list[dict]:
+def _resumable_rows(results_file: Path | None, settings: dict) -> list[dict]:
     """Rows of an earlier run with the same settings (``resume``); anything else is ignored with a warning."""
-    if checkpoint is None or not checkpoint.is_file():
+    if results_file is None or not results_file.is_file():
         return []
-    earlier = json.loads(checkpoint.read_text())
+    earlier = json.loads(results_file.read_text())
     if {k: earlier.get(k) for k in settings} != settings:
-        log.warning("%s holds a run with other settings; starting afresh", checkpoint)
+        log.warning("%s holds a run with other settings; starting afresh", results_file)
         return []
     return earlier.get("rows", [])
 
@@ -217,14 +217,14 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
               retain_budget: int | float | None = None, methods: Sequence[str] = ("anti_memory",),
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
               audit: bool | str = False, overrides: dict | None = None, progress: bool = True,
-              checkpoint: str | Path | None = None, resume: bool = False,
+              results_file: str | Path | None = None, resume: bool = False,
               generator: str | Path | None = None, training_log: str | Path | None = None) -> dict:
     """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns.
 
     ``audit``: False, ``"light"`` (MIA and rebound, no probe/relearn) or ``"full"`` (True).
     ``overrides`` (recipe keys, dotted) apply to every method's recipe, e.g. for a frontier sweep.
     ``methods`` may name ``retrain``: its row is the retrain reference (suite-trained or ``references``),
-    not a run on the retained budget. ``checkpoint``: results are written there after every request;
+    not a run on the retained budget. ``results_file``: results are written there after every request;
     with ``resume`` the requests already in it (same settings) are not run again. ``generator``: a
     folder from ``zeroshot-unlearn generator fit`` for the methods that synthesise with one (the
     amortised setting: no generator fit inside the requests). ``training_log``: the suite model's training
@@ -248,8 +248,8 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
                   "checkpoint_sha256": model.pretrained_cfg.get("checkpoint_sha256"),
                   "test_accuracy": round(accuracy(model, data.test), 2)}
     settings = _settings(suite, seed, budget, overrides, methods, level, generator)
-    checkpoint = Path(checkpoint) if checkpoint is not None else None
-    done = _resumable_rows(checkpoint, settings) if resume else []
+    results_file = Path(results_file) if results_file is not None else None
+    done = _resumable_rows(results_file, settings) if resume else []
     per_class_full = spec.full_train_per_class(data)
     run = _BenchRun(model=model, data=data, suite=spec, budget=budget, methods=[m for m in methods if m != "retrain"],
                     want_retrain="retrain" in methods, references=references or {}, seed=seed, level=level,
@@ -262,8 +262,8 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
             rows += earlier
             continue
         rows += _bench_request(run, forget)
-        if checkpoint is not None:
-            write_json(checkpoint, {**settings, "model": model_card, "rows": rows})
+        if results_file is not None:
+            write_json(results_file, {**settings, "model": model_card, "rows": rows})
     return {**settings, "model": model_card, "rows": rows}
 
 

@@ -146,7 +146,7 @@ class ClassMeanHead:
 
 
 @torch.no_grad()
-def forget_channel_rows(ctx: ForgetContext, cfg, samples: int = 256) -> dict[str, torch.Tensor]:
+def forget_channel_indices(ctx: ForgetContext, cfg, samples: int = 256) -> dict[str, torch.Tensor]:
     """For each convolution in ``cfg.perturb_scope``: the ``perturb_channels`` fraction of its output
     channels with the largest mean absolute activation on anti-memories relative to retained images
     (the original model; the ranking of Class-Discriminative Pruning, estimated without forget data)."""
@@ -256,7 +256,7 @@ class AntiMemory(Method):
             next_batch, steps, synthetic = self.retained_batches(ctx, cfg, offset, augment)
             if name == "impair":
                 steps = math.ceil(steps * impair_scale(recipe.impair_scaling, len(ctx.forget), len(ctx.retained)))
-            rows = forget_channel_rows(ctx, cfg) if cfg.ranks_channels() else None
+            rows = forget_channel_indices(ctx, cfg) if cfg.ranks_channels() else None
             shrink_perturb(ctx.student, cfg.perturb_scope, cfg.shrink, cfg.perturb, ctx.seed + offset, rows=rows)
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
             stats = ctx.train(cfg, steps, phase_loss(cfg, next_batch, synthetic, use_anti), name=name)
