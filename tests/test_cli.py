@@ -23,6 +23,11 @@ def test_forget_writes_model_recipe_and_metrics(tmp_path, capsys):
     assert model.pretrained_cfg["architecture"] == "digits_cnn"
     assert model.unlearning_history[-1]["classes"] == [3, 7]
     assert "generator:\n  kind: network" in (out / "recipe.yaml").read_text()
+    # the time of every phase and the peak memory, printed and recorded
+    printed = capsys.readouterr().out
+    assert "time per phase: generator" in printed and "impair" in printed and "peak memory" in printed
+    assert row["peak_memory_gib"] > 0.05 and row["peak_memory"].startswith("resident")
+    assert set(row["timings"]) >= {"generator", "impair", "repair", "total"}
 
     # The audit subcommand on that output: a report next to the library-trained retrain reference.
     code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out / "model.safetensors"),

@@ -149,8 +149,11 @@ def cmd_forget(args) -> int:
     failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
     if check is not None and check.passed is None:
         failures.append(f"self-check inconclusive: {check.describe()}")
+    peak = _peak_memory_gib(result.history[-1]["device"])
+    say("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+        + f"; peak memory {peak['gib']:.2f} GiB ({peak['what']})")
     row = {"method": result.method, "classes": result.forget, "depth": result.recipe.depth,
-           "time_s": round(seconds, 2),
+           "time_s": round(seconds, 2), "peak_memory_gib": round(peak["gib"], 3), "peak_memory": peak["what"],
            "world_size": world_size, "device": result.history[-1]["device"],
            "gradient_sync": result.history[-1]["gradient_sync"],
            "retained_images": result.retained_images, "forget_images_used": result.forget_images_used,
@@ -197,6 +200,20 @@ def cmd_forget(args) -> int:
                   "written because of --no-strict; metrics.json says forgotten: false", file=sys.stderr)
         return EXIT_NOT_FORGOTTEN
     return 0
+
+
+def _peak_memory_gib(device: str) -> dict:
+    """The run's peak memory: on CUDA the device's allocated peak, on the CPU this process's resident peak."""
+    import torch
+
+    if device.startswith("cuda"):
+        return {"gib": torch.cuda.max_memory_allocated(torch.device(device)) / 2**30, "what": f"allocated on {device}"}
+    import resource
+
+    # ru_maxrss is in KiB on Linux (bytes on macOS)
+    scale = 1 if sys.platform == "darwin" else 1024
+    return {"gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30,
+            "what": "resident, this process"}
 
 
 def _run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
