@@ -63,10 +63,13 @@ class BatchStream:
         self.rng.set_state(state["rng"])
         self._order, self._pos = state["order"], int(state["pos"])
 
-    def steps_for(self, epochs: float, min_images: int = 0) -> int:
-        """Steps of ``epochs`` passes over the data, counted as at least ``min_images`` images: a small
-        dataset repeats (reshuffled, and augmented by the caller) instead of shortening the phase."""
+    def steps_for(self, epochs: float, min_images: int = 0, max_images: int = 0) -> int:
+        """Steps of ``epochs`` passes over the data, counted as at least ``min_images`` images (a small
+        dataset repeats, reshuffled and augmented by the caller, instead of shortening the phase) and, when
+        ``max_images`` is set, at most ``max(max_images, min_images)`` (a large one is sampled)."""
         images = max(len(self.y), min_images)
+        if max_images:
+            images = min(images, max(max_images, min_images))
         return max(1, math.ceil(epochs * images / self.batch_size)) if epochs > 0 else 0
 
 

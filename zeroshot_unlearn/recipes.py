@@ -64,6 +64,10 @@ class Recipe(Settings):
     min_epoch_images)`` images, so a small retained subset repeats (reshuffled and augmented) and the
     number of optimisation steps and anti-memory batches stays what the recipe was measured with
     (2,500: 5% of CIFAR-10). 0: epochs of the retained subset as given (UNSIR as published)."""
+    max_epoch_images: int = 0
+    """The schedule's ceiling (0: none): a phase epoch of the project's methods covers at most this many
+    images (never fewer than ``min_epoch_images``), so a retained subset larger than the schedule was
+    measured with is sampled, not passed over whole, and the call costs what it costs at that size."""
     impair_scaling: str = "forget_ratio"
     """``forget_ratio``: a request that forgets more classes than it keeps gets a longer impair, its
     steps times sqrt(forget classes / retained classes) (8 of 10 classes: twice the steps), because the
@@ -96,7 +100,7 @@ class Recipe(Settings):
     """The method sections this recipe sets, by name (written at the top level of the YAML)."""
 
     rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
-             "min_epoch_images": (0, None), "depth": ("output", "representation"),
+             "min_epoch_images": (0, None), "max_epoch_images": (0, None), "depth": ("output", "representation"),
              "impair_scaling": ("forget_ratio", "none")}
 
     def __post_init__(self) -> None:

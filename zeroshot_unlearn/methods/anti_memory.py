@@ -200,7 +200,8 @@ class AntiMemory(Method):
         def next_batch():
             x, y = next(stream)
             return retain_aug(x), y
-        return next_batch, stream.steps_for(cfg.epochs, ctx.recipe.min_epoch_images), False
+        steps = stream.steps_for(cfg.epochs, ctx.recipe.min_epoch_images, ctx.recipe.max_epoch_images)
+        return next_batch, steps, False
 
     def run(self, ctx: ForgetContext) -> None:
         recipe = ctx.recipe
