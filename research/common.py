@@ -61,6 +61,17 @@ def load_request(args: argparse.Namespace) -> Request:
     return Request(forget, model, data, retained_subset(data.train, forget, args.retain_budget, seed=args.seed))
 
 
+def configured_request(description: str, configs: tuple) -> tuple[argparse.Namespace, "Request", list, float]:
+    """A configurations script's start: its arguments, its request, the configurations asked for, and the
+    original's Df on the test split (every row's reference)."""
+    from zeroshot_unlearn.evaluation import forget_retain_accuracy
+
+    args = request_parser(description, configurations=True).parse_args()
+    request = load_request(args)
+    df_original = forget_retain_accuracy(request.model, request.data.test, request.forget)[0]
+    return args, request, selected(configs, args.configs), df_original
+
+
 def selected(configs: tuple, spec: str) -> list:
     """The configurations ``--configs`` names (indices into ``configs``, or 'all')."""
     return list(configs) if spec == "all" else [configs[int(i)] for i in spec.split(",")]

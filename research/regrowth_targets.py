@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from research.common import load_request, relative_distance, request_parser, save_result, selected, table
+from research.common import configured_request, relative_distance, save_result, table
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, probe_df, relearn_steps
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.engine import BatchStream, train_phase
@@ -73,14 +73,10 @@ def cutmix(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def main() -> None:
-    args = request_parser(__doc__, configurations=True).parse_args()
-
-    request = load_request(args)
+    args, request, configs, df_original = configured_request(__doc__, CONFIGS)
     forget, original, data, retain = request.forget, request.model, request.data, request.retain
     forget_t = torch.tensor(forget)
-    configs = selected(CONFIGS, args.configs)
     retained = retained_classes(original.linear.out_features, forget)
-    df_original = forget_retain_accuracy(original, data.test, forget)[0]
     recipe = load_recipe("cifar_resnet")
     cfg_model = original.pretrained_cfg
     augment = Augment(recipe.augment, cfg_model["mean"], cfg_model["std"], cfg_model["input_size"][1:])

@@ -32,11 +32,9 @@ import torch.nn.functional as F
 
 from research.common import (
     complement_within,
-    load_request,
+    configured_request,
     relative_distance,
-    request_parser,
     save_result,
-    selected,
     table,
 )
 from zeroshot_unlearn.audit.metrics import model_outputs, probe_df, relearn_steps
@@ -78,15 +76,11 @@ CONFIGS = (
 
 
 def main() -> None:
-    args = request_parser(__doc__, configurations=True).parse_args()
-
-    request = load_request(args)
+    args, request, configs, df_original = configured_request(__doc__, CONFIGS)
     forget, original, data, retain = request.forget, request.model, request.data, request.retain
     forget_t = torch.tensor(forget)
-    configs = selected(CONFIGS, args.configs)
     num_classes = original.linear.out_features
     forget_test = data.test.of_classes(forget)
-    df_original = forget_retain_accuracy(original, data.test, forget)[0]
     weights = original.linear.weight.detach()
     retained_rows = weights[retained_classes(num_classes, forget)].T
     with torch.no_grad(), HeadInput(original) as captured:

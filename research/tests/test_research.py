@@ -2,7 +2,7 @@
 
 import torch
 
-from research.common import RESULTS, complement_within, keeper, projector
+from research.common import complement_within, keeper, projector, result_file
 
 
 def test_keeping_the_retained_rows_span_leaves_retained_logits_unchanged():
@@ -44,7 +44,7 @@ def test_frontier_plot_reads_every_shipped_result_file(tmp_path):
     from research.frontier_plot import BENCH_FILES, SCRIPT_FILES, bench_points, other_points, plot
 
     for name in (*BENCH_FILES, *SCRIPT_FILES):  # a listed file that is missing would silently drop its points
-        assert (RESULTS / name).exists(), name
+        assert result_file(name).exists(), name
     points = bench_points() + other_points()
     anchors = {p["label"]: p for p in points if p["kind"] == "anchor"}
     assert set(anchors) == {"original", "retrain", "logit_mask"}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from .. import seeds
 from ..sections import RetainedPhase
 from .base import ForgetContext, Method
+from .registry import register_method
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class AmnesiacSettings(RetainedPhase):
     epochs: float = 1.0
 
 
+@register_method
 class Amnesiac(Method):
     name = "amnesiac"
     needs = frozenset({"retain", "training_log"})

@@ -27,6 +27,7 @@ from ..losses import masked_distillation
 from ..settings import Settings
 from ..surgery import HeadInput, conv_weights_in, frozen_batchnorm, recalibrate_batchnorm, shrink_perturb
 from .base import ForgetContext, Method
+from .registry import register_method
 
 
 @dataclass
@@ -176,6 +177,7 @@ def forget_channel_indices(ctx: ForgetContext, cfg, samples: int = 256) -> dict[
     return ranked
 
 
+@register_method
 class AntiMemory(Method):
     name = "anti_memory"
     needs = frozenset({"retain"})
@@ -287,6 +289,7 @@ class DataFreeSettings(Settings):
     rules = {"memories_per_epoch": (1, None)}
 
 
+@register_method
 class AntiMemoryDataFree(AntiMemory):
     """Fully data-free: no image at all. The generator is fitted for *every* class (impressions
     with the BatchNorm-statistics prior), its samples of the retained classes stand in for the
@@ -335,6 +338,7 @@ class AntiMemoryDataFree(AntiMemory):
         return next_batch, steps, True
 
 
+@register_method
 class AntiMemoryWithoutGenerator(AntiMemory):
     """Ablation: the same impair/repair schedule on retained data only (no anti-memories)."""
 
@@ -344,6 +348,7 @@ class AntiMemoryWithoutGenerator(AntiMemory):
     recipe_overrides = {"impair.anti_memory_batch": 0}
 
 
+@register_method
 class AntiMemoryFeatures(AntiMemory):
     """Variant with the representation term: anti-memory features pulled to retained-class
     prototypes, retained features held at the original's (``impair.feature_weight``,
@@ -354,6 +359,7 @@ class AntiMemoryFeatures(AntiMemory):
     recipe_overrides = {"impair.feature_weight": 1.0, "impair.retain_feature_weight": 1.0}
 
 
+@register_method
 class UNSIR(AntiMemory):
     """UNSIR as published (Tarun et al., "Fast Yet Effective Machine Unlearning", IEEE TNNLS 2023):
     one learnable error-maximising noise tensor bank per forget class (loss maximised at the forget

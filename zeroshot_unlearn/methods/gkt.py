@@ -33,6 +33,7 @@ from ..sections import PhaseConfig
 from ..settings import Settings
 from ..surgery import frozen_batchnorm, frozen_parameters, reset_weights
 from .base import ForgetContext, Method
+from .registry import register_method
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class GKTSettings(Settings):
              "threshold": (0.0, 1.0, "open"), "student_init": ("original", "random")}
 
 
+@register_method
 class GKT(Method):
     name = "gkt"
     needs = frozenset()

@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from ..evaluation import mask_logits
 from .base import ForgetContext, Method
+from .registry import register_method
 
 
 class LogitMask(nn.Module):
@@ -36,6 +37,7 @@ class LogitMask(nn.Module):
         return self.unmasked.forward_head(features, **kwargs)
 
 
+@register_method
 class LogitMaskMethod(Method):
     name = "logit_mask"
     needs = frozenset()

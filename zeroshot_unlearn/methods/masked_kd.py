@@ -18,6 +18,7 @@ from .. import seeds
 from ..sections import RetainedPhase
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
+from .registry import register_method
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,19 @@ class RetainedOnly(Method):
         ctx.timings[self.name] = stats.seconds
 
 
+@register_method
 class MaskedKD(RetainedOnly):
     name = "masked_kd"
     settings = MaskedKDSettings
 
 
+@register_method
 class FineTune(RetainedOnly):
     name = "finetune"
     settings = FineTuneSettings
 
 
+@register_method
 class Retrain(RetainedOnly):
     """The gold standard: a fresh copy of the architecture (re-initialised, seeded) trained with
     cross-entropy on the retained data it is given (recipe section ``retrain``). Meant for the full

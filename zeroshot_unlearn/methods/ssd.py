@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..data.datasets import ImageTensorDataset
 from ..settings import Settings
 from .base import ForgetContext, Method
+from .registry import register_method
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def dampen(model: nn.Module, overall: dict[str, torch.Tensor], forget: dict[str,
     return changed
 
 
+@register_method
 class SSD(Method):
     name = "ssd"
     needs = frozenset({"retain", "forget"})

@@ -17,6 +17,7 @@ from ..losses import distillation
 from ..sections import PhaseConfig
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
+from .registry import register_method
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ScrubSettings(PhaseConfig):
              "distill_temperature": (0.0, 100.0, "open"), "max_epochs": (0, None)}
 
 
+@register_method
 class BadTeacher(Method):
     """"Can Bad Teaching Induce Forgetting?" (Chundawat et al., AAAI 2023). The student (a copy of
     the original) is distilled from two teachers at once: the original on retained images, and a
@@ -87,6 +89,7 @@ class BadTeacher(Method):
         ctx.timings[self.name] = stats.seconds
 
 
+@register_method
 class SCRUB(Method):
     """SCRUB (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023). The student
     alternates a *max* pass over the forget images (push its outputs away from the original's, KL

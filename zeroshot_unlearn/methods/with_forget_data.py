@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .. import seeds
 from ..sections import PhaseConfig
 from .base import ForgetContext, Method
+from .registry import register_method
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class _ForgetDataBaseline(Method):
         ctx.timings[self.name] = stats.seconds
 
 
+@register_method
 class GradientAscent(_ForgetDataBaseline):
     """Gradient ascent on forget images alongside descent on retained ones ("NegGrad+", as compared in
     Kurmanji et al., NeurIPS 2023). The forget loss is ascended only up to twice the loss of a
@@ -68,6 +70,7 @@ class GradientAscent(_ForgetDataBaseline):
         return -F.cross_entropy(logits, y).clamp(max=2 * math.log(ctx.num_classes))
 
 
+@register_method
 class RandomLabel(_ForgetDataBaseline):
     """Forget images relabelled with a random retained class, trained with the retained data
     (the relabelling baseline of Graves et al., "Amnesiac Machine Learning", AAAI 2021)."""

@@ -1,0 +1,35 @@
+"""The method registry: ``@register_method`` on each method class makes it ``forget_classes(..., method=NAME)``."""
+
+from __future__ import annotations
+
+import difflib
+
+from ..errors import InvalidRequestError
+from ..settings import SECTIONS
+from .base import Method, describe_needs
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Make ``cls`` available as ``method=cls.name``; its ``settings`` become the recipe section it names."""
+    section = cls.section_name()
+    if section is not None:
+        if section in SECTIONS and SECTIONS[section] is not cls.settings:
+            raise ValueError(f"recipe section {section!r} is already declared by another method")
+        SECTIONS[section] = cls.settings
+    METHODS[cls.name] = cls
+    return cls
+
+
+def list_methods() -> dict[str, str]:
+    """Registered method names with the data each one needs."""
+    return {name: describe_needs(cls.needs) for name, cls in sorted(METHODS.items())}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        close = difflib.get_close_matches(name, list(METHODS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InvalidRequestError(f"unknown method {name!r}.{hint} Registered methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]()
