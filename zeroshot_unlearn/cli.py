@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 from .errors import (DataError, DivergenceError, ForgettingFailedError, InvalidRequestError, OutputError,
                      UnlearnError)
@@ -562,19 +563,7 @@ def _output_options(command: argparse.ArgumentParser, *, out_help: str, out_requ
     command.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="zeroshot-unlearn", formatter_class=_HelpFormatter,
-        description="Make a trained image classifier forget whole classes without the forget data.",
-        epilog="`zeroshot-unlearn COMMAND --help` describes each command. Exit codes: 0 done, 2 bad input "
-               "(nothing was written), 1 the run failed (also: the classes were not forgotten), 3 forget --no-strict "
-               "wrote a model that was not forgotten.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, help_text: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter, **kwargs)
-
+def _add_demo_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     demo = command("demo", "forget digits 3 and 7 from the shipped demo model and compare with a retrained model "
                            "(about 5 s on a 2-core CPU)")
     demo.add_argument("--classes", type=int, nargs="+", default=[3, 7], metavar="ID", help="digits to forget")
@@ -583,6 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
+
+def _add_forget_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     forget = command("forget", "forget classes from a model and write the new model, its recipe and metrics",
                      epilog=FORGET_EPILOG)
     _model_options(forget, model_required=False)
@@ -628,6 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "model (inconclusive); exit code 3 then, and metrics.json says forgotten: false")
     forget.set_defaults(func=cmd_forget)
 
+
+def _add_audit_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     aud = command("audit", "measure forgetting (MIA, probe, rebound, relearn) and write report.json + report.html")
     aud.add_argument("--model", default=None, help="architecture; default: read from the unlearned file")
     aud.add_argument("--original", required=True, help="the original model's checkpoint")
@@ -647,6 +640,8 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(aud, out_help="output folder (must be new or empty)")
     aud.set_defaults(func=cmd_audit)
 
+
+def _add_info_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     info = command("info", "describe a model: architecture, classes and their names, input size, normalisation, the "
                            "recipe 'auto' picks, and the unlearning history of a model this library wrote")
     info.add_argument("target", metavar="MODEL_OR_CHECKPOINT",
@@ -658,6 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print it as JSON")
     info.set_defaults(func=cmd_info)
 
+
+def _add_bench_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     bench = command("bench", "run the protocol requests of a suite and write results.json + a markdown table")
     bench.add_argument("--suite", required=True,
                        help="digits, cifar10-resnet20/32/44 (public checkpoints in --data-dir), cifar10-NAME for "
@@ -692,6 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(func=cmd_bench)
 
+
+def _add_generator_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     gen = command("generator", "amortised anti-memory generators: fit once per model, reuse per request")
     gen_sub = gen.add_subparsers(dest="generator_command", required=True, metavar="COMMAND")
     fit = gen_sub.add_parser("fit", help="fit a class-conditional generator for every class of a model",
@@ -704,16 +703,22 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(fit, out_help="output folder; default: generators/<model-id>", out_required=False)
     fit.set_defaults(func=cmd_generator_fit)
 
+
+def _add_table_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     table = command("table", "one table (means per method) over bench result files of one suite")
     table.add_argument("results", nargs="+", help="results.json files written by bench")
     table.add_argument("--full", action="store_true", help="also the per-request rows")
     table.set_defaults(func=cmd_table)
 
+
+def _add_recipes_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     recipes = command("recipes", "list the recipes and the architectures they match, or show one in full")
     recipes.add_argument("--show", metavar="NAME", help="print every setting of recipe NAME (or a YAML path) as "
                                                         "YAML, with the defaults of every method's section")
     recipes.set_defaults(func=cmd_recipes)
 
+
+def _add_train_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     train = command("train", "train a checkpoint (the digits demo CNN, a timm family at 32x32 on CIFAR-10, a CIFAR-100 "
                              "original); "
                              "cached by content hash")
@@ -736,6 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
     _output_options(train, out_help="also copy the checkpoint (and its .json card) here", out_required=False)
     train.set_defaults(func=cmd_train)
 
+
+def _add_fetch_data_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     fetch = command("fetch-data", "build the benchmark data folder the CIFAR-10 tests and benchmarks read "
                                   "(downloads CIFAR-10 through torchvision and the public checkpoints; needs the "
                                   "network)")
@@ -743,6 +750,25 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--download-root", default=None,
                        help="where torchvision keeps the CIFAR-10 archive; default: the cache folder")
     fetch.set_defaults(func=cmd_fetch_data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zeroshot-unlearn", formatter_class=_HelpFormatter,
+        description="Make a trained image classifier forget whole classes without the forget data.",
+        epilog="`zeroshot-unlearn COMMAND --help` describes each command. Exit codes: 0 done, 2 bad input "
+               "(nothing was written), 1 the run failed (also: the classes were not forgotten), 3 forget --no-strict "
+               "wrote a model that was not forgotten.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, formatter_class=_HelpFormatter, **kwargs)
+
+    for add in (_add_demo_command, _add_forget_command, _add_audit_command, _add_info_command, _add_bench_command,
+                _add_generator_command, _add_table_command, _add_recipes_command, _add_train_command,
+                _add_fetch_data_command):
+        add(command)
     return parser
 
 
