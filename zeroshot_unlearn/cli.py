@@ -98,7 +98,7 @@ def cmd_forget(args) -> int:
                       model_architecture)
     from .audit import AUDIT_COLUMNS
     from .data import load_data, retained_subset
-    from .evaluation import forget_retain_accuracy, masked_accuracy
+    from .evaluation import forget_retain_accuracy, original_columns
     from .io import atomic_dir, check_output_folder, write_json
     from .runtime import current_world
     from .surgery import model_num_classes
@@ -163,10 +163,11 @@ def cmd_forget(args) -> int:
            "self_check": check.as_dict() if check is not None else None}
     if evaluation is not None:
         df, dr = forget_retain_accuracy(result.model, evaluation, result.forget)
-        df0, dr0 = forget_retain_accuracy(model, evaluation, result.forget)
-        row.update(df=round(df, 2), dr=round(dr, 2), df_original=round(df0, 2), dr_original=round(dr0, 2),
-                   dr_original_masked=round(masked_accuracy(model, evaluation, result.forget), 2), dr_retrain=None)
-        say(f"Df {df:.2f} (original {df0:.2f}), Dr {dr:.2f} (original {dr0:.2f}) on the test split")
+        originals = original_columns(model, evaluation, result.forget)
+        row.update(df=round(df, 2), dr=round(dr, 2), dr_retrain=None,
+                   **{key: round(value, 2) for key, value in originals.items()})
+        say(f"Df {df:.2f} (original {originals['df_original']:.2f}), Dr {dr:.2f} (original "
+            f"{originals['dr_original']:.2f}) on the test split")
     row["forgotten"] = not failures
     row["forgetting_failures"] = failures
     if args.audit and evaluation is not None and rank == 0:

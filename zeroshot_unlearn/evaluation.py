@@ -70,3 +70,11 @@ def masked_accuracy(model: nn.Module, data, forget: Sequence[int]) -> float:
     x, y = data.x[keep], data.y[keep]
     logits = batched_logits(model, x)
     return float((mask_logits(logits, forget).argmax(1) == y).float().mean() * 100)
+
+
+def original_columns(original: nn.Module, data, forget: Sequence[int]) -> dict[str, float]:
+    """The reference columns of every results row (the CLI's metrics.json, bench): the original's Df and Dr,
+    and the Dr ceiling, in percent (unrounded)."""
+    df, dr = forget_retain_accuracy(original, data, forget)
+    return {"df_original": df, "dr_original": dr, "dr_original_masked": masked_accuracy(original, data, forget)}
+

@@ -25,7 +25,7 @@ from ..api import forget_classes
 from ..audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics
 from ..data import DataSplits, load_data, retained_subset
 from ..errors import InvalidRequestError
-from ..evaluation import accuracy, forget_retain_accuracy, masked_accuracy
+from ..evaluation import accuracy, forget_retain_accuracy, original_columns
 from ..io import write_json, write_text
 from ..methods import get_method
 from ..validate import retained_classes
@@ -294,8 +294,8 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
     # Timed again for every request, so a machine whose load changes during a long run still
     # divides each call by an epoch timed under the same conditions.
     wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]))
-    df_orig, dr_orig = forget_retain_accuracy(model, data.test, forget)
-    ceiling = masked_accuracy(model, data.test, forget)
+    originals = original_columns(model, data.test, forget)
+    df_orig, dr_orig = originals["df_original"], originals["dr_original"]
     reference = run.references.get(tuple(forget))
     retrain_seconds = None
     if reference is None and run.suite.retrain is not None:
@@ -304,8 +304,7 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
     retained_full = sum(run.per_class_full[c] for c in retained_classes(len(run.per_class_full), forget))
     epoch_s = wall_per_image * retained_full
     epoch_cpu_s = cpu_per_image * retained_full
-    common = {"classes": forget, "df_original": round(df_orig, 2), "dr_original": round(dr_orig, 2),
-              "dr_original_masked": round(ceiling, 2),
+    common = {"classes": forget, **{key: round(value, 2) for key, value in originals.items()},
               "df_retrain": None if df_ref is None else round(df_ref, 2),
               "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
               "epoch_seconds": round(epoch_s, 2), "retained_images": len(retain),
