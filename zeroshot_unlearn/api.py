@@ -21,14 +21,14 @@ from . import seeds
 from ._version import __version__
 from .data.datasets import ImageTensorDataset, materialise
 from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError, UncheckableModelError
-from .generators import GENERATORS, AntiMemoryGenerator, create_generator
+from .generators import AntiMemoryGenerator, create_generator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
-from .methods import ForgetContext, Method, get_method, list_methods
+from .methods import ForgetContext, Method, get_method
 from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
 from .runtime import Runtime, current_world, make_runtime
 from .selfcheck import SelfCheck, check_baseline, check_forgetting, uncheckable_message
 from .settings import recording_reads
-from .surgery import conv_weights_in, model_num_classes, unknown_prefixes
+from .surgery import model_num_classes
 from .training_log import TrainingLog
 from .validate import validate_check_data, validate_classes, validate_forget_data, validate_model, validate_retain
 from .zoo.loading import METADATA_KEY
@@ -182,45 +182,9 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
     imposed = algorithm.overrides_for(resolved)
     if imposed:  # a named variant: its settings first, the caller's overrides still win
         resolved = resolved.replace(imposed).replace(overrides)
-    if algorithm.uses_phases:  # only the settings the method reads are checked against the model
-        _check_phases(model, resolved, data_free="retain" not in algorithm.needs)
-    if "forget" in algorithm.needs and not forget_data_given:
-        raise InvalidRequestError(f"method {algorithm.name!r} needs forget-class images (forget_data=DATASET); "
-                                  "it is a comparison baseline. The methods that need none: "
-                                  f"{', '.join(n for n, d in list_methods().items() if 'forget' not in d)}")
-    if forget_data_given and "forget" not in algorithm.needs:
-        raise InvalidRequestError(f"method {algorithm.name!r} never reads forget-class images; drop forget_data "
-                                  "(nothing of the forget classes should be handed to it)")
-    if data_free and "retain" in algorithm.needs:
-        raise InvalidRequestError(f"method {algorithm.name!r} needs retained data: pass retain=DATASET")
-    if "training_log" in algorithm.needs and not training_log_given:
-        raise InvalidRequestError(f"method {algorithm.name!r} needs the model's training log (training_log=FOLDER, "
-                                  "written by `zeroshot-unlearn train ... --record-updates`)")
-    if training_log_given and "training_log" not in algorithm.needs:
-        raise InvalidRequestError(f"method {algorithm.name!r} does not read a training log; drop training_log "
-                                  "(method='amnesiac' does)")
+    algorithm.check(model, resolved, data_free=data_free, forget_data_given=forget_data_given,
+                    training_log_given=training_log_given)
     return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
-
-
-def _check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) -> None:
-    """The shared generator and impair/repair settings fit this model (and the data the run has)."""
-    if recipe.generator.kind not in GENERATORS:
-        raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
-                          f"{', '.join(sorted(GENERATORS))}")
-    for name, phase in (("impair", recipe.impair), ("repair", recipe.repair)):
-        unknown = unknown_prefixes(model, phase.perturb_scope)
-        if unknown:
-            tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
-            raise RecipeError(f"{name}.perturb_scope entry {unknown[0]!r} names no parameter of {type(model).__name__}; "
-                              f"its parameter names start with: {', '.join(tops)}")
-        if phase.ranks_channels() and not conv_weights_in(model, phase.perturb_scope):
-            raise RecipeError(f"{name}.perturb_channels < 1 ranks the output channels of convolutions, and "
-                              f"{name}.perturb_scope {list(phase.perturb_scope)} holds none; set it to 1")
-        if data_free:
-            needs_retained = phase.retained_feature_terms() + (["perturb_channels"] if phase.ranks_channels() else [])
-            if needs_retained:
-                raise RecipeError(f"{name}.{needs_retained[0]} compares with retained images, and the data-free "
-                                  "mode has none: leave it at its default or pass retain=DATASET")
 
 
 def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | str]:

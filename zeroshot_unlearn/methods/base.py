@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn as nn
@@ -11,10 +11,13 @@ import torch.nn as nn
 from ..augment import Augment
 from ..data.datasets import ImageTensorDataset
 from ..engine import BatchStream, train_phase
+from ..errors import InvalidRequestError, RecipeError
+from ..generators import GENERATORS
 from ..losses import masked_distillation
-from ..sections import PhaseConfig, RetainedPhase
 from ..runtime import Runtime
+from ..sections import PhaseConfig, RetainedPhase
 from ..settings import Settings
+from ..surgery import conv_weights_in, unknown_prefixes
 from ..validate import retained_classes
 
 if TYPE_CHECKING:
@@ -165,9 +168,52 @@ class Method:
         """This method's settings as ``recipe`` sets them (its section's defaults where it does not)."""
         return recipe.section(self.section_name())
 
+    def check(self, model: nn.Module, recipe: Recipe, *, data_free: bool, forget_data_given: bool,
+              training_log_given: bool) -> None:
+        """Refuse, before any work, a request this method cannot run: data it needs and was not given, data
+        it never reads and was given, and (for the methods on the shared phases) phase settings that do not
+        fit the model or the data. A method with checks of its own extends this."""
+        from .registry import list_methods
+
+        name = self.name
+        if "forget" in self.needs and not forget_data_given:
+            raise InvalidRequestError(f"method {name!r} needs forget-class images (forget_data=DATASET); it is a "
+                                      "comparison baseline. The methods that need none: "
+                                      f"{', '.join(n for n, d in list_methods().items() if 'forget' not in d)}")
+        if forget_data_given and "forget" not in self.needs:
+            raise InvalidRequestError(f"method {name!r} never reads forget-class images; drop forget_data "
+                                      "(nothing of the forget classes should be handed to it)")
+        if data_free and "retain" in self.needs:
+            raise InvalidRequestError(f"method {name!r} needs retained data: pass retain=DATASET")
+        if "training_log" in self.needs and not training_log_given:
+            raise InvalidRequestError(f"method {name!r} needs the model's training log (training_log=FOLDER, "
+                                      "written by `zeroshot-unlearn train ... --record-updates`)")
+        if training_log_given and "training_log" not in self.needs:
+            raise InvalidRequestError(f"method {name!r} does not read a training log; drop training_log "
+                                      "(method='amnesiac' does)")
+        if self.uses_phases:  # only the settings the method reads are checked against the model
+            check_phases(model, recipe, data_free="retain" not in self.needs)
+
     def run(self, ctx: ForgetContext) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
 
-def describe_needs(needs: Sequence[str]) -> str:
-    return ", ".join(sorted(needs)) or "none"
+def check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) -> None:
+    """The shared generator and impair/repair settings fit this model (and the data the run has)."""
+    if recipe.generator.kind not in GENERATORS:
+        raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
+                          f"{', '.join(sorted(GENERATORS))}")
+    for name, phase in (("impair", recipe.impair), ("repair", recipe.repair)):
+        unknown = unknown_prefixes(model, phase.perturb_scope)
+        if unknown:
+            tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
+            raise RecipeError(f"{name}.perturb_scope entry {unknown[0]!r} names no parameter of {type(model).__name__}; "
+                              f"its parameter names start with: {', '.join(tops)}")
+        if phase.ranks_channels() and not conv_weights_in(model, phase.perturb_scope):
+            raise RecipeError(f"{name}.perturb_channels < 1 ranks the output channels of convolutions, and "
+                              f"{name}.perturb_scope {list(phase.perturb_scope)} holds none; set it to 1")
+        if data_free:
+            needs_retained = phase.retained_feature_terms() + (["perturb_channels"] if phase.ranks_channels() else [])
+            if needs_retained:
+                raise RecipeError(f"{name}.{needs_retained[0]} compares with retained images, and the data-free "
+                                  "mode has none: leave it at its default or pass retain=DATASET")

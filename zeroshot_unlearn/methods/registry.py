@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import difflib
+from typing import TYPE_CHECKING, Sequence
 
 from ..errors import InvalidRequestError
 from ..settings import SECTIONS
-from .base import Method, describe_needs
+
+if TYPE_CHECKING:
+    from .base import Method  # a method's module imports this registry; the registry never imports a method
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -20,6 +23,10 @@ def register_method(cls: type[Method]) -> type[Method]:
         SECTIONS[section] = cls.settings
     METHODS[cls.name] = cls
     return cls
+
+
+def describe_needs(needs: Sequence[str]) -> str:
+    return ", ".join(sorted(needs)) or "none"
 
 
 def list_methods() -> dict[str, str]:
