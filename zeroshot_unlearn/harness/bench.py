@@ -288,90 +288,104 @@ class _BenchRun:
     training_log: str | Path | None = None
 
 
+@dataclass
+class _Measured:
+    """One model of a request's rows: the original, the retrain reference or a method's result."""
+
+    name: str
+    model: nn.Module
+    seconds: float | None
+    cpu_seconds: float | None = None
+    forget_images_used: int = 0
+    check: dict | None = None
+    details: dict | None = None
+    timings: dict | None = None
+
+
+def _run_method(run: _BenchRun, method: str, forget: list[int], retain) -> _Measured:
+    """One method on one request, timed in wall and CPU seconds."""
+    data, seed, needs = run.data, run.seed, get_method(method).needs
+    # Baselines that read forget images get the retained subset's per-class budget of them.
+    forget_data = None
+    if "forget" in needs:
+        per_class = len(retain) // max(1, len(set(retain.y.tolist())))
+        others = sorted(set(data.train.y.tolist()) - set(forget))
+        forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    # strict=False: a run that fails its self-check is a row (with the check's figure), not a crash.
+    result = forget_classes(run.model, forget, retain=retain, method=method, overrides=run.overrides, seed=seed,
+                            progress=run.progress, forget_data=forget_data, strict=False,
+                            generator=run.generator if get_method(method).uses_generator else None,
+                            training_log=run.training_log if "training_log" in needs else None)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    return _Measured(method, result.model, seconds, cpu_seconds, result.forget_images_used,
+                     result.self_check.as_dict() if result.self_check is not None else None,
+                     result.history[-1].get("method_details"), {k: round(v, 2) for k, v in result.timings.items()})
+
+
 def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
-    model, data, seed, level, methods = run.model, run.data, run.seed, run.level, run.methods
+    model, data, seed, level = run.model, run.data, run.seed, run.level
     retain = retained_subset(data.train, forget, run.budget, seed=seed)
     # Timed again for every request, so a machine whose load changes during a long run still
     # divides each call by an epoch timed under the same conditions.
     wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]))
     originals = original_columns(model, data.test, forget)
-    df_orig, dr_orig = originals["df_original"], originals["dr_original"]
     reference = run.references.get(tuple(forget))
     retrain_seconds = None
     if reference is None and run.suite.retrain is not None:
         reference, retrain_seconds = run.suite.retrain(data, forget)
     df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
     retained_full = sum(run.per_class_full[c] for c in retained_classes(len(run.per_class_full), forget))
-    epoch_s = wall_per_image * retained_full
-    epoch_cpu_s = cpu_per_image * retained_full
+    epochs = (wall_per_image * retained_full, cpu_per_image * retained_full)
     common = {"classes": forget, **{key: round(value, 2) for key, value in originals.items()},
               "df_retrain": None if df_ref is None else round(df_ref, 2),
               "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
-              "epoch_seconds": round(epoch_s, 2), "retained_images": len(retain),
+              "epoch_seconds": round(epochs[0], 2), "retained_images": len(retain),
               "retrain_time_s": None if retrain_seconds is None else round(retrain_seconds, 2)}
     reference_metrics = None
     if level and reference is not None:
-        reference_metrics = model_metrics(reference, forget, data.train, data.test, retain, df_orig, seed=seed,
-                                          level=level).row
-    measured_models: list[tuple[str, nn.Module, float | None]] = []
-    forget_used: dict[str, int] = {}
-    cpu_seconds: dict[str, float] = {}
-    checks: dict[str, dict | None] = {}
-    details: dict[str, dict | None] = {}
+        reference_metrics = model_metrics(reference, forget, data.train, data.test, retain,
+                                          originals["df_original"], seed=seed, level=level).row
+    measured: list[_Measured] = []
     if level:  # the original as a row of its own, so every column has its anchors
-        measured_models.append(("original", model, 0.0))
+        measured.append(_Measured("original", model, 0.0))
     if reference is not None and (level or run.want_retrain):
-        measured_models.append(("retrain", reference, retrain_seconds))
+        measured.append(_Measured("retrain", reference, retrain_seconds))
     elif run.want_retrain:
         log.warning("no retrain reference for %s: no retrain row (give --reference CLASSES:PATH)", forget)
-    for method in methods:
-        # Baselines that read forget images get the retained subset's per-class budget of them.
-        forget_data = None
-        if "forget" in get_method(method).needs:
-            per_class = len(retain) // max(1, len(set(retain.y.tolist())))
-            others = sorted(set(data.train.y.tolist()) - set(forget))
-            forget_data = retained_subset(data.train, others, per_class * len(forget), seed=seed)
-        start, start_cpu = time.perf_counter(), time.process_time()
-        # strict=False: a run that fails its self-check is a row (with the check's figure), not a crash.
-        result = forget_classes(model, forget, retain=retain, method=method, overrides=run.overrides, seed=seed,
-                                progress=run.progress, forget_data=forget_data, strict=False,
-                                generator=run.generator if get_method(method).uses_generator else None,
-                                training_log=run.training_log if "training_log" in get_method(method).needs else None)
-        checks[method] = result.self_check.as_dict() if result.self_check is not None else None
-        seconds = time.perf_counter() - start
-        cpu_seconds[method] = time.process_time() - start_cpu
-        measured_models.append((method, result.model, seconds))
-        forget_used[method] = result.forget_images_used
-        details[method] = result.history[-1].get("method_details")
-    rows = []
-    for name, candidate, seconds in measured_models:
-        measured = None
-        if level:  # the audit row already holds Df and Dr on the test split
-            measured = (reference_metrics if name == "retrain" else
-                        model_metrics(candidate, forget, data.train, data.test, retain, df_orig, seed=seed,
-                                      level=level).row)
-            df, dr = measured["df"], measured["dr"]
-        else:
-            df, dr = forget_retain_accuracy(candidate, data.test, forget)
-        row = {"method": name, "data_used": data_used(name), **common, "df": round(df, 2), "dr": round(dr, 2),
-               "time_s": None if seconds is None else round(seconds, 2),
-               "epoch_equivalents": None if seconds is None else round(seconds / epoch_s, 4),
-               "epoch_equivalents_cpu": (round(cpu_seconds[name] / epoch_cpu_s, 4) if name in cpu_seconds
-                                         else None),
-               "forget_images_used": forget_used.get(name, 0),
-               "self_check_figure": (checks[name] or {}).get("figure") if name in checks else None,
-               "self_check_passed": (checks[name] or {}).get("passed") if name in checks else None,
-               "method_details": details.get(name)}
-        row.update({key: None for key in AUDIT_COLUMNS})
-        if measured is not None:
-            row.update({key: _round(measured[key]) for key in AUDIT_COLUMNS if key != "ain"})
-            if reference_metrics is not None and measured["relearn_steps"] is not None:
-                row["ain"] = round(measured["relearn_steps"] / reference_metrics["relearn_steps"], 3)
-                row["probe_df_retrain"] = round(reference_metrics["probe_df"], 2)
-                row["relearn_steps_retrain"] = reference_metrics["relearn_steps"]
-        rows.append(row)
-        log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f)", name, forget, df, dr, df_orig, dr_orig)
-    return rows
+    measured += [_run_method(run, method, forget, retain) for method in run.methods]
+    return [_row(run, one, forget, retain, common, epochs, originals["df_original"], reference_metrics)
+            for one in measured]
+
+
+def _row(run: _BenchRun, one: _Measured, forget: list[int], retain, common: dict, epochs: tuple[float, float],
+         df_original: float, reference_metrics: dict | None) -> dict:
+    """The results row of one measured model: Df, Dr, time and, with an audit level, the audit columns."""
+    audited = None
+    if run.level:  # the audit row already holds Df and Dr on the test split
+        audited = (reference_metrics if one.name == "retrain" else
+                   model_metrics(one.model, forget, run.data.train, run.data.test, retain, df_original, seed=run.seed,
+                                 level=run.level).row)
+        df, dr = audited["df"], audited["dr"]
+    else:
+        df, dr = forget_retain_accuracy(one.model, run.data.test, forget)
+    row = {"method": one.name, "data_used": data_used(one.name), **common, "df": round(df, 2), "dr": round(dr, 2),
+           "time_s": None if one.seconds is None else round(one.seconds, 2),
+           "epoch_equivalents": None if one.seconds is None else round(one.seconds / epochs[0], 4),
+           "epoch_equivalents_cpu": None if one.cpu_seconds is None else round(one.cpu_seconds / epochs[1], 4),
+           "forget_images_used": one.forget_images_used,
+           "self_check_figure": (one.check or {}).get("figure"), "self_check_passed": (one.check or {}).get("passed"),
+           "method_details": one.details, "timings": one.timings}
+    row.update({key: None for key in AUDIT_COLUMNS})
+    if audited is not None:
+        row.update({key: _round(audited[key]) for key in AUDIT_COLUMNS if key != "ain"})
+        if reference_metrics is not None and audited["relearn_steps"] is not None:
+            row["ain"] = round(audited["relearn_steps"] / reference_metrics["relearn_steps"], 3)
+            row["probe_df_retrain"] = round(reference_metrics["probe_df"], 2)
+            row["relearn_steps_retrain"] = reference_metrics["relearn_steps"]
+    log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f)", one.name, forget, df, dr, common["df_original"],
+             common["dr_original"])
+    return row
 
 
 def _round(value):
