@@ -403,6 +403,45 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
     return result
 
 
+def _pre_run_check(model: nn.Module, original: nn.Module, plan: ForgetPlan, *, seed: int, strict: bool):
+    """The self-check's view of the original, taken before any work: a model it cannot judge is refused
+    under ``strict`` (otherwise the run goes on with an inconclusive check). None when the check is off."""
+    cfg = plan.recipe.self_check
+    if not cfg.enabled:
+        return None
+    earlier = set(forgotten_classes(model))
+    baseline = check_baseline(original, plan.forget, cfg, plan.input_size, plan.mean, plan.std,
+                              seed=seed + seeds.SELF_CHECK, known=[c for c in plan.forget if c not in earlier])
+    if not baseline.conclusive:
+        message = uncheckable_message(baseline, cfg, plan.pretrained_cfg.get("weights"))
+        if strict:
+            raise UncheckableModelError(message + "; strict=False runs anyway, with an inconclusive check")
+        log.warning("%s; strict=False: running anyway, the check will be inconclusive", message)
+    return baseline
+
+
+def _history_entry(plan: ForgetPlan, ctx: ForgetContext, checked: SelfCheck | None, *, seed: int,
+                   input_sha256: str, output_sha256: str) -> dict[str, Any]:
+    """What the model's history records of this request."""
+    runtime, algorithm, resolved = plan.runtime, plan.method, plan.recipe
+    return {
+        "classes": plan.forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
+        "depth": resolved.depth,
+        "seed": seed, "device": str(runtime.device), "world_size": runtime.world_size,
+        "gradient_sync": dict(ctx.gradient_sync) if runtime.distributed else None,
+        "generator": (f"amortised {getattr(plan.generator, 'card', {}).get('model_id', '(in memory)')}"
+                      if plan.generator is not None else ("fitted" if ctx.generator is not None else None)),
+        "retained_images": len(plan.retain) if plan.retain is not None and "retain" in algorithm.needs else 0,
+        "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
+        "training_log": str(plan.training_log.folder) if plan.training_log is not None else None,
+        "check_images": len(plan.check_data) if plan.check_data is not None else 0,
+        "method_details": dict(ctx.details) or None,
+        "self_check": checked.as_dict() if checked is not None else None,
+        "input_sha256": input_sha256, "output_sha256": output_sha256,
+        "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inplace: bool, strict: bool,
          keys_read: set[str]) -> ForgetResult:
     runtime = plan.runtime
@@ -420,17 +459,7 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
         original = copy.deepcopy(model).to(runtime.device, memory_format=memory_format).eval()
         for p in original.parameters():
             p.requires_grad_(False)
-        baseline = None
-        if resolved.self_check.enabled:
-            # The check's view of the original comes first: a model it cannot judge is refused before any work.
-            earlier = set(forgotten_classes(model))
-            baseline = check_baseline(original, forget, resolved.self_check, input_size, mean, std,
-                                      seed=seed + seeds.SELF_CHECK, known=[c for c in forget if c not in earlier])
-            if not baseline.conclusive:
-                message = uncheckable_message(baseline, resolved.self_check, cfg.get("weights"))
-                if strict:
-                    raise UncheckableModelError(message + "; strict=False runs anyway, with an inconclusive check")
-                log.warning("%s; strict=False: running anyway, the check will be inconclusive", message)
+        baseline = _pre_run_check(model, original, plan, seed=seed, strict=strict)
         student = copy.deepcopy(model).to(runtime.device, memory_format=memory_format)
         synced = runtime.distributed and runtime.device.type == "cuda"
         if synced:  # BatchNorm statistics over the global batch (SyncBatchNorm is GPU-only in PyTorch)
@@ -454,22 +483,8 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
         ctx.timings["self_check"] = checked.seconds
     timings = dict(ctx.timings)
     timings["total"] = time.perf_counter() - start
-    entry = {
-        "classes": forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
-        "depth": resolved.depth,
-        "seed": seed, "device": str(runtime.device), "world_size": runtime.world_size,
-        "gradient_sync": dict(ctx.gradient_sync) if runtime.distributed else None,
-        "generator": (f"amortised {getattr(plan.generator, 'card', {}).get('model_id', '(in memory)')}"
-                      if plan.generator is not None else ("fitted" if ctx.generator is not None else None)),
-        "retained_images": len(retain_data) if retain_data is not None and "retain" in algorithm.needs else 0,
-        "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
-        "training_log": str(plan.training_log.folder) if plan.training_log is not None else None,
-        "check_images": len(plan.check_data) if plan.check_data is not None else 0,
-        "method_details": dict(ctx.details) or None,
-        "self_check": checked.as_dict() if checked is not None else None,
-        "input_sha256": original_hash, "output_sha256": sha256_state_dict(student.state_dict()),
-        "version": __version__, "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    entry = _history_entry(plan, ctx, checked, seed=seed, input_sha256=original_hash,
+                           output_sha256=sha256_state_dict(student.state_dict()))
     history = list(getattr(model, "unlearning_history", [])) + [entry]
     student.pretrained_cfg = cfg
     student.unlearning_history = history
