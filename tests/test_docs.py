@@ -114,6 +114,17 @@ def test_the_readme_has_the_two_commands_ci_and_a_user_run():
     assert len(text.splitlines()) <= 300
 
 
+def test_the_recipes_page_lists_every_registered_recipe_with_its_patterns():
+    from zeroshot_unlearn.recipes import list_recipes
+
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| ([^|]+) \|", (REPO / "docs" / "recipes.md")
+                                                     .read_text(encoding="utf-8"), re.M)}
+    for name, patterns in list_recipes().items():
+        assert name in rows, f"docs/recipes.md has no row for recipe {name}"
+        if name != "default":
+            assert all(f"`{pattern}`" in rows[name] for pattern in patterns), (name, patterns, rows[name])
+
+
 def test_cli_option_tables_are_the_parsers():
     text = CLI_PAGE.read_text(encoding="utf-8")
     tables = TABLE.findall(text)
