@@ -55,7 +55,9 @@ FOLDERS = {
     "cifar100-resnet20": ("cifar100-resnet20: the CIFAR-100 suite", "The shipped CIFAR-100 ResNet20: PROTOCOL.md's "
                           "requests at 2,500 and 5,000 retained images, the self-check rerun of sea and people, the "
                           "audit of rocket beside its retrain reference, the GPU check (page: docs/cifar100.md; "
-                          "`bash research/cifar100_suite.sh` runs them in order)."),
+                          "`bash research/cifar100_suite.sh` runs them in order). `protocol-5000.json` was run before the "
+                          "`cifar100_resnet` recipe set `max_epoch_images: 2500`: add `--set max_epoch_images=0` to its "
+                          "command to run it as it was."),
     "cifar100-resnet10t": ("cifar100-resnet10t: the timm model on CIFAR-100", "The singles and `vehicles_2` "
                            "(page: docs/cifar100.md)."),
     "many-classes": ("Forgetting most of a model", "8 of the 10 CIFAR-10 classes with `impair_scaling: forget_ratio` "
