@@ -1,6 +1,7 @@
 """Amortised generators: fitted once per model, reused by later requests, refused for other models."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -94,3 +95,19 @@ def test_recipe_amortised_schedule_applies_only_with_a_pre_fitted_generator(fitt
     # ... plus what the recipe asks for that mode (digits: a gentler impair), under the caller's overrides
     assert data_free.recipe.impair.lr == load_recipe("digits").data_free.overrides["impair.lr"]
     assert validate_request(model_copy, [3, 7], retain=None, overrides={"impair.lr": 0.03}).recipe.impair.lr == 0.03
+
+
+def test_generator_fit_from_the_command_line_writes_a_folder_forget_then_reuses(tmp_path, capsys, digits_model):
+    from zeroshot_unlearn.cli import main
+
+    out = tmp_path / "gen"
+    assert main(["generator", "fit", "--model", "digits_cnn", "--steps", "10", "--out", str(out), "--quiet"]) == 0
+    assert "fitted a 10-class generator" in capsys.readouterr().out
+    assert load_amortised(out, digits_model).num_classes == 10
+    assert main(["generator", "fit", "--model", "digits_cnn", "--steps", "10", "--out", str(out), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err  # an existing folder is kept
+    forgot = tmp_path / "forgot"
+    assert main(["forget", "--model", "digits_cnn", "--classes", "3", "7", "--retain-data", "digits",
+                 "--generator", str(out), "--set", "self_check.enabled=false", "--out", str(forgot), "--quiet"]) == 0
+    history = json.loads((forgot / "metrics.json").read_text())
+    assert history["rows"][0]["timings"]["generator"] < 1.0  # no fit inside the request

@@ -80,3 +80,32 @@ def test_shards_of_every_rank_make_up_the_one_process_batch():
         assert sorted(torch.cat(parts).tolist()) == sorted(whole.tolist())
     assert ranks[0].steps_for(1.0) == single.steps_for(1.0)  # every rank runs the same number of steps
     assert Runtime(rank=1, world_size=2).share(32) == 16 and Runtime().share(32) == 32
+
+
+def test_ranks_given_different_requests_are_refused_before_any_work():
+    """The fingerprint every rank compares: the same request gives the same one, any difference another, and
+    a disagreement between ranks is an InvalidRequestError."""
+    import pytest
+
+    from zeroshot_unlearn.api import _check_same_request_on_every_rank
+    from zeroshot_unlearn.data.datasets import ImageTensorDataset
+    from zeroshot_unlearn.errors import InvalidRequestError
+    from zeroshot_unlearn.runtime import Runtime
+
+    class Recording(Runtime):
+        seen: list = []
+
+        def same_on_every_rank(self, values, tolerance=0.0):
+            self.seen.append(values.clone())
+            return len(self.seen) < 2 or torch.equal(self.seen[0], self.seen[-1])
+
+    runtime = Recording(rank=1, world_size=2)
+    retain = ImageTensorDataset(torch.zeros(8, 1, 4, 4), torch.arange(8) % 2)
+    _check_same_request_on_every_rank(runtime, [3, 7], 0, retain, "anti_memory")
+    _check_same_request_on_every_rank(runtime, [3, 7], 0, retain, "anti_memory")  # the same: accepted
+    for changed in (([3], 0, retain, "anti_memory"), ([3, 7], 1, retain, "anti_memory"),
+                    ([3, 7], 0, ImageTensorDataset(torch.ones(8, 1, 4, 4), torch.arange(8) % 2), "anti_memory"),
+                    ([3, 7], 0, retain, "masked_kd")):
+        with pytest.raises(InvalidRequestError, match="rank 1: the ranks of this torchrun job were given different"):
+            _check_same_request_on_every_rank(runtime, *changed)
+        runtime.seen.pop()

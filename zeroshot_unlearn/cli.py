@@ -100,6 +100,7 @@ def cmd_forget(args) -> int:
     from .data import load_data, retained_subset
     from .evaluation import forget_retain_accuracy, original_columns
     from .io import atomic_dir, check_output_folder, write_json
+    from .recipes import resolve_recipe
     from .runtime import current_world
     from .surgery import model_num_classes
 
@@ -128,6 +129,9 @@ def cmd_forget(args) -> int:
     evaluation = evaluation_data.test if evaluation_data is not None else None
     every_forget_class = set(requested) | set(forgotten_classes(model))
     has_forget_images = evaluation is not None and bool(set(evaluation.y.tolist()) & every_forget_class)
+    # The test split goes to the self-check (forget_classes(check_data=...)) unless the recipe turns it off.
+    checks_test_split = has_forget_images and resolve_recipe(args.recipe, model_architecture(model),
+                                                             overrides).self_check.enabled
     retain = None
     if data is not None:
         # Classes the model forgot in earlier requests stay out of the retained data too.
@@ -144,7 +148,7 @@ def cmd_forget(args) -> int:
                                 device=args.device, generator=args.generator, strict=strict,
                                 training_log=args.training_log,
                                 # the API's own verdict on the test split: forget_classes(check_data=...)
-                                check_data=evaluation if evaluation is not None and has_forget_images else None)
+                                check_data=evaluation if checks_test_split else None)
     seconds = time.perf_counter() - start
     check = result.self_check
     failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
