@@ -13,8 +13,9 @@ import logging
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import (DataError, DivergenceError, ForgettingFailedError, InvalidRequestError, OutputError,
                      UnlearnError)
@@ -93,20 +94,37 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def cmd_forget(args) -> int:
-    from .api import (ForgettingWarning, check_request, check_save_format, forget_classes, forgotten_classes,
-                      model_architecture)
-    from .audit import AUDIT_COLUMNS
+@dataclass
+class _ForgetInputs:
+    """What ``forget`` read and checked before any work: the model, the request and its data."""
+
+    model: Any
+    requested: list[int]
+    overrides: dict
+    budget: int | float
+    data: Any
+    """The --retain-data splits (None in data-free mode)."""
+    evaluation_data: Any
+    """The splits Df/Dr and the audit read (--eval-data, else the retained data's)."""
+    retain: Any
+    checks_test_split: bool
+    """Whether the test split goes to the self-check (it holds forget-class images and the check is on)."""
+
+    @property
+    def evaluation(self):
+        return self.evaluation_data.test if self.evaluation_data is not None else None
+
+
+def _forget_inputs(args) -> _ForgetInputs:
+    """Every check of ``forget``, before any data is read or any subset drawn, then the data: a bad input
+    is one line and exit 2, and nothing is printed before it."""
+    from .api import check_request, check_save_format, forgotten_classes, model_architecture
     from .data import load_data, retained_subset
-    from .evaluation import forget_retain_accuracy, original_columns
-    from .io import atomic_dir, check_output_folder, write_json
+    from .io import check_output_folder
     from .recipes import resolve_recipe
-    from .runtime import current_world
     from .surgery import model_num_classes
 
-    # Every check runs before any data is read or any subset drawn: a bad input is one line and exit 2.
-    out = Path(args.out)
-    check_output_folder(out, overwrite=args.overwrite)  # the write checks again
+    check_output_folder(Path(args.out), overwrite=args.overwrite)  # the write checks again
     if args.data_free == bool(args.retain_data):
         raise InvalidRequestError("pass --retain-data DATA, or --data-free to forget with no retained data at all"
                                   if not args.data_free else "--data-free reads no retained data: drop --retain-data "
@@ -117,8 +135,6 @@ def cmd_forget(args) -> int:
     overrides = _overrides(args.set)
     if args.depth is not None:
         overrides["depth"] = args.depth
-    rank, world_size = current_world()
-    say = print if rank == 0 else (lambda *a, **k: None)
     model = _with_class_names(_load_trained(args), args.class_names)
     check_save_format(model, args.save_format)
     requested = check_request(model, _class_args(args.classes), recipe=args.recipe, method=args.method,
@@ -126,34 +142,24 @@ def cmd_forget(args) -> int:
                               data_free=args.data_free, training_log=args.training_log)
     data = load_data(args.retain_data, model) if args.retain_data else None
     evaluation_data = load_data(args.eval_data, model) if args.eval_data else data
+    # Classes the model forgot in earlier requests stay out of the retained data too.
+    every_forget_class = sorted(set(requested) | set(forgotten_classes(model)))
+    retain = None if data is None else retained_subset(data.train, every_forget_class, budget, seed=args.seed,
+                                                        num_classes=model_num_classes(model))
     evaluation = evaluation_data.test if evaluation_data is not None else None
-    every_forget_class = set(requested) | set(forgotten_classes(model))
-    has_forget_images = evaluation is not None and bool(set(evaluation.y.tolist()) & every_forget_class)
-    # The test split goes to the self-check (forget_classes(check_data=...)) unless the recipe turns it off.
+    has_forget_images = evaluation is not None and bool(set(evaluation.y.tolist()) & set(every_forget_class))
     checks_test_split = has_forget_images and resolve_recipe(args.recipe, model_architecture(model),
                                                              overrides).self_check.enabled
-    retain = None
-    if data is not None:
-        # Classes the model forgot in earlier requests stay out of the retained data too.
-        retain = retained_subset(data.train, sorted(set(requested) | set(forgotten_classes(model))), budget,
-                                 seed=args.seed, num_classes=model_num_classes(model))
-    # Printed only once every input check has passed: a refused input leaves nothing on stdout.
-    say(f"model: {model_architecture(model)}, {model.pretrained_cfg.get('weights', 'weights of unknown origin')}")
-    start = time.perf_counter()
-    strict = not args.no_strict
-    with warnings.catch_warnings():  # --no-strict: the failure is reported below, once, in this command's words
-        warnings.simplefilter("ignore", ForgettingWarning)
-        result = forget_classes(model, requested, retain=retain, recipe=args.recipe, method=args.method,
-                                overrides=overrides, seed=args.seed, progress=not args.quiet,
-                                device=args.device, generator=args.generator, strict=strict,
-                                training_log=args.training_log,
-                                # the API's own verdict on the test split: forget_classes(check_data=...)
-                                check_data=evaluation if checks_test_split else None)
-    seconds = time.perf_counter() - start
+    return _ForgetInputs(model, requested, overrides, budget, data, evaluation_data, retain, checks_test_split)
+
+
+def _forget_row(args, inputs: _ForgetInputs, result, seconds: float, failures: list[str], world_size: int,
+                say) -> dict:
+    """The metrics.json row of a forget run: the request, its time per phase and memory, its self-check and,
+    with a test split, Df and Dr beside the original's."""
+    from .evaluation import forget_retain_accuracy, original_columns
+
     check = result.self_check
-    failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
-    if check is not None and check.passed is None:
-        failures.append(f"self-check inconclusive: {check.describe()}")
     peak = _peak_memory_gib(result.history[-1]["device"])
     say("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         + f"; peak memory {peak['gib']:.2f} GiB ({peak['what']})")
@@ -165,19 +171,53 @@ def cmd_forget(args) -> int:
            "data_free": args.data_free,
            "timings": {k: round(v, 2) for k, v in result.timings.items()},
            "self_check": check.as_dict() if check is not None else None}
-    if evaluation is not None:
-        df, dr = forget_retain_accuracy(result.model, evaluation, result.forget)
-        originals = original_columns(model, evaluation, result.forget)
+    if inputs.evaluation is not None:
+        df, dr = forget_retain_accuracy(result.model, inputs.evaluation, result.forget)
+        originals = original_columns(inputs.model, inputs.evaluation, result.forget)
         row.update(df=round(df, 2), dr=round(dr, 2), dr_retrain=None,
                    **{key: round(value, 2) for key, value in originals.items()})
         say(f"Df {df:.2f} (original {originals['df_original']:.2f}), Dr {dr:.2f} (original "
             f"{originals['dr_original']:.2f}) on the test split")
     row["forgotten"] = not failures
     row["forgetting_failures"] = failures
-    if args.audit and evaluation is not None and rank == 0:
-        audit_retain = retain if retain is not None else retained_subset(  # the audit reads data; the run did not
-            evaluation_data.train, result.forget, budget, seed=args.seed, num_classes=model_num_classes(model))
-        report = _run_audit(model, result.model, result.forget, evaluation_data, audit_retain,
+    return row
+
+
+def cmd_forget(args) -> int:
+    from .api import ForgettingWarning, forget_classes, model_architecture
+    from .audit import AUDIT_COLUMNS
+    from .data import retained_subset
+    from .io import atomic_dir, write_json
+    from .runtime import current_world
+    from .surgery import model_num_classes
+
+    inputs = _forget_inputs(args)
+    model, out = inputs.model, Path(args.out)
+    rank, world_size = current_world()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    # Printed only once every input check has passed: a refused input leaves nothing on stdout.
+    say(f"model: {model_architecture(model)}, {model.pretrained_cfg.get('weights', 'weights of unknown origin')}")
+    start = time.perf_counter()
+    with warnings.catch_warnings():  # --no-strict: the failure is reported below, once, in this command's words
+        warnings.simplefilter("ignore", ForgettingWarning)
+        result = forget_classes(model, inputs.requested, retain=inputs.retain, recipe=args.recipe,
+                                method=args.method, overrides=inputs.overrides, seed=args.seed,
+                                progress=not args.quiet, device=args.device, generator=args.generator,
+                                strict=not args.no_strict, training_log=args.training_log,
+                                # the API's own verdict on the test split
+                                check_data=inputs.evaluation if inputs.checks_test_split else None)
+    seconds = time.perf_counter() - start
+    check = result.self_check
+    failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
+    if check is not None and check.passed is None:
+        failures.append(f"self-check inconclusive: {check.describe()}")
+    row = _forget_row(args, inputs, result, seconds, failures, world_size, say)
+    audited = args.audit and inputs.evaluation is not None
+    if audited and rank == 0:
+        audit_retain = inputs.retain if inputs.retain is not None else retained_subset(  # the run read no data
+            inputs.evaluation_data.train, result.forget, inputs.budget, seed=args.seed,
+            num_classes=model_num_classes(model))
+        report = _run_audit(model, result.model, result.forget, inputs.evaluation_data, audit_retain,
                             source=args.eval_data or args.retain_data,
                             reference_path=args.reference, seed=args.seed, quiet=args.quiet,
                             generator=result.generator, recipe=result.recipe)
@@ -189,7 +229,7 @@ def cmd_forget(args) -> int:
     if rank == 0:
         with atomic_dir(out, overwrite=args.overwrite) as folder:
             result.write_into(folder, format=args.save_format)
-            if args.audit and evaluation is not None:
+            if audited:
                 report.save(folder / "audit")
             write_json(folder / "metrics.json", {"suite": str(args.eval_data or args.retain_data), "rows": [row]})
     if world_size > 1:
@@ -198,7 +238,7 @@ def cmd_forget(args) -> int:
         torch.distributed.barrier()
     written = ["model.safetensors", "recipe.yaml"] + (["config.json"] if args.save_format == "timm" else []) \
         + (["generator.safetensors"] if result.generator is not None else []) \
-        + ["metrics.json"] + (["audit/"] if args.audit and evaluation is not None else [])
+        + ["metrics.json"] + (["audit/"] if audited else [])
     say(f"wrote {out}/{', '.join(written)} in {seconds:.1f}s" + (f" ({world_size} processes)" if world_size > 1 else ""))
     if failures:
         if rank == 0:
