@@ -644,7 +644,7 @@ def _add_forget_command(command: Callable[..., argparse.ArgumentParser]) -> None
     forget.add_argument("--method", default=None, help="a method name (listed below); default: the recipe's method")
     forget.add_argument("--depth", default=None, metavar="{output,representation}",
                         help="how deep the forgetting goes: 'output' (default: fast, at the retained accuracy "
-                             "ceiling) or 'representation' (the features forget too, at the price the README "
+                             "ceiling) or 'representation' (the features forget too, at the price docs/depth.md "
                              "states per recipe family)")
     forget.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="recipe override, repeatable, e.g. --set impair.lr=0.02")

@@ -22,8 +22,8 @@ from ..data.datasets import DataSplits, ImageTensorDataset
 from ..engine import BatchStream, train_phase
 from ..errors import InvalidRequestError
 from ..io import atomic_path, save_state_dict
-from ..sections import AugmentConfig, PhaseConfig
 from ..runtime import Runtime, resolve_device
+from ..sections import AugmentConfig, PhaseConfig
 from ..training_log import UpdateRecorder, log_folder
 from .specs import TrainConfig, TrainSpec, get_train_spec, list_train_specs
 
@@ -138,7 +138,8 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
             done += chunk
             epochs_log.append({"epoch": len(epochs_log) + 1, "last_loss": round(stats.last_loss, 4),
                                "seconds": round(time.perf_counter() - wall, 1),
-                               "cpu_seconds": round(time.process_time() - cpu, 1), "device": _device_name(runtime.device)})
+                               "cpu_seconds": round(time.process_time() - cpu, 1),
+                               "device": _device_name(runtime.device)})
             log.info("epoch %d/%d: last loss %.4f, %.0f s", len(epochs_log), total_epochs, stats.last_loss,
                      epochs_log[-1]["seconds"])
             if resume is not None and done < steps:
