@@ -15,8 +15,11 @@ from zeroshot_unlearn.evaluation import forget_retain_accuracy
 
 
 # What each method does on the digits demo: the least Df must fall (points), the most Dr may fall
-# (points; None: not asserted), and the recipe overrides the test runs it with (None: shipped
-# settings). Measured values in the comments.
+# (points), and the recipe overrides the test runs it with (None: shipped settings). Measured values
+# in the comments. The Dr bounds of the methods that lose much of Dr sit about 10 points under what
+# they measured, so a method that loses more than it did fails; for gkt and amnesiac, which know
+# almost nothing at this budget (Dr ~12-13), the bound only catches a Dr under 5 (worse than
+# predicting a single class).
 EXPECTED = {
     # Df 99.0 -> 0-1, Dr 97.2 -> 96.5-97.4.
     "anti_memory": (50, 5, None), "anti_memory_features": (50, 5, None), "anti_memory_no_generator": (50, 5, None),
@@ -25,10 +28,10 @@ EXPECTED = {
     "finetune": (0, 5, None),
     # UNSIR as published (Adam lr 0.02 impair): Df 0 but Dr ~35, its known retained-accuracy loss made
     # extreme by one 7-step repair epoch on 400 images.
-    "unsir": (50, None, None),
+    "unsir": (50, 75, None),
     # Baselines that read 100 forget images, untuned defaults: gradient ascent Df ~36 / Dr ~84,
     # random relabelling Df ~35 / Dr ~86.
-    "gradient_ascent": (10, None, None), "random_label": (10, None, None),
+    "gradient_ascent": (10, 25, None), "random_label": (10, 25, None),
     # SSD at the paper's alpha 10 / lambda 1: Df ~49, Dr ~95.5.
     "ssd": (20, 5, None),
     # Bad teacher and SCRUB at the paper's settings take 2-10 steps on this budget and leave Df ~99;
@@ -37,15 +40,15 @@ EXPECTED = {
     "scrub": (40, 8, {"scrub.lr": 0.005}),
     # GKT trains a student from scratch on generator samples only; 20 pseudo batches give a student that
     # predicts one class (Df 0, Dr ~12): it forgets, and knows nothing else yet.
-    "gkt": (50, None, {"gkt.iterations": 20}),
+    "gkt": (50, 92, {"gkt.iterations": 20}),
     # Data-free mode (no image read; retain is ignored): generator memories of the retained classes.
     "anti_memory_data_free": (50, 10, {"generator.steps": 10, "impair.epochs": 0.5, "repair.epochs": 0.5}),
     # Retraining from scratch on 400 images: Df 0, Dr ~80.
-    "retrain": (50, None, {"retrain.epochs": 20}),
+    "retrain": (50, 30, {"retrain.epochs": 20}),
     # Amnesiac unlearning on a digits CNN trained 2 epochs with its log: every batch of 128 held a 3 or
     # a 7, so it undoes all 126 steps (back to the initialisation) and 4 retuning steps on 400 images
     # leave Dr ~13: Df 0 because the model knows nothing.
-    "amnesiac": (50, None, None),
+    "amnesiac": (50, 92, None),
 }
 NEEDS_FORGET = {name for name, needs in list_methods().items() if "forget" in needs}
 
@@ -91,8 +94,7 @@ def test_every_method_forgets_without_forget_images_and_keeps_its_input(method, 
     assert result.history[-1]["forget_images_used"] == result.forget_images_used
     assert state_equal(model, before)
     assert df < df_before - min_df_drop, f"{method}: Df {df:.1f} (before {df_before:.1f})"
-    if max_dr_loss is not None:
-        assert dr > dr_before - max_dr_loss, f"{method}: Dr {dr:.1f} (before {dr_before:.1f})"
+    assert dr > dr_before - max_dr_loss, f"{method}: Dr {dr:.1f} (before {dr_before:.1f})"
 
 
 def test_variants_change_only_their_settings(model_copy, digits_retain):
