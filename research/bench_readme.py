@@ -26,6 +26,8 @@ SCRIPTS = {
     "budget-sweep.md": "python -m research.budget_table benchmarks/budget/budget-*.json",
     "study-": "python -m research.selfcheck_study (research/selfcheck_study.sh for CIFAR-10)",
     "check-vs-df": "python -m research.selfcheck_table benchmarks/selfcheck/study-*.jsonl",
+    "resnet18-1000-classes-224-cpu.json": "python -m research.head_scale /tmp/head-scale, then the command it "
+                                          "prints (metrics.json of its output, copied here)",
     "gpu-h200.json": "python -m research.gpu_check ../shared/data/cifar100 benchmarks/cifar100-resnet20/gpu-h200.json",
 }
 
@@ -62,6 +64,8 @@ FOLDERS = {
                            "(page: docs/cifar100.md)."),
     "many-classes": ("Forgetting most of a model", "8 of the 10 CIFAR-10 classes with `impair_scaling: forget_ratio` "
                      "(90 of 100: ../cifar100-resnet20/; page: docs/cifar100.md)."),
+    "head-scale": ("A 1,000-class head at 224 px", "The mechanics of a 1,000-class timm resnet18 at 224 px "
+                   "(random weights) forgetting 3 classes, on the CPU (page: docs/cifar100.md)."),
     "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free`, unchanged, on ResNet32 and "
                   "ResNet44 over the CIFAR-10 protocol and on the CIFAR-100 ResNet20 (`bash "
                   "research/data_free_off_tuning.sh`; page: docs/amortised-and-data-free.md)."),
