@@ -8,7 +8,8 @@ defaults, which are the ``default`` recipe. Each file is parsed into the frozen
 file whose ``matches`` patterns fit the model's architecture name (the most specific wins).
 
 :class:`Recipe` holds what the project's methods share (the generator, the augmentation, the
-impair and repair phases, the BatchNorm policy, precision, the self-check); every other method
+impair and repair phases, the BatchNorm policy, precision, the self-check; their settings classes
+live in the leaf module :mod:`zeroshot_unlearn.sections`); every other method
 declares its own section (``masked_kd:``, ``gkt:``, ...) with its settings class, see
 :mod:`zeroshot_unlearn.settings`.
 """
@@ -25,9 +26,9 @@ from typing import Any, Mapping
 
 import yaml
 
+from . import methods as _methods  # noqa: F401  (the methods register their recipe sections in SECTIONS)
 from ._resources import recipes_dir
 from .errors import RecipeError
-from . import methods as _methods  # noqa: F401  (the methods register their recipe sections in SECTIONS)
 # The shared sections, also importable from here as before (their home is the leaf module sections.py).
 from .sections import (AntiMemoryPhase, AugmentConfig, GeneratorConfig, PhaseConfig,  # noqa: F401
                        RetainedPhase, SelfCheckConfig)
