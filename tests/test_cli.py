@@ -30,13 +30,14 @@ def test_forget_writes_model_recipe_and_metrics(tmp_path, capsys):
     assert set(row["timings"]) >= {"generator", "impair", "repair", "total"}
 
     # The audit subcommand on that output: a report next to the library-trained retrain reference.
-    code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out / "model.safetensors"),
+    code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out),  # the folder works too
                  "--classes", "3", "7", "--data", "digits", "--retain-budget", "400", "--out", str(tmp_path / "audit"),
                  "--quiet"])
     assert code == 0
     report = json.loads((tmp_path / "audit" / "report.json").read_text())
     assert set(report["metrics"]) >= {"original", "unlearned", "retrain", "dr_original_masked"}
     assert report["metrics"]["unlearned"]["df"] == pytest.approx(row["df"], abs=0.005)
+    assert report["meta"]["recipe"]["name"] == "digits"  # the run's recipe.yaml, read from the folder
     assert "MIA-forget" in capsys.readouterr().out
 
 
@@ -306,7 +307,7 @@ def test_audit_compare_refuses_a_model_of_another_request(tmp_path, capsys):
     assert main(["forget", "--model", "digits_cnn", "--checkpoint", "digits_cnn.safetensors", "--classes", "5",
                  "--retain-data", "digits", "--retain-budget", "400", "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
-    code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out / "model.safetensors"),
+    code = main(["audit", "--original", "digits_cnn.safetensors", "--unlearned", str(out),  # the folder works too
                  "--compare", str(out / "model.safetensors"), "--classes", "3", "7", "--data", "digits",
                  "--out", str(tmp_path / "audit"), "--quiet"])
     err = capsys.readouterr().err

@@ -319,7 +319,8 @@ def cmd_audit(args) -> int:
 
         generator = load_generator(args.generator, original)
     recipe = None
-    recipe_file = Path(args.unlearned).parent / "recipe.yaml"
+    unlearned_path = Path(args.unlearned)  # a forget output folder or its model.safetensors
+    recipe_file = (unlearned_path if unlearned_path.is_dir() else unlearned_path.parent) / "recipe.yaml"
     if recipe_file.is_file():
         from .recipes import load_recipe
 
