@@ -229,6 +229,14 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *,
     The command line runs these before it reads any data or draws a retained subset, so a bad
     request is refused before any work; :func:`validate_request` repeats them with the data.
     """
+    return _check_request(model, classes, recipe=recipe, method=method, overrides=overrides, seed=seed,
+                          data_free=data_free, forget_data_given=forget_data_given, generator=generator,
+                          training_log=training_log).requested
+
+
+def _check_request(model: nn.Module, classes: Sequence[int | str], *, recipe, method, overrides, seed: int,
+                   data_free: bool, forget_data_given: bool, generator, training_log) -> _Request:
+    """:func:`check_request`, returning the resolved request (its recipe too: the CLI reads it)."""
     request = _resolve_request(model, classes, data_free=data_free, recipe=recipe, method=method,
                                overrides=overrides, seed=seed, forget_data_given=forget_data_given,
                                training_log_given=training_log is not None)
@@ -238,7 +246,7 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *,
     if generator is not None and cfg.get("input_size"):
         _check_generator(generator, model, request.method, request.recipe, request.num_classes,
                          tuple(cfg["input_size"]))
-    return request.requested
+    return request
 
 
 def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: Dataset | None,

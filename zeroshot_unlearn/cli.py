@@ -118,10 +118,9 @@ class _ForgetInputs:
 def _forget_inputs(args) -> _ForgetInputs:
     """Every check of ``forget``, before any data is read or any subset drawn, then the data: a bad input
     is one line and exit 2, and nothing is printed before it."""
-    from .api import check_request, check_save_format, forgotten_classes, model_architecture
+    from .api import _check_request, check_save_format, forgotten_classes
     from .data import load_data, retained_subset
     from .io import check_output_folder
-    from .recipes import resolve_recipe
     from .surgery import model_num_classes
 
     check_output_folder(Path(args.out), overwrite=args.overwrite)  # the write checks again
@@ -137,9 +136,10 @@ def _forget_inputs(args) -> _ForgetInputs:
         overrides["depth"] = args.depth
     model = _with_class_names(_load_trained(args), args.class_names)
     check_save_format(model, args.save_format)
-    requested = check_request(model, _class_args(args.classes), recipe=args.recipe, method=args.method,
-                              overrides=overrides, seed=args.seed, generator=args.generator,
-                              data_free=args.data_free, training_log=args.training_log)
+    request = _check_request(model, _class_args(args.classes), recipe=args.recipe, method=args.method,
+                             overrides=overrides, seed=args.seed, generator=args.generator, data_free=args.data_free,
+                             forget_data_given=False, training_log=args.training_log)
+    requested = request.requested
     data = load_data(args.retain_data, model) if args.retain_data else None
     evaluation_data = load_data(args.eval_data, model) if args.eval_data else data
     # Classes the model forgot in earlier requests stay out of the retained data too.
@@ -148,8 +148,7 @@ def _forget_inputs(args) -> _ForgetInputs:
                                                         num_classes=model_num_classes(model))
     evaluation = evaluation_data.test if evaluation_data is not None else None
     has_forget_images = evaluation is not None and bool(set(evaluation.y.tolist()) & set(every_forget_class))
-    checks_test_split = has_forget_images and resolve_recipe(args.recipe, model_architecture(model),
-                                                             overrides).self_check.enabled
+    checks_test_split = has_forget_images and request.recipe.self_check.enabled
     return _ForgetInputs(model, requested, overrides, budget, data, evaluation_data, retain, checks_test_split)
 
 

@@ -304,7 +304,8 @@ class _Measured:
 
 def _run_method(run: _BenchRun, method: str, forget: list[int], retain) -> _Measured:
     """One method on one request, timed in wall and CPU seconds."""
-    data, seed, needs = run.data, run.seed, get_method(method).needs
+    data, seed, algorithm = run.data, run.seed, get_method(method)
+    needs = algorithm.needs
     # Baselines that read forget images get the retained subset's per-class budget of them.
     forget_data = None
     if "forget" in needs:
@@ -315,7 +316,7 @@ def _run_method(run: _BenchRun, method: str, forget: list[int], retain) -> _Meas
     # strict=False: a run that fails its self-check is a row (with the check's figure), not a crash.
     result = forget_classes(run.model, forget, retain=retain, method=method, overrides=run.overrides, seed=seed,
                             progress=run.progress, forget_data=forget_data, strict=False,
-                            generator=run.generator if get_method(method).uses_generator else None,
+                            generator=run.generator if algorithm.uses_generator else None,
                             training_log=run.training_log if "training_log" in needs else None)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     return _Measured(method, result.model, seconds, cpu_seconds, result.forget_images_used,

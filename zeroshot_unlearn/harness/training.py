@@ -289,12 +289,18 @@ def retrain_reference(name: str, data: ImageTensorDataset, forget: Sequence[int]
     what retraining costs). An interrupted training continues from its last epoch (the state is
     kept in ``state_dir``, default the cache folder; see :func:`train_classifier`).
     """
+    return _retrain(name, data, forget, cfg, _retrain_key(name, data, forget, cfg, seed), seed=seed, progress=progress,
+                    state_dir=state_dir, device=device)
+
+
+def _retrain(name: str, data: ImageTensorDataset, forget: Sequence[int], cfg: TrainConfig, key: str, *, seed: int,
+             progress: bool, state_dir: Path | None, device: str | torch.device) -> tuple[nn.Module, float]:
+    """:func:`retrain_reference` for a cache key already computed (hashing the training set takes a while)."""
     from safetensors import safe_open
 
     from ..zoo import build_model, load_model
     from ..zoo.registry import model_entry
 
-    key = _retrain_key(name, data, forget, cfg, seed)
     shipped = _shipped_retrain(name, key)
     if shipped is not None:
         weights, card = shipped
@@ -341,9 +347,9 @@ def retrain_checkpoint(spec: TrainSpec, data: DataSplits, forget: Sequence[int],
     from ..io import sha256_file, write_json
 
     forget = sorted(int(c) for c in forget)
-    model, seconds = retrain_reference(spec.name, data.train, forget, spec.train, seed=seed, progress=progress,
-                                       state_dir=state_dir, device=device)
     key = _retrain_key(spec.name, data.train, forget, spec.train, seed)
+    model, seconds = _retrain(spec.name, data.train, forget, spec.train, key, seed=seed, progress=progress,
+                              state_dir=state_dir, device=device)
     shipped = _shipped_retrain(spec.name, key)
     path = shipped[0] if shipped is not None else cache_dir() / "retrain" / f"{spec.name}-{key}.safetensors"
     with safe_open(str(path), "pt") as handle:

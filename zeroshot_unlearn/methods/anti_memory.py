@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from ..settings import Settings
 from ..surgery import HeadInput, conv_weights_in, frozen_batchnorm, recalibrate_batchnorm, shrink_perturb
 from .base import ForgetContext, Method
 from .registry import register_method
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -323,7 +326,10 @@ class AntiMemoryDataFree(AntiMemory):
     def generator_config(self, ctx: ForgetContext):
         # The recipe's steps are sized for about two classes; every class gets as many here.
         cfg = ctx.recipe.generator
-        return cfg.with_values(steps=max(cfg.steps, math.ceil(cfg.steps * ctx.num_classes / 2)))
+        steps = max(cfg.steps, math.ceil(cfg.steps * ctx.num_classes / 2))
+        log.info("data-free mode: fitting the generator for all %d classes (%d steps); `zeroshot-unlearn generator "
+                 "fit` fits it once per model, and generator= reuses it in every later request", ctx.num_classes, steps)
+        return cfg.with_values(steps=steps)
 
     def retained_batches(self, ctx: ForgetContext, cfg, offset: int, augment):
         retained = torch.tensor(ctx.retained, device=ctx.device)
