@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Issue 30 item 7: the data-free mode, unchanged, off the request it was tuned on (ResNet20 {3,7}),
-# on ResNet32 and ResNet44 over four CIFAR-10 protocol requests. One thread each, resumable.
-# (The CIFAR-100 rows are not run: data-free fits its generator for all 100 classes, 50 times the
-# steps of a 2-class request; one rocket request was still fitting after 13 min of CPU.)
+# Issue 30 item 7: the data-free mode, unchanged (impair 1.5 epochs, as chosen on ResNet20 {3,7}), off
+# the request it was tuned on: ResNet32 and ResNet44 over four CIFAR-10 protocol requests, and the
+# CIFAR-100 ResNet20 over the singles and vehicles_2 with the shipped 100-class generator (the one the
+# mode would fit in the request: 3,000 steps, 792 s here). One thread each, resumable.
 set -euo pipefail
 export OMP_NUM_THREADS=1
 D=${DATA:-../shared/data}
+B=benchmarks/data-free
+run() { zeroshot-unlearn bench --quiet --resume --methods anti_memory_data_free "$@" > /dev/null; echo "done: $*"; }
 for depth in 32 44; do
-  zeroshot-unlearn bench --quiet --resume --suite cifar10-resnet$depth --data-dir $D --methods anti_memory_data_free \
-      --requests "3,7;0;5;1,9" --out benchmarks/data-free/cifar10-resnet$depth.json > /dev/null
+  run --suite cifar10-resnet$depth --data-dir $D --requests "3,7;0;5;1,9" --out $B/cifar10-resnet$depth.json
 done
+run --suite cifar100-resnet20 --data-dir $D --requests "69;51;2;40;71;41,69,81,85,89" \
+    --generator generators/cifar100_resnet20-4fd9a37476b1 --out $B/cifar100-resnet20.json

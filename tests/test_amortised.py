@@ -2,6 +2,7 @@
 
 import copy
 import json
+import logging
 
 import pytest
 import torch
@@ -66,15 +67,23 @@ def test_a_generator_of_another_model_is_refused_before_any_work(fitted, model_c
         forget_classes(model_copy, [3, 7], retain=digits_retain, generator=folder.parent, progress=False)
 
 
-def test_data_free_mode_reads_no_image_and_forgets(fitted, model_copy, digits):
+def test_data_free_mode_reads_no_image_and_forgets(fitted, model_copy, digits, caplog):
     folder, _ = fitted
-    result = forget_classes(model_copy, [3, 7], retain=None, generator=folder, progress=False,
-                            overrides={"impair.epochs": 0.5, "repair.epochs": 0.5})
+    overrides = {"impair.epochs": 0.5, "repair.epochs": 0.5}
+    with caplog.at_level(logging.WARNING, logger="zeroshot_unlearn"):
+        result = forget_classes(model_copy, [3, 7], retain=None, generator=folder, progress=False, overrides=overrides)
     assert result.method == "anti_memory_data_free"
     assert result.retained_images == 0 and result.forget_images_used == 0
     df, dr = forget_retain_accuracy(result.model, digits.test, [3, 7])
     print(f"data-free digits (40-step generator, half epochs): Df {df:.2f} Dr {dr:.2f}")
     assert df <= 5.0 and dr > 90.0, (df, dr)  # measured Df 0.00, Dr 96.42
+    # A pass on the figure alone says so: in this mode the figure has passed partial forgetting.
+    assert result.self_check.passed and "passed on its figure alone" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="zeroshot_unlearn"):
+        checked = forget_classes(model_copy, [3, 7], retain=None, generator=folder, progress=False,
+                                 overrides=overrides, check_data=digits.test)
+    assert checked.self_check.test_df is not None and "figure alone" not in caplog.text
 
 
 def test_recipe_amortised_schedule_applies_only_with_a_pre_fitted_generator(fitted, model_copy, digits_retain):
