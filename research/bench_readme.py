@@ -56,7 +56,8 @@ FOLDERS = {
                  "family (page: docs/benchmarks.md)."),
     "cifar100-resnet20": ("cifar100-resnet20: the CIFAR-100 suite", "The shipped CIFAR-100 ResNet20: PROTOCOL.md's "
                           "requests at 2,500 and 5,000 retained images, the self-check rerun of sea and people, the "
-                          "audit of rocket beside its retrain reference, the GPU check (page: docs/cifar100.md; "
+                          "audit of rocket beside its retrain reference, the masked teacher's distillation turned off "
+                          "(`research/cifar100_teacher.sh`), the GPU check (page: docs/cifar100.md; "
                           "`bash research/cifar100_suite.sh` runs them in order). `protocol-5000.json` was run before the "
                           "`cifar100_resnet` recipe set `max_epoch_images: 2500`: add `--set max_epoch_images=0` to its "
                           "command to run it as it was."),
@@ -66,9 +67,14 @@ FOLDERS = {
                      "(90 of 100: ../cifar100-resnet20/; page: docs/cifar100.md)."),
     "head-scale": ("A 1,000-class head at 224 px", "The mechanics of a 1,000-class timm resnet18 at 224 px "
                    "(random weights) forgetting 3 classes, on the CPU (page: docs/cifar100.md)."),
-    "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free`, unchanged, on ResNet32 and "
-                  "ResNet44 over the CIFAR-10 protocol and on the CIFAR-100 ResNet20 (`bash "
-                  "research/data_free_off_tuning.sh`; page: docs/amortised-and-data-free.md)."),
+    "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free` (no image at all) on ResNet32 "
+                  "and ResNet44 over four CIFAR-10 protocol requests, ResNet20 {3,7}, and the CIFAR-100 ResNet20 over "
+                  "the singles and `vehicles_2` with the shipped generator: as it was (`research/data_free_off_tuning.sh`), "
+                  "the candidates (impair 2.5 and 3.5 epochs, anti-memory weight 12) and the `cifar_resnet` family's "
+                  "setting, anti-memory weight 16, on every request (`research/data_free_setting.sh`); digits at "
+                  "two impair lengths (page: docs/cifar100.md#the-data-free-mode-off-its-tuning-point). Every CIFAR "
+                  "file without `impair.anti_memory_weight` in its command ran before the recipe set 16: add `--set "
+                  "impair.anti_memory_weight=6` to run it as it was."),
 }
 """Every results folder this script writes the README of: its title and what it holds."""
 

@@ -165,3 +165,17 @@ def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_m
                                                                   "impair.perturb_scope": ["features"]}},
                             progress=False)
     assert result.history[-1]["depth"] == "representation" and "depth" in result.recipe_keys_read
+
+
+def test_cifar_resnets_data_free_setting_applies_only_without_retained_data():
+    from zeroshot_unlearn.api import validate_request
+    from zeroshot_unlearn.zoo import build_model
+
+    for name in ("cifar10_resnet20", "cifar100_resnet20"):
+        model = build_model(name)
+        data_free = validate_request(model, [3], retain=None).recipe
+        # the family's measured data-free weight over the mode's own, which keeps its other settings
+        assert data_free.impair.anti_memory_weight == 16.0 and data_free.impair.epochs == 1.5
+        assert validate_request(model, [3], retain=None, overrides={"impair.anti_memory_weight": 9.0}
+                                ).recipe.impair.anti_memory_weight == 9.0  # the caller's override wins
+    assert load_recipe("cifar_resnet").impair.anti_memory_weight == 6.0  # with retained data: unchanged

@@ -312,7 +312,8 @@ class AntiMemoryDataFree(AntiMemory):
     section = "data_free"
     data_free_variant = None
     # 1.5 impair epochs of memories: with the recipe's 1.0 the CIFAR ResNet20 kept Df 2.35-3.15 on
-    # {3,7}; 1.5 gave 0.7 (benchmarks/RESULTS.md, data-free section).
+    # {3,7}; 1.5 gave 0.7 (benchmarks/RESULTS.md, data-free section). Off that request the CIFAR ResNets
+    # also need a heavier anti-memory weight: their recipe's ``data_free.overrides``.
     recipe_overrides = {"impair.ce_weight": 0.0, "repair.ce_weight": 0.0, "impair.distill_weight": 1.0,
                         "repair.distill_weight": 1.0, "impair.epochs": 1.5}
 
