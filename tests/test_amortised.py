@@ -120,3 +120,24 @@ def test_generator_fit_from_the_command_line_writes_a_folder_forget_then_reuses(
                  "--generator", str(out), "--set", "self_check.enabled=false", "--out", str(forgot), "--quiet"]) == 0
     history = json.loads((forgot / "metrics.json").read_text())
     assert history["rows"][0]["timings"]["generator"] < 1.0  # no fit inside the request
+
+
+def test_data_free_mode_points_to_a_shipped_generator_instead_of_fitting_one(digits_model, caplog):
+    from types import SimpleNamespace
+
+    from zeroshot_unlearn.methods import get_method
+
+    algorithm = get_method("anti_memory_data_free")
+    ctx = SimpleNamespace(recipe=load_recipe("digits"), num_classes=10, original=digits_model)
+    with caplog.at_level(logging.INFO, logger="zeroshot_unlearn"):
+        cfg = algorithm.generator_config(ctx)
+    assert cfg.steps == load_recipe("digits").generator.steps * 5  # every class gets the steps of two
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "digits_cnn-a33b3b530eea" in warned[0].getMessage()  # the shipped demo's
+    caplog.clear()
+    other = copy.deepcopy(digits_model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)  # another model: nothing shipped for it
+    with caplog.at_level(logging.INFO, logger="zeroshot_unlearn"):
+        algorithm.generator_config(SimpleNamespace(recipe=load_recipe("digits"), num_classes=10, original=other))
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING] and "generator fit" in caplog.text

@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import seeds
+from .._resources import generators_dir
 from ..evaluation import mask_logits
 from ..generators import create_generator, fit_generator
+from ..generators.amortised import model_id
 from ..losses import masked_distillation
 from ..settings import Settings
 from ..surgery import HeadInput, conv_weights_in, frozen_batchnorm, recalibrate_batchnorm, shrink_perturb
@@ -328,8 +330,15 @@ class AntiMemoryDataFree(AntiMemory):
         # The recipe's steps are sized for about two classes; every class gets as many here.
         cfg = ctx.recipe.generator
         steps = max(cfg.steps, math.ceil(cfg.steps * ctx.num_classes / 2))
-        log.info("data-free mode: fitting the generator for all %d classes (%d steps); `zeroshot-unlearn generator "
-                 "fit` fits it once per model, and generator= reuses it in every later request", ctx.num_classes, steps)
+        shipped = generators_dir() / model_id(ctx.original)
+        if shipped.is_dir():  # a fit of 3,000 steps (100 classes) takes minutes that a shipped one saves
+            log.warning("data-free mode: fitting the generator for all %d classes (%d steps), but one fitted for "
+                        "this model is shipped: generator=%r (CLI --generator) skips the fit",
+                        ctx.num_classes, steps, shipped.name)
+        else:
+            log.info("data-free mode: fitting the generator for all %d classes (%d steps); `zeroshot-unlearn "
+                     "generator fit` fits it once per model, and generator= reuses it in every later request",
+                     ctx.num_classes, steps)
         return cfg.with_values(steps=steps)
 
     def retained_batches(self, ctx: ForgetContext, cfg, offset: int, augment):
