@@ -28,6 +28,8 @@ SCRIPTS = {
     "check-vs-df": "python -m research.selfcheck_table benchmarks/selfcheck/study-*.jsonl",
     "resnet18-1000-classes-224-cpu.json": "python -m research.head_scale /tmp/head-scale, then the command it "
                                           "prints (metrics.json of its output, copied here)",
+    "figure-spike.json": "python -m research.data_free_figure --out benchmarks/data-free/figure-spike.json (--part 0/1/2 "
+                         "runs one request; the parts were run in three processes and their rows joined)",
     "gpu-h200.json": "python -m research.gpu_check ../shared/data/cifar100 benchmarks/cifar100-resnet20/gpu-h200.json",
 }
 
