@@ -37,10 +37,6 @@ RUNS = [("cifar10-resnet32", [3, 7]), ("cifar10-resnet32", [1, 9]), ("cifar10-re
 WEIGHTS = (6.0, 16.0)
 
 
-def _normalise(pixels, mean, std):
-    return (pixels - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
-
-
 @torch.no_grad()
 def _probs(model, x):
     return F.softmax(model.eval()(x), 1)
@@ -49,22 +45,22 @@ def _probs(model, x):
 def figures(original, student, forget, recipe, cfg) -> dict[str, float]:
     mean, std, size = cfg["mean"], cfg["std"], tuple(cfg["input_size"])
     forget_t = torch.tensor(forget)
+    augment = Augment(recipe.augment, mean, std, size[1:])  # also the pixels -> model input normalisation
     pixels = invert_classes(original, forget, size, mean, std, per_class=16, steps=30, seed=1234)
     labels = forget_t.repeat_interleave(16)
-    x = _normalise(pixels, mean, std)
+    x = augment.normalise(pixels)
     confident = _probs(original, x).gather(1, labels[:, None]).squeeze(1) >= 0.5
     x = x[confident]
     called = lambda m, inputs: torch.isin(_probs(m, inputs).argmax(1), forget_t).float().mean().item() * 100
     noisy = (pixels[confident] + 0.1 * torch.randn_like(pixels[confident])).clamp(0, 1)
     noisy = F.avg_pool2d(noisy, 3, stride=1, padding=1)
-    x_noisy = _normalise(noisy, mean, std)
+    x_noisy = augment.normalise(noisy)
     keep = torch.isin(_probs(original, x_noisy).argmax(1), forget_t)
     p_student = _probs(student, x)[:, forget_t].sum(1).mean().item()
     p_original = _probs(original, x)[:, forget_t].sum(1).mean().item()
     torch.manual_seed(4321)
     generator = create_generator(recipe.generator, num_classes=cfg["num_classes"], input_size=size, mean=mean,
                                  std=std, forget=forget)
-    augment = Augment(recipe.augment, mean, std, size[1:])
     fit_generator(generator, original, forget, recipe.generator, augment, progress=False)
     with torch.no_grad():
         gen_labels = forget_t.repeat_interleave(64)
