@@ -188,7 +188,8 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
 
 
 def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | str]:
-    """``classes`` with every class name replaced by its id in the model's ``label_names``.
+    """``classes`` with every class name replaced by its id (:func:`~zeroshot_unlearn.data.names.class_ids_by_name`:
+    a label name such as a wnid, a description or one of its synonyms, e.g. ``"tench"`` on an ImageNet head).
 
     Ids pass through unchanged (``validate_classes`` checks them); a name the model does not
     know is an :class:`InvalidRequestError` listing the names it does know.
@@ -199,23 +200,10 @@ def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | 
     names = [v for v in values if isinstance(v, str)]
     if not names:
         return values
-    from .data.names import describe_classes, label_names_of
+    from .data.names import class_ids_by_name
 
-    known = label_names_of(model)
-    if not known:
-        raise InvalidRequestError(f"class names {names} given, but this model carries no class names "
-                                  "(pretrained_cfg['label_names']); pass class ids, e.g. [3, 7]")
-    ids = []
-    for value in values:
-        if not isinstance(value, str):
-            ids.append(value)
-        elif value in known:
-            ids.append(known.index(value))
-        elif value.isdigit():
-            ids.append(int(value))
-        else:
-            raise InvalidRequestError(f"unknown class name {value!r}; this model's classes: {describe_classes(known)}")
-    return ids
+    found = iter(class_ids_by_name(model, names))
+    return [next(found) if isinstance(v, str) else v for v in values]
 
 
 def check_request(model: nn.Module, classes: Sequence[int | str], *,

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .._resources import cache_dir, checkpoints_dir
 from ..errors import CheckpointError, InvalidRequestError
-from .registry import checkpoint_registry, list_models, model_entry, verify_checksum
+from .registry import checkpoint_registry, list_models, model_entry, pretrained_entry, verify_checksum
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ def find_checkpoint(checkpoint: str | os.PathLike, *, download: bool = True) -> 
         if candidate.is_file():
             return candidate
     entry = checkpoint_registry().get(path.name)
+    if entry is not None and entry.package:
+        return packaged_checkpoint(entry)
     if entry is None or not entry.url:
         raise CheckpointError(f"checkpoint file {str(checkpoint)!r} not found (looked in the current folder, "
                               f"{checkpoints_dir()} and {cache_dir() / 'checkpoints'}); pass an existing path")
@@ -103,6 +105,38 @@ def find_checkpoint(checkpoint: str | os.PathLike, *, download: bool = True) -> 
     except Exception as err:  # network errors come in many types
         raise CheckpointError(f"could not download {entry.url}: {err}. Download it by hand and pass its path") from err
     return target
+
+
+def packaged_checkpoint(entry) -> Path:
+    """The file of a registry entry that a PyPI package ships, in the installed package (never downloaded)."""
+    import importlib.util
+
+    module = entry.package_file.split("/")[0]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        how = f'pip install "zeroshot-unlearn[{entry.extra}]"' if entry.extra else f"pip install {entry.package}"
+        raise CheckpointError(f"the weights of {entry.model} ship in the PyPI package {entry.package!r}, which is not "
+                              f"installed: {how} (or pip install {entry.package})")
+    path = Path(list(spec.submodule_search_locations)[0]).parent / entry.package_file
+    if not path.is_file():
+        raise CheckpointError(f"the installed package {entry.package!r} has no {entry.package_file}; reinstall it "
+                              f"(pip install --force-reinstall {entry.package})")
+    return path
+
+
+def renamed_in_order(state: dict[str, torch.Tensor], model: nn.Module, source: str) -> dict[str, torch.Tensor]:
+    """``state`` under ``model``'s own names, matched by position (registry ``key_map: in_order``: the
+    same network saved by another library); any difference in count or shape is a CheckpointError."""
+    own = model.state_dict()
+    if len(own) != len(state):
+        raise CheckpointError(f"{source} holds {len(state)} tensors, the architecture {len(own)}: not the same network")
+    renamed = {}
+    for (theirs, tensor), (ours, target) in zip(state.items(), own.items()):
+        if tensor.shape != target.shape:
+            raise CheckpointError(f"{source}: tensor {theirs} {tuple(tensor.shape)} does not fit {ours} "
+                                  f"{tuple(target.shape)}; not the same network")
+        renamed[ours] = tensor
+    return renamed
 
 
 def read_state_dict(path: Path, *, trust_checkpoint: bool = False) -> tuple[dict[str, torch.Tensor], dict]:
@@ -191,10 +225,10 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
     path: Path | None = None
     registered = checkpoint is None and pretrained
     if registered:
-        entry = model_entry(name or "")
+        entry = pretrained_entry(name or "")
         if entry is None or entry.default_checkpoint is None:
             raise InvalidRequestError(f"model {name!r} has no registered default checkpoint; pass checkpoint=PATH")
-        checkpoint = entry.default_checkpoint
+        name, checkpoint = entry.name, entry.default_checkpoint
     state: dict[str, torch.Tensor] | None = None
     metadata: dict = {}
     if checkpoint is not None:
@@ -221,6 +255,9 @@ def load_model(name: str | None = None, checkpoint: str | os.PathLike | None = N
     if cfg.get("label_names"):
         model.pretrained_cfg["label_names"] = list(cfg["label_names"])
     if state is not None:
+        known = checkpoint_registry().get(path.name)
+        if known is not None and known.key_map == "in_order" and digest.startswith(known.sha256):
+            state = renamed_in_order(state, model, str(path))
         load_state_dict_checked(model, state, str(path))
         model.pretrained_cfg["checkpoint_sha256"] = digest
         model.pretrained_cfg["weights"] = (f"{'registered checkpoint' if registered else 'checkpoint'} {path.name} "

