@@ -30,6 +30,13 @@ def test_retained_subset_is_balanced_and_never_holds_forget_classes(digits):
         retained_subset(digits.train, [3], 0)
 
 
+def materialise_folder(folder):
+    from zeroshot_unlearn.data import ImageTensorDataset
+
+    images = [folder[i] for i in range(len(folder))]
+    return ImageTensorDataset(torch.stack([x for x, _ in images]), torch.stack([y for _, y in images]))
+
+
 def _tree(root, folders, size=(40, 40), per_folder=2):
     rng = np.random.default_rng(0)
     for name in folders:
@@ -43,7 +50,9 @@ def test_image_folder_tree(tmp_path, digits_model):
     for split in ("train", "test"):
         _tree(tmp_path / split, ["2", "5"], per_folder=3)
     data = load_data(tmp_path, digits_model)  # resized to 28x28 grey, normalised for the digits model
-    assert data.train.x.shape == (6, 1, 28, 28) and data.test is not None
+    assert data.train.item_shape == (1, 28, 28) and len(data.train) == 6 and data.test is not None
+    assert not hasattr(data.train, "x")  # read from disk as it is used, never held whole
+    assert materialise_folder(data.train).x.shape == (6, 1, 28, 28)
     assert data.train.y.tolist() == [2, 2, 2, 5, 5, 5] and data.classes == [str(i) for i in range(10)]
     with pytest.raises(DataError, match="does not exist"):
         load_data(tmp_path / "missing", digits_model)

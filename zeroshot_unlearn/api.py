@@ -30,7 +30,8 @@ from .selfcheck import SelfCheck, check_baseline, check_forgetting, uncheckable_
 from .settings import recording_reads
 from .surgery import model_num_classes
 from .training_log import TrainingLog
-from .validate import validate_check_data, validate_classes, validate_forget_data, validate_model, validate_retain
+from .validate import (first_images, item_shape, retained_coverage, validate_check_data, validate_classes, validate_forget_data,
+                       validate_model, validate_retain)
 from .zoo.loading import METADATA_KEY
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
     resolved, algorithm, imposed = request.recipe, request.method, request.imposed
     retain_data = materialise(retain) if retain is not None else None
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
-    input_size = tuple(cfg.get("input_size") or (tuple(retain_data.x.shape[1:]) if retain_data is not None else ()))
+    input_size = tuple(cfg.get("input_size") or (item_shape(retain_data) if retain_data is not None else ()))
     if len(input_size) != 3:
         raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = "
                                   "(C, H, W)")
@@ -270,6 +271,10 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
                 raise DataError(f"the retained data contains class(es) {leaked}, which this model forgot in an "
                                 "earlier request (see model.unlearning_history); leave them out")
         validate_retain(retain_data, forget, num_classes, input_size, resolved.min_per_class)
+        shown, total = retained_coverage(retain_data.y, forget, num_classes)
+        if shown < total:
+            log.info("the retained data shows %d of the %d retained classes; the masked teacher keeps the other %d",
+                     shown, total, total - shown)
     forget_set = None
     if forget_data is not None:
         forget_set = materialise(forget_data)
@@ -328,7 +333,7 @@ def _check_same_request_on_every_rank(runtime: Runtime, classes: list[int], seed
 
     fingerprint = [float(zlib.crc32(json.dumps([classes, seed, method]).encode())),
                    float(len(retain) if retain is not None else -1),
-                   float(retain.x[:64].double().sum()) if retain is not None else 0.0]
+                   float(first_images(retain, 64).double().sum()) if retain is not None else 0.0]
     if not runtime.same_on_every_rank(torch.tensor(fingerprint, dtype=torch.float64, device=runtime.device)):
         raise InvalidRequestError(f"rank {runtime.rank}: the ranks of this torchrun job were given different requests "
                                   "(classes, seed, method or retained data); give every rank the same arguments")
@@ -428,6 +433,9 @@ def _history_entry(plan: ForgetPlan, ctx: ForgetContext, checked: SelfCheck | No
         "generator": (f"amortised {getattr(plan.generator, 'card', {}).get('model_id', '(in memory)')}"
                       if plan.generator is not None else ("fitted" if ctx.generator is not None else None)),
         "retained_images": len(plan.retain) if plan.retain is not None and "retain" in algorithm.needs else 0,
+        "retained_classes_shown": (retained_coverage(plan.retain.y, plan.forget, plan.num_classes)[0]
+                                   if plan.retain is not None and "retain" in algorithm.needs else 0),
+        "retained_classes": plan.num_classes - len(plan.forget),
         "forget_images_used": len(plan.forget_data) if plan.forget_data is not None else 0,
         "training_log": str(plan.training_log.folder) if plan.training_log is not None else None,
         "check_images": len(plan.check_data) if plan.check_data is not None else 0,
@@ -496,7 +504,7 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
         warnings.warn(message, ForgettingWarning, stacklevel=3)
         log.warning("%s", message)
     if checked is not None and checked.passed is False:
-        message = _not_forgotten_message(checked, forget, entry["retained_images"], num_classes)
+        message = _not_forgotten_message(checked, forget, entry["retained_images"], entry["retained_classes_shown"])
         if strict:  # before inplace touches the caller's model: a failed run leaves it as it was
             raise ForgettingFailedError(message, result_with(student))
         warnings.warn(message, ForgettingWarning, stacklevel=3)  # the caller of forget_classes
@@ -519,9 +527,9 @@ class ForgettingWarning(UserWarning):
     """``strict=False``: the run's self-check says the classes were not forgotten, or cannot judge the model."""
 
 
-def _not_forgotten_message(checked: SelfCheck, forget: list[int], retained_images: int, num_classes: int) -> str:
-    per_class = retained_images // max(1, num_classes - len(forget)) if retained_images else 0
-    budget = (f" The run had {retained_images} retained images ({per_class} per class)"
+def _not_forgotten_message(checked: SelfCheck, forget: list[int], retained_images: int, shown: int) -> str:
+    per_class = retained_images // max(1, shown) if retained_images else 0
+    budget = (f" The run had {retained_images} retained images ({per_class} per class of the {shown} they show)"
               + (", few enough to be the cause: give more retained images, or" if 0 < per_class < 30 else ";")
               if retained_images else " It ran without retained data;")
     return (f"classes {forget} were not forgotten: {checked.describe()}.{budget} lengthen the schedule "

@@ -73,6 +73,54 @@ class BatchStream:
         return max(1, math.ceil(epochs * images / self.batch_size)) if epochs > 0 else 0
 
 
+class LoaderStream(BatchStream):
+    """:class:`BatchStream` over images read from disk as they are used (a
+    :class:`~zeroshot_unlearn.data.FolderImages`): the same seeded order of rows, each batch read by a
+    DataLoader's worker processes a few batches ahead, so memory holds a few batches and never the set."""
+
+    def __init__(self, dataset, batch_size: int, seed: int, runtime: "Runtime | None" = None):
+        from .data.datasets import loader_workers
+
+        self.runtime = runtime or Runtime()
+        self.dataset, self.y = dataset, dataset.y
+        self.batch_size = min(batch_size, len(self.y))
+        self.rng = torch.Generator().manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._pos = 0
+        self.workers = loader_workers(dataset)
+        self._batches = None
+
+    def _rows(self):
+        while True:  # the rows of BatchStream's order, one batch at a time, for the loader to read ahead
+            if self._pos + self.batch_size > len(self._order):
+                self._order = torch.randperm(len(self.y), generator=self.rng)
+                self._pos = 0
+            rows = self.runtime.shard(self._order[self._pos:self._pos + self.batch_size])
+            self._pos += self.batch_size
+            yield rows.tolist()
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._batches is None:
+            from torch.utils.data import DataLoader
+
+            loader = DataLoader(self.dataset, batch_sampler=self._rows(), num_workers=self.workers,
+                                pin_memory=self.runtime.device.type == "cuda",
+                                prefetch_factor=2 if self.workers else None)
+            self._batches = iter(loader)
+        x, y = next(self._batches)
+        return self.runtime.to_device(x), y.to(self.runtime.device, non_blocking=True)
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError("a stream of images read from disk reads ahead and cannot be resumed mid-phase")
+
+
+def batch_stream(data, batch_size: int, seed: int, runtime: "Runtime | None" = None) -> BatchStream:
+    """Endless shuffled batches of ``data``: from memory, or read from disk as they are used."""
+    if hasattr(data, "x"):
+        return BatchStream(data.x, data.y, batch_size, seed, runtime)
+    return LoaderStream(data, batch_size, seed, runtime)
+
+
 def make_optimizer(cfg: PhaseConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

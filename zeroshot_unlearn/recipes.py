@@ -69,6 +69,12 @@ class Recipe(Settings):
     """The schedule's ceiling (0: none): a phase epoch of the project's methods covers at most this many
     images (never fewer than ``min_epoch_images``), so a retained subset larger than the schedule was
     measured with is sampled, not passed over whole, and the call costs what it costs at that size."""
+    train_scope: str = "all"
+    """Which weights the project's method trains. ``all``: the whole model. ``head``: the classifier head
+    alone, on features of the retained images computed once, with anti-memories at the head's input
+    (``generator.kind: features``) or an image generator's pool (``zeroshot_unlearn.methods.head_only``):
+    forgetting at the output (``depth: output``) for the time of one pass over the retained images, the
+    setting of 224-px ImageNet models on a CPU. No augmentation, feature terms or BatchNorm changes."""
     impair_scaling: str = "forget_ratio"
     """``forget_ratio``: a request that forgets more classes than it keeps gets a longer impair, its
     steps times sqrt(forget classes / retained classes) (8 of 10 classes: twice the steps), because the
@@ -102,7 +108,8 @@ class Recipe(Settings):
 
     rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
              "min_epoch_images": (0, None), "max_epoch_images": (0, None), "depth": ("output", "representation"),
-             "impair_scaling": ("forget_ratio", "none")}
+             "impair_scaling": ("forget_ratio", "none"),
+             "train_scope": ("all", "head")}
 
     def __post_init__(self) -> None:
         super().__post_init__()

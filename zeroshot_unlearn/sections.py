@@ -183,6 +183,15 @@ class SelfCheckConfig(Settings):
     steps: int = 30
     """Optimisation steps of each inversion (30: about 1.2 s per forget class on the CIFAR ResNet20, one
     CPU thread; the check inverts twice, the original and the new model)."""
+    lr: float = 0.1
+    """Adam's learning rate on the inversion's pixels."""
+    bn_prior_weight: float = 0.05
+    """Weight of the BatchNorm-statistics prior of the inversion (DeepInversion's); 0 turns it off. At
+    224 px its sum over EfficientNet-Lite0's 49 BatchNorm layers outweighed the class term, and 60
+    steps left the original's impressions at confidence ~0 (docs/imagenet.md)."""
+    resolution: int = 0
+    """Side of the pixel grid the inversion optimises, upsampled bilinearly to the input size; 0: the
+    input size (grayscale: half of it). A coarse grid converges in fewer steps on large inputs."""
     min_confidence: float = 0.9
     """The original's confidence an impression needs to count among its confident impressions."""
     min_original_figure: float = 50.0
@@ -195,6 +204,7 @@ class SelfCheckConfig(Settings):
     the project's goals (a run at Df <= 1 passes, one at Df >= 5 fails)."""
 
     rules = {"figure": ("impressions", "inversion"), "impressions_per_class": (1, 1024), "max_impressions": (2, 100_000), "steps": (1, 10_000),
+             "lr": (0.0, 10.0, "open"), "bn_prior_weight": (0.0, None), "resolution": (0, 4096),
              "min_confidence": (0.0, 1.0), "min_original_figure": (0.0, 100.0), "max_figure": (0.0, 100.0),
              "max_test_df": (0.0, 100.0)}
 

@@ -136,7 +136,7 @@ def _invert(model: nn.Module, forget: Sequence[int], cfg: SelfCheckConfig, per_c
 
     device = next(model.parameters()).device
     pixels = invert_classes(model, list(forget), input_size, mean, std, per_class=per_class, steps=cfg.steps,
-                            seed=seed)
+                            lr=cfg.lr, bn_weight=cfg.bn_prior_weight, resolution=cfg.resolution, seed=seed)
     return _normalised(pixels, mean, std).to(device)
 
 

@@ -68,12 +68,38 @@ def retained_classes(num_classes: int, forget: Sequence[int]) -> list[int]:
     return [c for c in range(num_classes) if c not in forgotten]
 
 
-def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_classes: int,
+def first_images(data, count: int = 16) -> torch.Tensor:
+    """The first ``count`` images of a dataset in memory or on disk (what the checks can afford to read
+    of images that are read from disk as they are used)."""
+    if hasattr(data, "x"):
+        return data.x[:count]
+    return torch.stack([data[i][0] for i in range(min(count, len(data)))])
+
+
+def item_shape(data) -> tuple[int, ...]:
+    return tuple(data.x.shape[1:]) if hasattr(data, "x") else tuple(first_images(data, 1).shape[1:])
+
+
+def retained_coverage(labels: torch.Tensor, forget: Sequence[int], num_classes: int) -> tuple[int, int]:
+    """(retained classes the retained data shows, retained classes in all)."""
+    retained = retained_classes(num_classes, forget)
+    shown = set(labels.unique().tolist()) & set(retained)
+    return len(shown), len(retained)
+
+
+def validate_retain(retain, forget: Sequence[int], num_classes: int,
                     input_size: Sequence[int] | None, min_per_class: int) -> None:
+    """Retained data: labelled images of retained classes, normalised for the model.
+
+    It may show only part of the retained classes (a zoo model's 1,000 classes, a few of them in hand):
+    the classes it does not show are kept by the masked teacher. A class it shows gets at least
+    ``min_per_class`` images. Images in memory are checked whole; images on disk, their first few.
+    """
     if len(retain) == 0:
         raise DataError("the retained dataset is empty; pass a few images of every retained class")
-    if not torch.is_floating_point(retain.x):
-        raise DataError(f"retained images are {retain.x.dtype}; expected float tensors normalised for the model "
+    images = retain.x if hasattr(retain, "x") else first_images(retain)
+    if not torch.is_floating_point(images):
+        raise DataError(f"retained images are {images.dtype}; expected float tensors normalised for the model "
                         "(e.g. ToTensor() then Normalize(mean, std)); raw uint8 0-255 pixels are not accepted")
     labels = retain.y
     if labels.min() < 0 or labels.max() >= num_classes:
@@ -84,17 +110,17 @@ def validate_retain(retain: ImageTensorDataset, forget: Sequence[int], num_class
         found = sorted(set(labels[leaked].tolist()))
         raise DataError(f"the retained data contains {int(leaked.sum())} samples of forget class(es) {found}: "
                         "forgetting must not see them. Filter them out (retained_subset() does)")
-    if input_size and tuple(retain.x.shape[1:]) != tuple(input_size):
-        raise DataError(f"retained images have shape {tuple(retain.x.shape[1:])}, the model expects "
+    if input_size and tuple(images.shape[1:]) != tuple(input_size):
+        raise DataError(f"retained images have shape {tuple(images.shape[1:])}, the model expects "
                         f"{tuple(input_size)} (C, H, W); resize/convert them first")
-    if not torch.isfinite(retain.x).all():
+    if not torch.isfinite(images).all():
         raise DataError("the retained images contain NaN or Inf")
-    if retain.x.min() >= 0 and retain.x.max() > 2.5:
-        raise DataError(f"retained images range over {float(retain.x.min()):.0f}..{float(retain.x.max()):.0f}: "
+    if images.min() >= 0 and images.max() > 2.5:
+        raise DataError(f"retained images range over {float(images.min()):.0f}..{float(images.max()):.0f}: "
                         "they look like raw 0-255 pixels; the model expects normalised floats "
                         "(ToTensor() then Normalize(mean, std))")
     counts = torch.bincount(labels, minlength=num_classes)
-    thin = [c for c in retained_classes(num_classes, forget) if counts[c] < min_per_class]
+    thin = [c for c in retained_classes(num_classes, forget) if 0 < counts[c] < min_per_class]
     if thin:
         raise DataError(f"retained class(es) {thin} have fewer than {min_per_class} samples (the recipe's "
                         "min_per_class); give more retained data or lower min_per_class")
@@ -117,10 +143,11 @@ def validate_forget_data(data: ImageTensorDataset, forget: Sequence[int], input_
 def validate_check_data(data: ImageTensorDataset, forget: Sequence[int], num_classes: int,
                         input_size: Sequence[int]) -> None:
     """An evaluation split for the self-check: labelled images of the model's classes, some of the forget classes."""
-    if tuple(data.x.shape[1:]) != tuple(input_size):
-        raise DataError(f"check_data images have shape {tuple(data.x.shape[1:])}, the model expects "
+    images = data.x if hasattr(data, "x") else first_images(data)
+    if tuple(images.shape[1:]) != tuple(input_size):
+        raise DataError(f"check_data images have shape {tuple(images.shape[1:])}, the model expects "
                         f"{tuple(input_size)} (C, H, W)")
-    if not torch.is_floating_point(data.x) or not torch.isfinite(data.x).all():
+    if not torch.is_floating_point(images) or not torch.isfinite(images).all():
         raise DataError("check_data images must be finite float tensors normalised for the model")
     labels = set(data.y.unique().tolist())
     if not labels <= set(range(num_classes)):

@@ -17,7 +17,7 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequence[int], mean, std, *,
                    per_class: int = 4, steps: int = 200, lr: float = 0.1, jitter: int = 2, tv_weight: float = 0.3,
-                   bn_weight: float = 0.05, seed: int = 0) -> torch.Tensor:
+                   bn_weight: float = 0.05, resolution: int = 0, seed: int = 0) -> torch.Tensor:
     """Class-conditional inversion in the DeepInversion style (Yin et al., CVPR 2020).
 
     Pixels are optimised so the model assigns each image its class, under random shifts (and,
@@ -27,6 +27,7 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     the digits CNN inverts to pixel-level stripes); colour images at full resolution (half
     resolution blurs ResNet20's CIFAR impressions). A model that knows the class gives a
     recognisable impression; one that forgot it gives jumbled texture.
+    ``resolution`` (> 0) optimises a grid of that side instead, upsampled to the input size.
     Returns pixel images in [0, 1], shape (len(classes) * per_class, C, H, W).
     """
     device = next(model.parameters()).device
@@ -36,7 +37,8 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     rng = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
     channels, height, width = input_size
     downscale = 2 if channels == 1 else 1
-    raw = torch.randn(len(labels), channels, -(-height // downscale), -(-width // downscale), generator=rng) * 0.5
+    grid = (resolution, resolution) if resolution else (-(-height // downscale), -(-width // downscale))
+    raw = torch.randn(len(labels), channels, *grid, generator=rng) * 0.5
     raw = raw.to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([raw], lr=lr)
     with inverting(model, bn_weight > 0) as prior:

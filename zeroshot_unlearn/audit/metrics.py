@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.datasets import ImageTensorDataset
-from ..evaluation import batched_logits, forget_retain_accuracy
+from ..evaluation import batched_logits, data_logits, forget_retain_accuracy
 from ..surgery import HeadInput
 
 
@@ -55,7 +55,10 @@ def model_outputs(model: nn.Module, data: ImageTensorDataset, batch_size: int = 
     model.eval()
     try:
         with HeadInput(weights_of(model)) as features:
-            logits = batched_logits(model, data.x, batch_size)
+            if hasattr(data, "x"):
+                logits = batched_logits(model, data.x, batch_size)
+            else:  # images read from disk as they are used
+                logits = data_logits(model, data)
     finally:
         model.train(was_training)
     return Outputs(logits, torch.cat(features.values).float().cpu(), data.y)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -43,6 +44,7 @@ class ImageTensorDataset(Dataset):
 @dataclass
 class DataSplits:
     train: ImageTensorDataset
+    """In memory, or :class:`~zeroshot_unlearn.data.FolderImages` read from disk as it is used."""
     test: ImageTensorDataset | None
     classes: list[str]
     name: str = ""
@@ -64,9 +66,37 @@ def normalise_uint8(images: np.ndarray, mean: Sequence[float], std: Sequence[flo
     return ((x - mean_t) / std_t).contiguous()
 
 
+def is_streamed(dataset) -> bool:
+    """Whether ``dataset`` is read from disk as it is used (no ``x`` tensor: a :class:`FolderImages`)."""
+    return hasattr(dataset, "item_shape") and not hasattr(dataset, "x")
+
+
+def loader_workers(dataset) -> int:
+    """DataLoader worker processes for ``dataset``: none for tensors in memory; for images on disk, up to
+    four, one core left to the training (JPEG decoding and resizing are what they do)."""
+    if not is_streamed(dataset):
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def iter_batches(dataset, batch_size: int = 256):
+    """``(images, labels)`` of ``dataset`` in order, ``batch_size`` at a time, on the CPU: slices of an
+    in-memory dataset, or a DataLoader with workers over images on disk (only a few batches in memory)."""
+    if hasattr(dataset, "x"):
+        for i in range(0, len(dataset), batch_size):
+            yield dataset.x[i:i + batch_size], dataset.y[i:i + batch_size]
+        return
+    from torch.utils.data import DataLoader
+
+    workers = loader_workers(dataset)
+    yield from DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                          persistent_workers=False, prefetch_factor=2 if workers else None)
+
+
 def materialise(dataset: Dataset, batch_size: int = 512) -> ImageTensorDataset:
-    """Any map-style dataset of (image tensor, label) pairs as one in-memory dataset."""
-    if isinstance(dataset, ImageTensorDataset):
+    """Any map-style dataset of (image tensor, label) pairs as one in-memory dataset; images on disk
+    (:func:`is_streamed`) stay on disk."""
+    if isinstance(dataset, ImageTensorDataset) or is_streamed(dataset):
         return dataset
     if hasattr(dataset, "tensors") and len(dataset.tensors) == 2:  # TensorDataset
         x, y = dataset.tensors

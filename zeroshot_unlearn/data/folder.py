@@ -10,12 +10,13 @@ by, a complete tree (one folder per class) falls back to torchvision's alphabeti
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
+from torch.utils.data import Dataset
 
 from ..errors import DataError
-from .datasets import DataSplits, ImageTensorDataset, materialise
+from .datasets import DataSplits
 from .names import describe_classes
 
 
@@ -60,44 +61,107 @@ def folder_class_ids(folders: Sequence[str], label_names: Sequence[str] | None,
     return ids
 
 
-def _load_folder(folder: Path, input_size: Sequence[int], mean, std, label_names,
-                 num_classes) -> ImageTensorDataset:
-    from torchvision import datasets, transforms
+class FolderImages(Dataset):
+    """Labelled images on disk, read and transformed only when an item is asked for.
+
+    Nothing is held in memory but the file paths and the labels (``y``), so a retained set of many
+    thousand 224-px images costs what a DataLoader's batches cost. Items are ``(image tensor,
+    label)`` with the image normalised for the model by ``transform``. It offers what the in-memory
+    :class:`~zeroshot_unlearn.data.ImageTensorDataset` offers except ``x``: ``y``, ``classes``,
+    ``index``, :meth:`subset`, :meth:`of_classes`, and :attr:`item_shape`.
+    """
+
+    def __init__(self, paths: Sequence[str], y: torch.Tensor, transform: Callable, classes: Sequence[str] | None,
+                 item_shape: Sequence[int], mode: str = "RGB", index: torch.Tensor | None = None):
+        self.paths = list(paths)
+        self.y = torch.as_tensor(y, dtype=torch.long)
+        self.transform = transform
+        self.classes = list(classes) if classes is not None else None
+        self.item_shape = tuple(item_shape)
+        """(C, H, W) of every item: what the transform makes."""
+        self.mode = mode
+        self.index = index
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image.convert(self.mode)), self.y[i]
+
+    def subset(self, rows) -> "FolderImages":
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        index = self.index[rows] if self.index is not None else rows
+        return FolderImages([self.paths[r] for r in rows.tolist()], self.y[rows], self.transform, self.classes,
+                            self.item_shape, self.mode, index)
+
+    def of_classes(self, classes: Sequence[int]) -> "FolderImages":
+        mask = torch.isin(self.y, torch.as_tensor(list(classes), dtype=torch.long))
+        return self.subset(torch.nonzero(mask).flatten())
+
+
+def model_transform(input_size: Sequence[int], mean, std, data_config: Mapping | None = None) -> Callable:
+    """What an image goes through before the model: the model's own evaluation transform.
+
+    With a timm ``pretrained_cfg`` (``crop_pct`` set), timm's: resize by ``crop_pct`` with the model's
+    interpolation, centre crop, normalise (:func:`timm.data.create_transform`). Otherwise (this project's
+    32-px models, which were trained on whole images) a resize to the input size, then normalise.
+    """
+    from torchvision import transforms
 
     channels, height, width = input_size
-    steps = [transforms.Grayscale(1)] if channels == 1 else [transforms.Lambda(lambda im: im.convert("RGB"))]
+    if data_config and data_config.get("crop_pct") and channels == 3:
+        from timm.data import create_transform, resolve_data_config
+
+        config = resolve_data_config({}, pretrained_cfg=dict(data_config))
+        config.update(input_size=tuple(input_size), mean=tuple(mean), std=tuple(std))
+        return create_transform(**config, is_training=False)
+    steps = [transforms.Grayscale(1)] if channels == 1 else []
     steps += [transforms.Resize((height, width)), transforms.ToTensor(), transforms.Normalize(mean, std)]
+    return transforms.Compose(steps)
+
+
+def _load_folder(folder: Path, input_size: Sequence[int], mean, std, label_names, num_classes,
+                 data_config: Mapping | None = None, display_names: Sequence[str] | None = None) -> FolderImages:
+    from torchvision import datasets
+
     try:
-        data = datasets.ImageFolder(str(folder), transform=transforms.Compose(steps))
+        tree = datasets.ImageFolder(str(folder))
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"{folder} is not an ImageFolder tree (DIR/<class>/<image>): {err}") from None
-    ids = folder_class_ids(data.classes, label_names, num_classes)
-    out = materialise(data)
-    out.y = torch.tensor([ids[data.classes[t]] for t in out.y.tolist()], dtype=torch.long)
+    ids = folder_class_ids(tree.classes, label_names, num_classes)
     size = num_classes or max(ids.values()) + 1
-    names = list(label_names) if label_names else [str(i) for i in range(size)]
+    names = list(display_names or label_names or [str(i) for i in range(size)])
     if not label_names:
         for folder_name, class_id in ids.items():
             names[class_id] = folder_name
-    out.classes = names
-    return out
+    labels = torch.tensor([ids[tree.classes[t]] for _, t in tree.samples], dtype=torch.long)
+    return FolderImages([path for path, _ in tree.samples], labels, model_transform(input_size, mean, std, data_config),
+                        names, input_size, "L" if input_size[0] == 1 else "RGB")
 
 
 def load_image_folder(folder: str | Path, input_size: Sequence[int], mean: Sequence[float],
                       std: Sequence[float], *, label_names: Sequence[str] | None = None,
-                      num_classes: int | None = None) -> DataSplits:
-    """Load an ImageFolder tree, each folder labelled with the class id its name maps to."""
+                      num_classes: int | None = None, data_config: Mapping | None = None,
+                      display_names: Sequence[str] | None = None) -> DataSplits:
+    """An ImageFolder tree (``DIR/<class>/<image>``, or ``DIR/train`` and ``DIR/test``), each folder labelled
+    with the class id its name maps to, read from disk as it is used (:class:`FolderImages`).
+
+    ``data_config``: the model's ``pretrained_cfg``, whose evaluation transform the images go through
+    (:func:`model_transform`); ``display_names``: the class names the splits show (``tench`` for
+    ``n01440764``)."""
     folder = Path(folder)
     if label_names is not None and num_classes is not None and len(label_names) != num_classes:
         raise DataError(f"{len(label_names)} class names given for a model with {num_classes} classes")
+    args = (input_size, mean, std, label_names, num_classes, data_config, display_names)
     if (folder / "train").is_dir():
-        train = _load_folder(folder / "train", input_size, mean, std, label_names, num_classes)
-        test = None
-        if (folder / "test").is_dir():
-            test = _load_folder(folder / "test", input_size, mean, std, label_names, num_classes)
+        train = _load_folder(folder / "train", *args)
+        test = _load_folder(folder / "test", *args) if (folder / "test").is_dir() else None
     else:
-        train, test = _load_folder(folder, input_size, mean, std, label_names, num_classes), None
+        train, test = _load_folder(folder, *args), None
     return DataSplits(train, test, train.classes or [], name=folder.name)
 
 
-__all__ = ["load_image_folder", "folder_class_ids"]
+__all__ = ["FolderImages", "load_image_folder", "folder_class_ids", "model_transform"]

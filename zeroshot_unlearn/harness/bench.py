@@ -45,6 +45,16 @@ CIFAR100_REQUESTS: list[list[int]] = ([[69], [51], [2], [40], [71]] + list(CIFAR
 people; ten, fifty and ninety classes."""
 
 
+IMAGENETTE = [0, 217, 482, 491, 497, 566, 569, 571, 574, 701]
+"""The ten Imagenette classes (ImageNet-1k ids): tench, English springer, cassette player, chain saw,
+church, French horn, garbage truck, gas pump, golf ball, parachute."""
+IMAGEWOOF = [155, 159, 162, 167, 182, 193, 207, 229, 258, 273]
+"""The ten Imagewoof dog breeds: a fine-grained group of similar classes."""
+IMAGENET_REQUESTS: list[list[int]] = [[0], [574, 701], [258], list(IMAGEWOOF), list(IMAGENETTE)]
+"""tench; golf ball and parachute; Samoyed, one breed among nine similar ones; all ten dog breeds; all ten
+Imagenette classes (issue 37)."""
+
+
 @dataclass
 class Suite:
     name: str
@@ -54,6 +64,13 @@ class Suite:
     retrain: Callable[[DataSplits, list[int]], tuple[nn.Module | None, float | None]] | None = None
     requests: list[list[int]] = field(default_factory=lambda: [list(r) for r in PROTOCOL_REQUESTS])
     """What ``--requests protocol`` runs on this suite."""
+    retain_from: list[int] | None = None
+    """The classes whose training images the retained subset is drawn from (None: every class the data has)."""
+    epoch_probe: tuple[int, int] = (128, 20)
+    """(batch size, steps) of the timed training steps that epoch-equivalents divide by."""
+    per_class_columns: bool = False
+    """Rows also carry Dr on the retained classes with and without retained images, and the MIA-forget AUC
+    of each forget class on its own members and non-members."""
 
 
 def _digits(_data_dir: str | None):
@@ -138,6 +155,27 @@ SUITES: dict[str, Suite] = {
     **{f"cifar10-resnet{depth}": Suite(f"cifar10-resnet{depth}", _zoo_cifar(depth, file), _cifar_per_class, 2500)
        for depth, file in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"), (44, "resnet44-014dd654.th"))},
 }
+def _imagenet_lite0(data_dir: str | None):
+    """The real ImageNet-1k EfficientNet-Lite0 (PyPI weights) and the 20-class ImageNet subset, both through
+    the library's own loaders (images read from disk through the model's own transform)."""
+    folder = _need_data_dir("imagenet-efficientnet_lite0", data_dir, "imagenet-subset/")
+    folder = folder / "imagenet-subset" if (folder / "imagenet-subset").is_dir() else folder
+    model = load_model("tf_efficientnet_lite0", pretrained=True)
+    return model, load_data(folder, model)
+
+
+def _imagenet_per_class(_data: DataSplits) -> list[int]:
+    # Epoch-equivalents count ImageNet-1k's whole training set: 1,281,167 images, ~1,281 per class.
+    return [1281167 // 1000] * 1000
+
+
+for _suite, _retain_from in (("imagenet-efficientnet_lite0", None),
+                             ("imagenet-efficientnet_lite0-nette", IMAGENETTE)):
+    # The second suite draws its retained images from the Imagenette classes alone: the dog breeds are
+    # then classes no retained image shows.
+    SUITES[_suite] = Suite(_suite, _imagenet_lite0, _imagenet_per_class, 800, requests=[list(r) for r in
+                           IMAGENET_REQUESTS], retain_from=_retain_from, epoch_probe=(16, 3), per_class_columns=True)
+
 for _name in list_train_specs():
     if get_train_spec(_name).data == "cifar10":
         SUITES[f"cifar10-{_name}"] = Suite(f"cifar10-{_name}", _trained_cifar(_name), _cifar_per_class, 2500)
@@ -170,6 +208,53 @@ def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_
             optimizer.step()
     images = steps * batch_size
     return (time.perf_counter() - start) / images, (time.process_time() - start_cpu) / images
+
+
+def peak_memory() -> dict:
+    """Resident peaks so far, in GiB: this process, and the largest of its finished children (DataLoader
+    workers). A process's peak never falls, so a bench row's figure is the run's peak up to that row."""
+    import resource
+
+    scale = 1024 / 2**30  # ru_maxrss is in KiB on Linux
+    return {"process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 3),
+            "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 3)}
+
+
+def split_columns(model: nn.Module, test, forget: list[int], retain, *, masked: bool = False,
+                  suffix: str = "") -> dict[str, float | None]:
+    """Dr on the retained classes with retained images (``dr_shown``) and without (``dr_unshown``), in
+    percent; with ``masked`` also the ceilings (the forget logits masked). None where a group is empty."""
+    from ..evaluation import data_logits, mask_logits
+
+    logits = data_logits(model, test)
+    shown = torch.as_tensor(sorted(set(retain.y.tolist())))
+    is_forget = torch.isin(test.y, torch.as_tensor(forget))
+    groups = {"shown": torch.isin(test.y, shown) & ~is_forget, "unshown": ~torch.isin(test.y, shown) & ~is_forget}
+    out: dict[str, float | None] = {}
+    for name, rows in groups.items():
+        if not rows.any():
+            out[f"dr_{name}{suffix}"] = None
+            if masked:
+                out[f"dr_{name}_ceiling"] = None
+            continue
+        out[f"dr_{name}{suffix}"] = float((logits[rows].argmax(1) == test.y[rows]).float().mean() * 100)
+        if masked:
+            hits = mask_logits(logits[rows], forget).argmax(1) == test.y[rows]
+            out[f"dr_{name}_ceiling"] = float(hits.float().mean() * 100)
+    return out
+
+
+def mia_per_class(model: nn.Module, data: DataSplits, forget: list[int], seed: int) -> dict[str, float]:
+    """The MIA-forget AUC of each forget class: its training images (members) against its test images."""
+    from ..audit.metrics import mia_forget, model_outputs
+
+    out = {}
+    for c in forget:
+        members, nonmembers = data.train.of_classes([c]), data.test.of_classes([c])
+        if len(members) and len(nonmembers):
+            out[str(c)] = round(mia_forget(model_outputs(model, members), model_outputs(model, nonmembers),
+                                           seed=seed).auc, 4)
+    return out
 
 
 def parse_requests(text: str) -> list[list[int]] | None:
@@ -300,6 +385,7 @@ class _Measured:
     check: dict | None = None
     details: dict | None = None
     timings: dict | None = None
+    peak_memory_gib: dict | None = None
 
 
 def _run_method(run: _BenchRun, method: str, forget: list[int], retain) -> _Measured:
@@ -321,16 +407,22 @@ def _run_method(run: _BenchRun, method: str, forget: list[int], retain) -> _Meas
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     return _Measured(method, result.model, seconds, cpu_seconds, result.forget_images_used,
                      result.self_check.as_dict() if result.self_check is not None else None,
-                     result.history[-1].get("method_details"), {k: round(v, 2) for k, v in result.timings.items()})
+                     result.history[-1].get("method_details"), {k: round(v, 2) for k, v in result.timings.items()},
+                     peak_memory())
 
 
 def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
     model, data, seed, level = run.model, run.data, run.seed, run.level
-    retain = retained_subset(data.train, forget, run.budget, seed=seed)
+    pool = data.train if run.suite.retain_from is None else data.train.of_classes(run.suite.retain_from)
+    retain = retained_subset(pool, forget, run.budget, seed=seed, num_classes=len(run.per_class_full))
     # Timed again for every request, so a machine whose load changes during a long run still
     # divides each call by an epoch timed under the same conditions.
-    wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]))
+    batch, steps = run.suite.epoch_probe
+    wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]),
+                                                          batch_size=batch, steps=steps)
     originals = original_columns(model, data.test, forget)
+    if run.suite.per_class_columns:
+        originals.update(split_columns(model, data.test, forget, retain, masked=True, suffix="_original"))
     reference = run.references.get(tuple(forget))
     retrain_seconds = None
     if reference is None and run.suite.retrain is not None:
@@ -338,7 +430,7 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
     df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
     retained_full = sum(run.per_class_full[c] for c in retained_classes(len(run.per_class_full), forget))
     epochs = (wall_per_image * retained_full, cpu_per_image * retained_full)
-    common = {"classes": forget, **{key: round(value, 2) for key, value in originals.items()},
+    common = {"classes": forget, **{key: None if value is None else round(value, 2) for key, value in originals.items()},
               "df_retrain": None if df_ref is None else round(df_ref, 2),
               "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
               "epoch_seconds": round(epochs[0], 2), "retained_images": len(retain),
@@ -370,13 +462,20 @@ def _row(run: _BenchRun, one: _Measured, forget: list[int], retain, common: dict
         df, dr = audited["df"], audited["dr"]
     else:
         df, dr = forget_retain_accuracy(one.model, run.data.test, forget)
+    extra = {}
+    if run.suite.per_class_columns:
+        extra = {k: _round(v) for k, v in split_columns(one.model, run.data.test, forget, retain).items()}
+        extra["mia_forget_auc_per_class"] = mia_per_class(one.model, run.data, forget, run.seed)
+        extra["retained_classes_shown"] = len(set(retain.y.tolist()))
     row = {"method": one.name, "data_used": data_used(one.name), **common, "df": round(df, 2), "dr": round(dr, 2),
            "time_s": None if one.seconds is None else round(one.seconds, 2),
            "epoch_equivalents": None if one.seconds is None else round(one.seconds / epochs[0], 4),
            "epoch_equivalents_cpu": None if one.cpu_seconds is None else round(one.cpu_seconds / epochs[1], 4),
            "forget_images_used": one.forget_images_used,
            "self_check_figure": (one.check or {}).get("figure"), "self_check_passed": (one.check or {}).get("passed"),
-           "method_details": one.details, "timings": one.timings}
+           "method_details": one.details, "timings": one.timings, **extra}
+    if one.peak_memory_gib is not None:
+        row["peak_memory_gib"] = one.peak_memory_gib
     row.update({key: None for key in AUDIT_COLUMNS})
     if audited is not None:
         row.update({key: _round(audited[key]) for key in AUDIT_COLUMNS if key != "ain"})

@@ -212,6 +212,11 @@ class AntiMemory(Method):
 
     def run(self, ctx: ForgetContext) -> None:
         recipe = ctx.recipe
+        if recipe.train_scope == "head":
+            from .head_only import run_on_head
+
+            run_on_head(ctx, impair_scale)
+            return
         augment = ctx.augment()
         start = time.perf_counter()
         phases = (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR))

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from ..augment import Augment
 from ..data.datasets import ImageTensorDataset
-from ..engine import BatchStream, train_phase
+from ..engine import BatchStream, batch_stream, train_phase
 from ..errors import InvalidRequestError, RecipeError
 from ..generators import GENERATORS
 from ..losses import masked_distillation
@@ -75,7 +75,7 @@ class ForgetContext:
 
     def retain_stream(self, cfg: PhaseConfig, offset: int = 0) -> BatchStream:
         assert self.retain is not None
-        return BatchStream(self.retain.x, self.retain.y, cfg.batch_size, self.seed + offset, self.runtime)
+        return batch_stream(self.retain, cfg.batch_size, self.seed + offset, self.runtime)
 
     def forget_stream(self, batch_size: int, offset: int = 0) -> BatchStream:
         assert self.forget_data is not None
@@ -198,11 +198,32 @@ class Method:
         raise NotImplementedError
 
 
+def check_head_scope(recipe: Recipe, *, data_free: bool) -> None:
+    """``train_scope: head`` (and the ``features`` generator, which only it reads) with settings it can run."""
+    if recipe.train_scope != "head":
+        raise RecipeError("generator.kind 'features' makes anti-memories at the classifier head's input, which only "
+                          "train_scope: head reads; set train_scope: head or an image generator (network, noise)")
+    if data_free:
+        raise RecipeError("train_scope: head computes the retained images' features, and the data-free mode has "
+                          "none; pass retain=DATASET or use train_scope: all")
+    if recipe.generator.kind not in set(GENERATORS) | {"features"}:
+        raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
+                          f"{', '.join(sorted(GENERATORS))}, features")
+    for name, phase in (("impair", recipe.impair), ("repair", recipe.repair)):
+        unread = phase.retained_feature_terms() + (["perturb_scope"] if phase.perturb_scope else []) \
+            + (["recalibrate_bn"] if phase.recalibrate_bn else [])
+        if unread:
+            raise RecipeError(f"{name}.{unread[0]} changes the backbone, which train_scope: head keeps the "
+                              "original's; leave it at its default or use train_scope: all")
+
+
 def check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) -> None:
     """The shared generator and impair/repair settings fit this model (and the data the run has)."""
-    if recipe.generator.kind not in GENERATORS:
+    if recipe.generator.kind == "features" or recipe.train_scope == "head":
+        check_head_scope(recipe, data_free=data_free)
+    elif recipe.generator.kind not in GENERATORS:
         raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
-                          f"{', '.join(sorted(GENERATORS))}")
+                          f"{', '.join(sorted(GENERATORS))}, and 'features' with train_scope: head")
     for name, phase in (("impair", recipe.impair), ("repair", recipe.repair)):
         unknown = unknown_prefixes(model, phase.perturb_scope)
         if unknown:

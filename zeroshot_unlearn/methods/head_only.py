@@ -1,0 +1,134 @@
+"""The project's method with only the classifier head trained (recipe ``train_scope: head``).
+
+At ``depth="output"`` a run changes what the head makes of the backbone's features; where the backbone
+stays the original's, every image's features are the same before and after, so they are computed once
+(through a DataLoader with workers for images on disk) and the phases train the head on them: a
+224-px ImageNet model on a CPU forgets in the time one pass over its retained images takes, instead of
+the many passes full training would. The anti-memories are made at the head's input (generator
+``kind: features``) or, with an image generator, as images whose features are computed once. Both
+phases run the shared engine on the head's parameters, with the same retained objective (label
+cross-entropy and/or distillation from the masked teacher) and anti-memory term as the full method;
+there is no augmentation (each image's features are computed once, as the model sees it at test
+time) and no BatchNorm statistic changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Iterator
+
+import torch
+import torch.nn as nn
+
+from .. import seeds
+from ..data.datasets import iter_batches
+from ..engine import BatchStream
+from ..generators import create_generator, fit_generator
+from ..generators.features import FeatureGenerator, fit_feature_generator
+from ..losses import masked_distillation
+from ..surgery import HeadInput, classifier_head
+from .base import ForgetContext
+
+POOL_PER_CLASS = 64
+"""Anti-memory images per forget class whose features an image generator's pool holds."""
+
+
+@contextlib.contextmanager
+def head_only(model: nn.Module) -> Iterator[nn.Module]:
+    """Every parameter of ``model`` but its head's frozen (restored after); yields the head."""
+    head = classifier_head(model)
+    own = {id(p) for p in head.parameters()}
+    frozen = [p for p in model.parameters() if id(p) not in own and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield head
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+
+
+@torch.no_grad()
+def head_inputs(model: nn.Module, batches, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features at the head's input, labels) of every batch, the model in eval mode."""
+    was_training = model.training
+    model.eval()
+    features, labels = [], []
+    try:
+        with HeadInput(model) as captured:
+            for x, y in batches:
+                model(x.to(device))
+                features.append(captured.value.float())
+                labels.append(torch.as_tensor(y).to(device))
+    finally:
+        model.train(was_training)
+    return torch.cat(features), torch.cat(labels)
+
+
+class FeaturePool:
+    """Anti-memories of an image generator, as the features the original's backbone gives them."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
+        self.features, self.labels = features, labels
+        self.rows = {int(c): torch.nonzero(labels == c).flatten() for c in labels.unique()}
+
+    def sample(self, labels: torch.Tensor) -> torch.Tensor:
+        picks = [self.rows[int(c)][torch.randint(len(self.rows[int(c)]), ())] for c in labels.tolist()]
+        return self.features[torch.stack(picks)]
+
+
+def run_on_head(ctx: ForgetContext, impair_scale) -> None:
+    """Features once, anti-memories at the head's input, then impair and repair on the head alone."""
+    recipe = ctx.recipe
+    start = time.perf_counter()
+    features, labels = head_inputs(ctx.original, iter_batches(ctx.retain, 32), ctx.device)
+    ctx.timings["features"] = time.perf_counter() - start
+    original_head = classifier_head(ctx.original)
+    start = time.perf_counter()
+    sampler = None
+    if recipe.impair.anti_memory_batch > 0:
+        if recipe.generator.kind == "features":
+            generator = FeatureGenerator(ctx.num_classes, ctx.forget, features.mean(0), features.std(0),
+                                         recipe.generator.samples_per_class, seed=ctx.seed + seeds.IMPAIR).to(ctx.device)
+            fit_feature_generator(generator, original_head, recipe.generator, progress=ctx.progress)
+            sampler = generator
+        else:  # an image generator: fitted as in the full method, its pool's features computed once
+            augment = ctx.augment()
+            generator = create_generator(recipe.generator, num_classes=ctx.num_classes, input_size=ctx.input_size,
+                                         mean=ctx.mean, std=ctx.std, forget=ctx.forget).to(ctx.device)
+            fit_generator(generator, ctx.original, ctx.forget, recipe.generator, augment, progress=ctx.progress)
+            pool_labels = ctx.forget_tensor.repeat_interleave(POOL_PER_CLASS)
+            with torch.no_grad():
+                batches = ((augment(generator.sample(pool_labels[i:i + 64])), pool_labels[i:i + 64])
+                           for i in range(0, len(pool_labels), 64))
+                sampler = FeaturePool(*head_inputs(ctx.original, batches, ctx.device))
+        ctx.generator = generator
+    ctx.timings["generator"] = time.perf_counter() - start
+
+    with head_only(ctx.student) as head:
+        for name, cfg, offset in (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR)):
+            stream = BatchStream(features, labels, cfg.batch_size, ctx.seed + offset, ctx.runtime)
+            steps = stream.steps_for(cfg.epochs, recipe.min_epoch_images, recipe.max_epoch_images)
+            if name == "impair":
+                steps = math.ceil(steps * impair_scale(recipe.impair_scaling, len(ctx.forget), len(ctx.retained)))
+            with_anti_memories = cfg.anti_memory_batch > 0 and sampler is not None
+
+            def loss_fn(_step: int, cfg=cfg, stream=stream, with_anti_memories=with_anti_memories) -> torch.Tensor:
+                x, y = next(stream)
+                with torch.no_grad():
+                    teacher = original_head(x)
+                loss = ctx.retained_loss(head(x), x, y, cfg, teacher=teacher)
+                if with_anti_memories:
+                    forget_t = ctx.forget_tensor
+                    picked = forget_t[torch.randint(len(forget_t), (cfg.anti_memory_batch,), device=ctx.device)]
+                    with torch.no_grad():
+                        samples = sampler.sample(picked)
+                        target = original_head(samples)
+                    loss = loss + cfg.anti_memory_weight * masked_distillation(head(samples), target, forget_t,
+                                                                               cfg.distill_temperature)
+                return loss
+
+            stats = ctx.train(cfg, steps, loss_fn, name=name)
+            ctx.timings[name] = stats.seconds
