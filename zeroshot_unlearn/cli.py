@@ -394,14 +394,14 @@ def _with_class_names(model, class_names_file: str | None):
 def _load_trained(args):
     """The model of ``--model``/``--checkpoint``; a model with no checkpoint and no registered one is refused."""
     from .zoo import load_model
-    from .zoo.registry import model_entry
+    from .zoo.registry import pretrained_entry
     from .zoo.timm_format import is_timm_source
 
     if args.model is None and args.checkpoint is None:
         raise InvalidRequestError("pass --model NAME, --checkpoint FILE, or both (a .safetensors written by this "
                                   "library names its architecture)")
     if args.checkpoint is None and not is_timm_source(args.model):
-        entry = model_entry(args.model)
+        entry = pretrained_entry(args.model)
         if entry is None or entry.default_checkpoint is None:
             raise InvalidRequestError(f"--checkpoint is required: {args.model!r} has no registered trained checkpoint, and "
                                "forgetting classes needs a trained model")
@@ -413,7 +413,7 @@ def cmd_info(args) -> int:
     import json
 
     from .api import forgotten_classes, model_architecture
-    from .data.names import label_names_of
+    from .data.names import display_names_of, label_names_of
     from .recipes import resolve_recipe_name
     from .surgery import model_num_classes
     from .zoo import load_model
@@ -430,9 +430,11 @@ def cmd_info(args) -> int:
     architecture = model_architecture(model)
     num_classes = model_num_classes(model)
     names = label_names_of(model)
+    shown = display_names_of(model)
     forgotten = forgotten_classes(model)
     info = {"architecture": architecture, "num_classes": num_classes,
-            "classes": [{"id": c, "name": names[c] if names else None, "forgotten": c in forgotten}
+            "classes": [{"id": c, "name": names[c] if names else None,
+                         "description": shown[c] if shown and shown[c] != names[c] else None, "forgotten": c in forgotten}
                         for c in range(num_classes)],
             "input_size": list(cfg.get("input_size") or []), "mean": list(cfg.get("mean") or []),
             "std": list(cfg.get("std") or []), "checkpoint_sha256": cfg.get("checkpoint_sha256"),
@@ -447,7 +449,8 @@ def cmd_info(args) -> int:
     print(f"recipe (auto)  {info['recipe']}")
     print(f"classes        {num_classes}" + ("" if names else " (no class names; --class-names FILE adds them)"))
     for entry in info["classes"]:
-        print(f"  {entry['id']:>4}  {entry['name'] or '':<20}{'  forgotten' if entry['forgotten'] else ''}")
+        print(f"  {entry['id']:>4}  {entry['name'] or '':<20}{entry['description'] or '':<24}"
+              f"{'  forgotten' if entry['forgotten'] else ''}".rstrip())
     history = info["unlearning_history"]
     print(f"unlearning     {len(history)} request(s)" + (":" if history else " (not unlearned by this library)"))
     for entry in history:
