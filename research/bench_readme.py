@@ -31,6 +31,8 @@ SCRIPTS = {
     "figure-spike.json": "python -m research.data_free_figure --out benchmarks/data-free/figure-spike.json (--part 0/1/2 "
                          "runs one request; the parts were run in three processes and their rows joined)",
     "gpu-h200.json": "python -m research.gpu_check ../shared/data/cifar100 benchmarks/cifar100-resnet20/gpu-h200.json",
+    "memory-": "bash research/imagenet_memory.sh (one forget call per budget, under /usr/bin/time -v; its metrics.json "
+               "and the command's output copied here)",
 }
 
 
@@ -69,6 +71,12 @@ FOLDERS = {
                      "(90 of 100: ../cifar100-resnet20/; page: docs/cifar100.md)."),
     "head-scale": ("A 1,000-class head at 224 px", "The mechanics of a 1,000-class timm resnet18 at 224 px "
                    "(random weights) forgetting 3 classes, on the CPU (page: docs/cifar100.md)."),
+    "imagenet-efficientnet_lite0": ("imagenet-efficientnet_lite0: a real pretrained ImageNet-1k model", "Google's "
+                                    "EfficientNet-Lite0 (PyPI weights) on the 20-class ImageNet subset: the five requests "
+                                    "with the train/ images of every other subset class, and of the other Imagenette "
+                                    "classes only (the dog breeds then unshown); the same requests with the impair cut "
+                                    "to 2% of its steps; 8,000 against 800 retained images (`research/imagenet_lite0.sh`, "
+                                    "`research/imagenet_memory.sh`; page: docs/imagenet.md)."),
     "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free` (no image at all) on ResNet32 "
                   "and ResNet44 over four CIFAR-10 protocol requests, ResNet20 {3,7}, and the CIFAR-100 ResNet20 over "
                   "the singles and `vehicles_2` with the shipped generator: as it was (`research/data_free_off_tuning.sh`), "

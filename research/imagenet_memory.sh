@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}/imagenet-subset
 WORK=${WORK:-/tmp/imagenet-memory}
-OUT=benchmarks/imagenet-efficientnet_lite0/memory
+OUT=benchmarks/imagenet-efficientnet_lite0
 rm -rf "$WORK" && mkdir -p "$WORK/x10/train" "$OUT"
 for dir in "$DATA"/train/*/; do
   wnid=$(basename "$dir"); mkdir -p "$WORK/x10/train/$wnid"
@@ -16,7 +16,7 @@ done
 ln -s "$(realpath "$DATA/test")" "$WORK/x10/test"
 for budget in 800 8000; do
   /usr/bin/time -v zeroshot-unlearn forget --model tf_efficientnet_lite0 --classes tench --retain-data "$WORK/x10" \
-    --retain-budget "$budget" --out "$WORK/out-$budget" --overwrite --quiet 2> "$OUT/time-$budget.txt" \
-    | tee "$OUT/forget-$budget.txt"
-  cp "$WORK/out-$budget/metrics.json" "$OUT/metrics-$budget.json"
+    --retain-budget "$budget" --out "$WORK/out-$budget" --overwrite --quiet 2> "$OUT/memory-time-$budget.txt" \
+    | tee "$OUT/memory-forget-$budget.txt"
+  cp "$WORK/out-$budget/metrics.json" "$OUT/memory-metrics-$budget.json"
 done

@@ -15,7 +15,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "forget_classes": "api", "ForgetResult": "api", "validate_request": "api", "ForgetPlan": "api",
-    "ForgettingWarning": "api",
+    "ForgettingWarning": "errors",
     "audit": "audit", "AuditReport": "audit",
     "load_model": "zoo", "list_models": "zoo",
     "list_recipes": "recipes", "load_recipe": "recipes", "Recipe": "recipes",

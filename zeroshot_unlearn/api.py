@@ -19,8 +19,9 @@ from torch.utils.data import Dataset
 
 from . import seeds
 from ._version import __version__
-from .data.datasets import ImageTensorDataset, materialise
-from .errors import DataError, ForgettingFailedError, InvalidRequestError, RecipeError, UncheckableModelError
+from .data.datasets import ImageTensorDataset, in_memory, is_streamed, materialise
+from .errors import (DataError, ForgettingFailedError, ForgettingWarning, InvalidRequestError,  # noqa: F401
+                     RecipeError, UncheckableModelError)
 from .generators import AntiMemoryGenerator, create_generator
 from .io import atomic_dir, jsonable, save_state_dict, sha256_state_dict, write_text
 from .methods import ForgetContext, Method, get_method
@@ -259,6 +260,9 @@ def validate_request(model: nn.Module, classes: Sequence[int | str], *, retain: 
     num_classes, requested, forget, earlier = request.num_classes, request.requested, request.forget, request.earlier
     resolved, algorithm, imposed = request.recipe, request.method, request.imposed
     retain_data = materialise(retain) if retain is not None else None
+    if retain_data is not None and algorithm.holds_images and is_streamed(retain_data):
+        log.info("method %s holds its data in memory: loading the %d retained images", algorithm.name, len(retain_data))
+        retain_data = in_memory(retain_data)
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     input_size = tuple(cfg.get("input_size") or (item_shape(retain_data) if retain_data is not None else ()))
     if len(input_size) != 3:
@@ -521,10 +525,6 @@ def _run(model: nn.Module, plan: ForgetPlan, *, seed: int, progress: bool, inpla
     result = result_with(student)
     log.info("forgot classes %s with %s in %.1fs", forget, algorithm.name, timings["total"])
     return result
-
-
-class ForgettingWarning(UserWarning):
-    """``strict=False``: the run's self-check says the classes were not forgotten, or cannot judge the model."""
 
 
 def _not_forgotten_message(checked: SelfCheck, forget: list[int], retained_images: int, shown: int) -> str:

@@ -54,3 +54,7 @@ class ForgettingFailedError(UnlearnError, RuntimeError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class ForgettingWarning(UserWarning):
+    """``strict=False``: the run's self-check says the classes were not forgotten, or cannot judge the model."""

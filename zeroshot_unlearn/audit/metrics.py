@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.datasets import ImageTensorDataset
+from ..data.datasets import ImageTensorDataset, images_at
 from ..evaluation import batched_logits, data_logits, forget_retain_accuracy
 from ..surgery import HeadInput
 
@@ -153,7 +153,7 @@ def _finetune_steps(model: nn.Module, data: ImageTensorDataset, seed: int):
     while True:
         rows = torch.randint(len(data), (32,), generator=rng)
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(student(data.x[rows]), data.y[rows]).backward()
+        F.cross_entropy(student(images_at(data, rows)), data.y[rows]).backward()
         optimizer.step()
         yield student
 

@@ -93,6 +93,22 @@ def iter_batches(dataset, batch_size: int = 256):
                           persistent_workers=False, prefetch_factor=2 if workers else None)
 
 
+def images_at(dataset, rows: torch.Tensor) -> torch.Tensor:
+    """The images of ``rows``: indexed in memory, or read from disk."""
+    if hasattr(dataset, "x"):
+        return dataset.x[rows]
+    return torch.stack([dataset[int(i)][0] for i in rows])
+
+
+def in_memory(dataset) -> ImageTensorDataset:
+    """Every image of ``dataset`` in one tensor (for the methods that hold their data whole)."""
+    if hasattr(dataset, "x"):
+        return dataset
+    parts = list(iter_batches(dataset))
+    return ImageTensorDataset(torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]),
+                              getattr(dataset, "classes", None), getattr(dataset, "index", None))
+
+
 def materialise(dataset: Dataset, batch_size: int = 512) -> ImageTensorDataset:
     """Any map-style dataset of (image tensor, label) pairs as one in-memory dataset; images on disk
     (:func:`is_streamed`) stay on disk."""

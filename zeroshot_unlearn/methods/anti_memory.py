@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from .. import seeds
 from .._resources import generators_dir
+from ..data.datasets import images_at, iter_batches
 from ..evaluation import mask_logits
 from ..generators import create_generator, fit_generator
 from ..generators.amortised import model_id
@@ -54,8 +55,8 @@ class FeatureTargets:
 def feature_targets(ctx: ForgetContext, phases) -> FeatureTargets:
     assert ctx.retain is not None
     with torch.no_grad(), HeadInput(ctx.original) as captured:
-        for i in range(0, len(ctx.retain), 256):
-            ctx.original(ctx.runtime.to_device(ctx.retain.x[i:i + 256]))
+        for x, _ in iter_batches(ctx.retain, 256):
+            ctx.original(ctx.runtime.to_device(x))
     feats = torch.cat(captured.values)
     labels = ctx.retain.y.to(ctx.device)
     sums = torch.zeros(ctx.num_classes, feats.shape[1], device=ctx.device).index_add_(0, labels, feats)
@@ -171,7 +172,7 @@ def forget_channel_indices(ctx: ForgetContext, cfg, samples: int = 256) -> dict[
         # first rows would be one class.
         rng = torch.Generator().manual_seed(ctx.seed + seeds.CHANNEL_RANKING)
         rows = torch.randperm(len(ctx.retain), generator=rng)[:samples]
-        ctx.original(ctx.runtime.to_device(ctx.retain.x[rows]))
+        ctx.original(ctx.runtime.to_device(images_at(ctx.retain, rows)))
     finally:
         for hook in hooks:
             hook.remove()
@@ -274,8 +275,7 @@ class AntiMemory(Method):
             use_anti = cfg.anti_memory_batch > 0 and ctx.generator is not None
             stats = ctx.train(cfg, steps, phase_loss(cfg, next_batch, synthetic, use_anti), name=name)
             if cfg.recalibrate_bn and steps and not synthetic:
-                recalibrate_batchnorm(ctx.student, (ctx.runtime.to_device(ctx.retain.x[i:i + 256])
-                                                    for i in range(0, len(ctx.retain), 256)))
+                recalibrate_batchnorm(ctx.student, (ctx.runtime.to_device(x) for x, _ in iter_batches(ctx.retain, 256)))
             ctx.timings[name] = stats.seconds
 
 

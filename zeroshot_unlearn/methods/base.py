@@ -151,6 +151,9 @@ class Method:
     """Whether it synthesises with ``ctx.generator`` (and so accepts a pre-fitted amortised one)."""
     supports_distributed: ClassVar[bool] = True
     """Whether it runs data-parallel under torchrun (every rank runs the same loop on its shard)."""
+    holds_images: ClassVar[bool] = False
+    """Whether it reads its data as whole tensors (``retain.x``): retained images on disk are then loaded
+    into memory before the run (the project's methods stream them)."""
     recipe_overrides: ClassVar[dict[str, object]] = {}
     """Applied to the resolved recipe before the caller's overrides (how named variants differ)."""
 

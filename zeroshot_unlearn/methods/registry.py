@@ -19,7 +19,8 @@ def register_method(cls: type[Method]) -> type[Method]:
     section = cls.section_name()
     if section is not None:
         if section in SECTIONS and SECTIONS[section] is not cls.settings:
-            raise ValueError(f"recipe section {section!r} is already declared by another method")
+            raise InvalidRequestError(f"method {cls.name!r} declares recipe section {section!r}, which another method "
+                                      "already declares; give its settings another section name (Method.section)")
         SECTIONS[section] = cls.settings
     METHODS[cls.name] = cls
     return cls

@@ -85,6 +85,7 @@ def dampen(model: nn.Module, overall: dict[str, torch.Tensor], forget: dict[str,
 @register_method
 class SSD(Method):
     name = "ssd"
+    holds_images = True
     needs = frozenset({"retain", "forget"})
     settings = SSDSettings
 

@@ -65,6 +65,7 @@ class BadTeacher(Method):
     batch 256."""
 
     name = "bad_teacher"
+    holds_images = True
     needs = frozenset({"retain", "forget"})
     settings = BadTeacherSettings
 
@@ -99,6 +100,7 @@ class SCRUB(Method):
     alpha 0.001, batch 64 retained / 32 forget."""
 
     name = "scrub"
+    holds_images = True
     needs = frozenset({"retain", "forget"})
     settings = ScrubSettings
 
