@@ -31,6 +31,8 @@ SCRIPTS = {
     "figure-spike.json": "python -m research.data_free_figure --out benchmarks/data-free/figure-spike.json (--part 0/1/2 "
                          "runs one request; the parts were run in three processes and their rows joined)",
     "gpu-h200.json": "python -m research.gpu_check ../shared/data/cifar100 benchmarks/cifar100-resnet20/gpu-h200.json",
+    "original-mia.json": "python -m research.imagenet_original_mia ../shared/data "
+                         "benchmarks/imagenet-efficientnet_lite0/original-mia.json",
     "memory-": "bash research/imagenet_memory.sh (one forget call per budget, under /usr/bin/time -v; its metrics.json "
                "and the command's output copied here)",
 }

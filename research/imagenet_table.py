@@ -28,18 +28,26 @@ def _check(row: dict) -> str:
     return "inconclusive" if passed is None else f"{'pass' if passed else 'FAIL'} ({_f(figure, 1)}%)"
 
 
+def _original_auc() -> dict[str, float]:
+    path = FOLDER / "original-mia.json"
+    return json.loads(path.read_text(encoding="utf-8"))["mia_forget_auc_per_class_original"] if path.is_file() else {}
+
+
 def suite_table(path: Path, title: str) -> list[str]:
     result = json.loads(path.read_text(encoding="utf-8"))
+    original = _original_auc()
     lines = [f"**{title}** (`{path.name}`; retained: {result['retain_budget']} images at most)", "",
              "| request | retained imgs (classes shown) | Df (original) | Dr shown: ours / ceiling | "
-             "Dr unshown: ours / ceiling | MIA-forget AUC per class | self-check | time s (CPU epoch-eq. of ImageNet) | "
+             "Dr unshown: ours / ceiling | MIA-forget AUC per class: ours (original) | self-check | time s (CPU epoch-eq. of ImageNet) | "
              "phases s | peak GiB (process / worker) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
         timings = r.get("timings") or {}
         phases = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
         peak = r.get("peak_memory_gib") or {}
-        auc = ", ".join(f"{NAMES.get(int(c), c)} {v:.2f}" for c, v in (r.get("mia_forget_auc_per_class") or {}).items())
+        reference = r.get("mia_forget_auc_per_class_original") or original
+        auc = ", ".join(f"{NAMES.get(int(c), c)} {v:.2f} ({_f(reference.get(c))})"
+                        for c, v in (r.get("mia_forget_auc_per_class") or {}).items())
         lines.append(
             f"| {_request(r['classes'])} | {r['retained_images']} ({r.get('retained_classes_shown')}) | "
             f"{_f(r['df'])} ({_f(r['df_original'])}) | {_f(r.get('dr_shown'))} / {_f(r.get('dr_shown_ceiling'))} | "

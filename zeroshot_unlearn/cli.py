@@ -707,8 +707,10 @@ def _add_bench_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     bench.add_argument("--suite", required=True,
                        help="digits, cifar10-resnet20/32/44 (public checkpoints in --data-dir), cifar10-NAME for "
                             "a timm family this project trains (NAME from `zeroshot-unlearn train`; trained once "
-                            "and cached), or cifar100-resnet20/resnet56/resnet10t (the shipped CIFAR-100 models; "
-                            "--data-dir holds cifar100_*.npz or a cifar100/ folder)")
+                            "and cached), cifar100-resnet20/resnet56/resnet10t (the shipped CIFAR-100 models; "
+                            "--data-dir holds cifar100_*.npz or a cifar100/ folder), or imagenet-efficientnet_lite0 "
+                            "and imagenet-efficientnet_lite0-nette (the real ImageNet-1k Lite0, extra [imagenet]; "
+                            "--data-dir holds imagenet-subset/; the second retains the Imagenette classes only)")
     bench.add_argument("--data-dir", default=None, help="the benchmark data folder (see `fetch-data`)")
     bench.add_argument("--requests", default="protocol", help="'protocol' (the suite's own requests, PROTOCOL.md) or requests like '3,7;0;1,9'")
     bench.add_argument("--retain-budget", default=None, help="retained images per request; default: the suite's 5%%")
