@@ -105,14 +105,15 @@ class FolderImages(Dataset):
 def model_transform(input_size: Sequence[int], mean, std, data_config: Mapping | None = None) -> Callable:
     """What an image goes through before the model: the model's own evaluation transform.
 
-    With a timm ``pretrained_cfg`` (``crop_pct`` set), timm's: resize by ``crop_pct`` with the model's
-    interpolation, centre crop, normalise (:func:`timm.data.create_transform`). Otherwise (this project's
-    32-px models, which were trained on whole images) a resize to the input size, then normalise.
+    With a timm ``pretrained_cfg`` (``crop_pct`` set) at 64 px and more, timm's: resize by ``crop_pct`` with
+    the model's interpolation, centre crop, normalise (:func:`timm.data.create_transform`). Otherwise a
+    resize to the input size, then normalise: 32-px models (this project's, timm architectures included,
+    whose configs keep timm's ImageNet ``crop_pct``) were trained on whole images.
     """
     from torchvision import transforms
 
     channels, height, width = input_size
-    if data_config and data_config.get("crop_pct") and channels == 3:
+    if data_config and data_config.get("crop_pct") and channels == 3 and min(height, width) >= 64:
         from timm.data import create_transform, resolve_data_config
 
         config = resolve_data_config({}, pretrained_cfg=dict(data_config))
