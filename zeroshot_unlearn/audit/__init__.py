@@ -166,7 +166,7 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     cfg = getattr(original, "pretrained_cfg", {}) or {}
     pictures: dict[str, torch.Tensor] = {}
     if images and cfg.get("input_size"):
-        if generator is not None:
+        if generator is not None and getattr(generator, "makes_images", True):  # not anti-memory features
             with torch.no_grad(), torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 samples = generator.sample(torch.tensor([c for c in forget for _ in range(8)]))
