@@ -110,10 +110,16 @@ def _masked_accuracy(logits: torch.Tensor, labels: torch.Tensor, forget: Sequenc
     return float((mask_logits(logits[keep], forget).argmax(1) == labels[keep]).float().mean() * 100)
 
 
-def original_columns(original: nn.Module, data, forget: Sequence[int]) -> dict[str, float]:
+def logits_df_dr(logits: torch.Tensor, labels: torch.Tensor, forget: Sequence[int]) -> tuple[float, float]:
+    """(Df, Dr) in percent from logits already computed (one pass serving several columns)."""
+    return _df_dr(logits.argmax(1), labels, forget)
+
+
+def original_columns(original: nn.Module, data, forget: Sequence[int],
+                     logits: torch.Tensor | None = None) -> dict[str, float]:
     """The reference columns of every results row (the CLI's metrics.json, bench): the original's Df and Dr,
-    and the Dr ceiling, in percent (unrounded), from one pass over ``data``."""
-    logits = data_logits(original, data)
+    and the Dr ceiling, in percent (unrounded), from one pass over ``data`` (``logits``: that pass, done)."""
+    logits = data_logits(original, data) if logits is None else logits
     df, dr = _df_dr(logits.argmax(1), data.y, forget)
     return {"df_original": df, "dr_original": dr, "dr_original_masked": _masked_accuracy(logits, data.y, forget)}
 

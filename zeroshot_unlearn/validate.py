@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from .data.datasets import ImageTensorDataset
+from .data.datasets import ImageTensorDataset, images_at
 from .errors import DataError, InvalidRequestError, ModelError
 from .surgery import classifier_head
 
@@ -71,9 +71,7 @@ def retained_classes(num_classes: int, forget: Sequence[int]) -> list[int]:
 def first_images(data, count: int = 16) -> torch.Tensor:
     """The first ``count`` images of a dataset in memory or on disk (what the checks can afford to read
     of images that are read from disk as they are used)."""
-    if hasattr(data, "x"):
-        return data.x[:count]
-    return torch.stack([data[i][0] for i in range(min(count, len(data)))])
+    return images_at(data, torch.arange(min(count, len(data))))
 
 
 def item_shape(data) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ from ..api import forget_classes
 from ..audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics
 from ..data import DataSplits, load_data, retained_subset
 from ..errors import InvalidRequestError
-from ..evaluation import accuracy, forget_retain_accuracy, original_columns
+from ..evaluation import accuracy, data_logits, forget_retain_accuracy, logits_df_dr, original_columns
 from ..io import write_json, write_text
 from ..methods import get_method
 from ..validate import retained_classes
@@ -222,13 +222,13 @@ def peak_memory() -> dict:
             "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 3)}
 
 
-def split_columns(model: nn.Module, test, forget: list[int], retain, *, masked: bool = False,
+def split_columns(logits: torch.Tensor, test, forget: list[int], retain, *, masked: bool = False,
                   suffix: str = "") -> dict[str, float | None]:
     """Dr on the retained classes with retained images (``dr_shown``) and without (``dr_unshown``), in
-    percent; with ``masked`` also the ceilings (the forget logits masked). None where a group is empty."""
-    from ..evaluation import data_logits, mask_logits
+    percent, from a model's ``logits`` on ``test``; with ``masked`` also the ceilings (the forget logits
+    masked). None where a group is empty."""
+    from ..evaluation import mask_logits
 
-    logits = data_logits(model, test)
     shown = torch.as_tensor(sorted(set(retain.y.tolist())))
     is_forget = torch.isin(test.y, torch.as_tensor(forget))
     groups = {"shown": torch.isin(test.y, shown) & ~is_forget, "unshown": ~torch.isin(test.y, shown) & ~is_forget}
@@ -422,9 +422,12 @@ def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
     batch, steps = run.suite.epoch_probe
     wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]),
                                                           batch_size=batch, steps=steps)
-    originals = original_columns(model, data.test, forget)
-    if run.suite.per_class_columns:
-        originals.update(split_columns(model, data.test, forget, retain, masked=True, suffix="_original"))
+    if run.suite.per_class_columns:  # one pass over the test split serves both
+        logits = data_logits(model, data.test)
+        originals = original_columns(model, data.test, forget, logits=logits)
+        originals.update(split_columns(logits, data.test, forget, retain, masked=True, suffix="_original"))
+    else:
+        originals = original_columns(model, data.test, forget)
     reference = run.references.get(tuple(forget))
     retrain_seconds = None
     if reference is None and run.suite.retrain is not None:
@@ -460,16 +463,20 @@ def _row(run: _BenchRun, one: _Measured, forget: list[int], retain, common: dict
          df_original: float, reference_metrics: dict | None) -> dict:
     """The results row of one measured model: Df, Dr, time and, with an audit level, the audit columns."""
     audited = None
+    # With the per-class columns one pass over the test split gives Df, Dr and the split columns.
+    logits = data_logits(one.model, run.data.test) if run.suite.per_class_columns else None
     if run.level:  # the audit row already holds Df and Dr on the test split
         audited = (reference_metrics if one.name == "retrain" else
                    model_metrics(one.model, forget, run.data.train, run.data.test, retain, df_original, seed=run.seed,
                                  level=run.level).row)
         df, dr = audited["df"], audited["dr"]
+    elif logits is not None:
+        df, dr = logits_df_dr(logits, run.data.test.y, forget)
     else:
         df, dr = forget_retain_accuracy(one.model, run.data.test, forget)
     extra = {}
-    if run.suite.per_class_columns:
-        extra = {k: _round(v) for k, v in split_columns(one.model, run.data.test, forget, retain).items()}
+    if logits is not None:
+        extra = {k: _round(v) for k, v in split_columns(logits, run.data.test, forget, retain).items()}
         extra["mia_forget_auc_per_class"] = mia_per_class(one.model, run.data, forget, run.seed)
         extra["retained_classes_shown"] = len(set(retain.y.tolist()))
     row = {"method": one.name, "data_used": data_used(one.name), **common, "df": round(df, 2), "dr": round(dr, 2),
