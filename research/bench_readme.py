@@ -37,6 +37,12 @@ SCRIPTS = {
                "and the command's output copied here)",
 }
 
+FOLDER_SCRIPTS = {
+    "audit-per-example": "bash research/audit_per_example.sh (the step of this file; the CIFAR-10 steps pass the "
+                         "shipped {3,7} retrain reference with --reference, which a results file does not record)",
+}
+"""Folders whose result files one script writes: every file there is listed with it."""
+
 
 FOLDERS = {
     "cifar10-resnet20/protocol": ("cifar10-resnet20: the protocol requests", "The default method on the 15 protocol "
@@ -77,8 +83,14 @@ FOLDERS = {
                                     "EfficientNet-Lite0 (PyPI weights) on the 20-class ImageNet subset: the five requests "
                                     "with the train/ images of every other subset class, and of the other Imagenette "
                                     "classes only (the dog breeds then unshown); the same requests with the impair cut "
-                                    "to 2% of its steps; 8,000 against 800 retained images (`research/imagenet_lite0.sh`, "
+                                    "to 2% of its steps; the data-free mode on the five requests (`data-free.json`); 8,000 against "
+                                    "800 retained images (`research/imagenet_lite0.sh`, "
                                     "`research/imagenet_memory.sh`; page: docs/imagenet.md)."),
+    "audit-per-example": ("The audit with per-example MIA, intervals and verdicts", "Digits {3,7} (output depth), "
+                          "the public CIFAR-10 ResNet20 {3,7} and the CIFAR-100 ResNet20's rocket at both depths, "
+                          "each beside the original and its shipped retrain reference, every audit column with its "
+                          "95% interval (`bash research/audit_per_example.sh`; tables: `python -m research.audit_table`; "
+                          "page: docs/audit.md)."),
     "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free` (no image at all) on ResNet32 "
                   "and ResNet44 over four CIFAR-10 protocol requests, ResNet20 {3,7}, and the CIFAR-100 ResNet20 over "
                   "the singles and `vehicles_2` with the shipped generator: as it was (`research/data_free_off_tuning.sh`), "
@@ -86,7 +98,8 @@ FOLDERS = {
                   "setting, anti-memory weight 16, on every request (`research/data_free_setting.sh`); digits at "
                   "two impair lengths (page: docs/cifar100.md#the-data-free-mode-off-its-tuning-point). Every CIFAR "
                   "file without `impair.anti_memory_weight` in its command ran before the recipe set 16: add `--set "
-                  "impair.anti_memory_weight=6` to run it as it was."),
+                  "impair.anti_memory_weight=6` to run it as it was. `cifar100-resnet20-fit600.json`: the generator "
+                  "fitted in the request with a fifth of its steps (600), stopped after its first request."),
 }
 """Every results folder this script writes the README of: its title and what it holds."""
 
@@ -133,8 +146,9 @@ def readme(folder: Path, title: str, about: str) -> str:
     lines = [f"# {title}", "", about, "", "Every file here, with the command that regenerates it (from the repository "
              "root, `../shared` beside it). Written by `python -m research.bench_readme`.", "",
              "| file | command |", "| --- | --- |"]
+    script = FOLDER_SCRIPTS.get(folder.name)
     for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "README.md"):
-        command = command_for(path.relative_to(Path.cwd()) if path.is_absolute() else path)
+        command = script or command_for(path.relative_to(Path.cwd()) if path.is_absolute() else path)
         cell = command if command.startswith(("written", "(")) else f"`{command}`"
         lines.append(f"| `{path.name}` | {cell} |")
     return "\n".join(lines) + "\n"

@@ -57,6 +57,27 @@ def suite_table(path: Path, title: str) -> list[str]:
     return lines + [""]
 
 
+def data_free_table(path: Path) -> list[str]:
+    """The data-free mode (no image at all): Dr over every other subset class beside the original's."""
+    result = json.loads(path.read_text(encoding="utf-8"))
+    original = _original_auc()
+    lines = [f"**No image at all: the data-free mode** (`{path.name}`)", "",
+             "| request | Df (original) | Dr, other subset classes: ours / original / ceiling | "
+             "MIA-forget AUC per class: ours (original) | self-check | time s (CPU epoch-eq. of ImageNet) | phases s | peak GiB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in result["rows"]:
+        timings = r.get("timings") or {}
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
+        reference = r.get("mia_forget_auc_per_class_original") or original
+        auc = ", ".join(f"{NAMES.get(int(c), c)} {v:.2f} ({_f(reference.get(c))})"
+                        for c, v in (r.get("mia_forget_auc_per_class") or {}).items())
+        lines.append(
+            f"| {_request(r['classes'])} | {_f(r['df'])} ({_f(r['df_original'])}) | "
+            f"{_f(r['dr'])} / {_f(r['dr_original'])} / {_f(r['dr_original_masked'])} | {auc or '–'} | {_check(r)} | "
+            f"{_f(r['time_s'], 1)} ({_f(r.get('epoch_equivalents_cpu'), 5)}) | {phases} | {_f((r.get('peak_memory_gib') or {}).get('process'))} |")
+    return lines + [""]
+
+
 def main() -> None:
     out = []
     for name, title in (("imagenet-efficientnet_lite0.json", "Retained: the train/ images of every other subset class"),
@@ -64,6 +85,8 @@ def main() -> None:
                         ("impair-2pct.json", "The impair cut to 2% of its steps (the self-check must fail these)")):
         if (FOLDER / name).is_file():
             out += suite_table(FOLDER / name, title)
+    if (FOLDER / "data-free.json").is_file():
+        out += data_free_table(FOLDER / "data-free.json")
     print("\n".join(out))
 
 

@@ -8,7 +8,9 @@ import torch
 from zeroshot_unlearn import audit, forget_classes
 from zeroshot_unlearn.errors import InvalidRequestError
 from zeroshot_unlearn.audit.report import AuditReport
+from zeroshot_unlearn.audit.intervals import auc_of, mean_interval, tpr_at, two_sample_interval
 from zeroshot_unlearn.audit.metrics import mia_forget, model_outputs, relearn_steps, rebound_df, tpr_at_fpr
+from zeroshot_unlearn.audit.per_example import quantile_attack
 from zeroshot_unlearn.harness.specs import DIGITS_TRAIN
 from zeroshot_unlearn.methods import LogitMask
 from zeroshot_unlearn.evaluation import forget_retain_accuracy
@@ -50,10 +52,41 @@ def test_mia_separates_an_overfit_model_from_one_that_never_saw_the_members(digi
     assert seen.auc > 0.6 and abs(unseen.auc - 0.5) < 0.06
     assert seen.auc > unseen.auc + 0.1
 
+    # The per-example attack on {3, 7}, its regression fitted on the other digits' test images alone (no
+    # image or model of 3 or 7): the memoriser's interval lies above chance, the outsider's holds it.
+    def per_example(model):
+        mem, non = model_outputs(model, members), model_outputs(model, nonmembers)
+        attack = quantile_attack(mem.of_classes([3, 7]), non.of_classes([3, 7]), non.of_classes([0, 1, 2, 4, 5, 6, 8, 9]))
+        return attack, two_sample_interval(auc_of, attack.member_scores, attack.nonmember_scores)
+
+    (seen, seen_ci), (unseen, unseen_ci) = per_example(memoriser), per_example(outsider)
+    assert seen_ci[0] > 0.5 and seen_ci[0] <= seen.auc <= seen_ci[1], (seen.auc, seen_ci)
+    assert unseen_ci[0] <= 0.5 <= unseen_ci[1], (unseen.auc, unseen_ci)
+    # At the threshold set on the other digits' non-members the outsider calls members and non-members of 3 and 7
+    # alike (its false-positive rate there is not 1%: the calibration does not carry over to unseen classes).
+    assert abs(unseen.calibrated_tpr - unseen.calibrated_fpr) < 0.1 and seen.calibrated_tpr > seen.calibrated_fpr
+
 
 def test_tpr_at_low_fpr():
     fpr, tpr = np.array([0.0, 0.005, 0.02, 1.0]), np.array([0.0, 0.3, 0.6, 1.0])
     assert tpr_at_fpr(fpr, tpr) == 0.3
+
+
+def test_the_interval_arithmetic_agrees_with_sklearn_and_narrows_with_more_images():
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rng = np.random.default_rng(0)
+    members, nonmembers = rng.normal(0.5, 1, 300).round(1), rng.normal(0, 1, 400).round(1)  # rounded: ties
+    labels = np.r_[np.ones(300), np.zeros(400)]
+    scores = np.r_[members, nonmembers]
+    assert auc_of(members, nonmembers) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    assert tpr_at(members, nonmembers, 0.01) == pytest.approx(tpr_at_fpr(fpr, tpr, 0.01), abs=1e-12)
+    low, high = two_sample_interval(auc_of, members, nonmembers)
+    assert low < auc_of(members, nonmembers) < high and 0.02 < high - low < 0.15
+    few, many = mean_interval(rng.random(50) < 0.3), mean_interval(rng.random(5000) < 0.3)
+    assert few[0] < 30 < few[1] and many[0] < 30 < many[1] and many[1] - many[0] < (few[1] - few[0]) / 5
+    assert mean_interval(np.array([])) is None
 
 
 def test_logit_mask_hides_but_does_not_forget(digits_model, digits, digits_retain):
@@ -97,13 +130,32 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
     data = json.loads((tmp_path / "audit" / "report.json").read_text())
     assert data["meta"]["sha256"]["original"] != data["meta"]["sha256"]["unlearned"]
     assert set(data["metrics"]["unlearned"]) >= {"df", "dr", "df_train", "mia_forget_auc", "mia_forget_tpr1",
-                                                 "mia_ssd", "probe_df", "rebound_df", "relearn_steps", "ain"}
+                                                 "mia_ssd", "probe_df", "rebound_df", "relearn_steps", "ain",
+                                                 "qmia_auc", "qmia_tpr1", "qmia_tpr01", "intervals"}
+    for name in ("original", "unlearned", "retrain"):  # every interval holds its figure
+        row = data["metrics"][name]
+        for key, (low, high) in ((k, v) for k, v in row["intervals"].items() if v is not None):
+            assert low - 1e-9 <= row[key] <= high + 1e-9, (name, key, row[key], low, high)
+        scores = data["per_example_mia"][name]  # one score per forget-class member and non-member
+        assert len(scores["members"]) == len(digits.train.of_classes([3, 7]))
+        assert len(scores["nonmembers"]) == len(digits.test.of_classes([3, 7])) == row["qmia_nonmembers"]
     # the Dr / probe-Df plane: every model measured, the unlearned one labelled with its depth
     plane = {p["model"]: (p["dr"], p["probe_df"]) for p in data["dr_probe_plane"]}
     assert set(plane) == {"original", "unlearned (depth=output)", "unlearned (masked_kd)", "retrain"}
     assert plane["retrain"] == (m["retrain"]["dr"], m["retrain"]["probe_df"])
+    # verdicts: the unlearned model's Df is the retrained model's, not the original's; each verdict names its
+    # intervals; judged without a reference, the retrained model reads forgotten and the original not
+    judged = {v["column"]: v for v in data["verdicts"]["unlearned"]}
+    assert judged["df"]["verdict"] == "forgotten" and judged["df"]["headline"].startswith("Df: like the retrained")
+    assert all(v["verdict"] in ("forgotten", "not forgotten", "inconclusive", "inconclusive (between)")
+               and "[" in v["headline"] for v in judged.values())
+    assert set(data["verdicts"]) == {"unlearned", "unlearned (masked_kd)"}
+    calibration = {name: {v["column"]: v["verdict"] for v in rows} for name, rows in data["calibration"].items()}
+    assert calibration["retrain"]["df"] == calibration["retrain"]["rebound_df"] == "forgotten"
+    assert calibration["original"]["df"] == calibration["original"]["rebound_df"] == "not forgotten"
+    assert "probe_df" not in calibration["retrain"]  # nothing to judge it against without a reference
     page = (tmp_path / "audit" / "report.html").read_text()
-    assert "<th>unlearned (masked_kd)</th>" in page
+    assert "<th>unlearned (masked_kd)</th>" in page and "<h2>Verdicts</h2>" in page
     # bars, ROC, plane, anti-memories, 3 inversion grids (the compared model is measured, not drawn)
     assert page.count("data:image/png;base64,") == 7
     assert "Where the unlearned model sits" in page
@@ -164,3 +216,26 @@ def test_report_renders_in_a_real_browser(tmp_path, digits_model, digits, digits
     subprocess.run([browser, *flags, "--window-size=1100,2600", f"--screenshot={tmp_path / 'report.png'}",
                     page.as_uri()], capture_output=True, timeout=120)
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_a_verdict_is_never_forgotten_when_the_intervals_cannot_tell_the_references_apart():
+    from zeroshot_unlearn.audit.verdicts import column_verdict
+
+    def row(value, low, high):
+        return {"mia_forget_auc": value, "df": value, "intervals": {"mia_forget_auc": [low, high], "df": [low, high]}}
+
+    original, retrain = row(0.58, 0.55, 0.61), row(0.49, 0.46, 0.52)
+    assert column_verdict("mia_forget_auc", row(0.50, 0.47, 0.53), original, retrain)["verdict"] == "forgotten"
+    assert column_verdict("mia_forget_auc", row(0.58, 0.56, 0.60), original, retrain)["verdict"] == "not forgotten"
+    between = column_verdict("mia_forget_auc", row(0.535, 0.53, 0.54), original, retrain)
+    assert between["verdict"] == "inconclusive (between)" and "nearer" in between["headline"]
+    close = row(0.53, 0.50, 0.56)  # references that overlap each other: the column cannot judge
+    assert column_verdict("mia_forget_auc", row(0.53, 0.51, 0.55), original, close)["verdict"] == "inconclusive"
+    headline = column_verdict("mia_forget_auc", row(0.50, 0.47, 0.53), original, retrain)["headline"]
+    assert headline == "MIA: like the retrained model (0.500 [0.470, 0.530] vs 0.490 [0.460, 0.520]; original 0.580 [0.550, 0.610])"
+    # no reference: Df against the allowance, MIA against chance; straddling either is inconclusive
+    assert column_verdict("df", row(0.4, 0.0, 1.2), row(90, 88, 92), None, 2.5)["verdict"] == "forgotten"
+    assert column_verdict("df", row(2.0, 0.8, 3.4), row(90, 88, 92), None, 2.5)["verdict"] == "inconclusive"
+    assert column_verdict("mia_forget_auc", row(0.49, 0.45, 0.53), original, None)["verdict"] == "forgotten"
+    assert column_verdict("mia_forget_auc", row(0.56, 0.52, 0.60), original, None)["verdict"] == "not forgotten"
+    assert column_verdict("mia_forget_auc", row(0.52, 0.48, 0.56), row(0.53, 0.49, 0.57), None)["verdict"] == "inconclusive"

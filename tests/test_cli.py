@@ -355,7 +355,7 @@ def test_frozen_bn_policy_keeps_every_running_statistic(model_copy, digits_retai
     moving = forget_classes(model_copy, [3, 7], retain=digits_retain, progress=False, overrides=FAST).model
     pairs = list(zip(batchnorm_modules(frozen), batchnorm_modules(model_copy), batchnorm_modules(moving)))
     assert pairs
-    for after, before, real_only in pairs:
+    for after, before, _real_only in pairs:
         assert torch.equal(after.running_mean, before.running_mean) and torch.equal(after.running_var, before.running_var)
     # without the policy the real retained batches do move them (so the check above can fail)
     assert any(not torch.equal(m.running_mean, b.running_mean) for _, b, m in pairs)

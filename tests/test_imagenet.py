@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import FAST
-from zeroshot_unlearn import InvalidRequestError, RecipeError, forget_classes, load_model
+from zeroshot_unlearn import InvalidRequestError, ModelError, RecipeError, forget_classes, load_model
 from zeroshot_unlearn.data import ImageTensorDataset, load_data, retained_subset
 from zeroshot_unlearn.engine import batch_stream
 
@@ -89,11 +89,32 @@ def test_the_head_only_setting_changes_the_head_alone(digits_model, digits_retai
 def test_the_head_only_setting_refuses_what_it_cannot_run(digits_model, digits_retain):
     with pytest.raises(RecipeError, match="only train_scope: head reads"):
         forget_classes(digits_model, [3], retain=digits_retain, overrides={"generator.kind": "features"})
-    with pytest.raises(RecipeError, match="data-free mode has none"):
+    with pytest.raises(RecipeError, match="data-free mode with train_scope: head.*generator.kind: features"):
         forget_classes(digits_model, [3], retain=None, overrides={"train_scope": "head"})
+    with pytest.raises(ModelError, match="does not read the pooled output of a BatchNorm"):  # a ResNet adds, then pools
+        forget_classes(digits_model, [3], retain=None, overrides={"train_scope": "head", "generator.kind": "features"})
     with pytest.raises(RecipeError, match="impair.feature_weight changes the backbone"):
         forget_classes(digits_model, [3], retain=digits_retain,
                        overrides={"train_scope": "head", "impair.feature_weight": 1.0})
+
+
+def test_the_batchnorm_prior_is_the_pooled_output_of_the_last_batchnorm():
+    """What the data-free head-only mode reads off a model: the statistics of its head's input, computed
+    from the last BatchNorm's running statistics through that layer's own affine and activation."""
+    from zeroshot_unlearn.generators.features import batchnorm_feature_statistics
+
+    model = load_model("tf_efficientnet_lite0")  # random weights
+    with torch.no_grad():
+        model.bn2.running_mean.fill_(1.0)
+        model.bn2.running_var.fill_(4.0)
+        model.bn2.weight.fill_(2.0)
+        model.bn2.bias.fill_(-1.0)
+    mean, std = batchnorm_feature_statistics(model, (3, 64, 64), samples=512, seed=0)
+    # ReLU6(-1 + 2 z), z ~ N(0, 1): mean = E[max(0, 2z - 1)] = -Phi(-0.5) + 2 phi(0.5) = 0.396 (the cap at 6 is 3.5 sigma away)
+    assert mean.shape == std.shape == (1280,)
+    # per channel 2,048 draws (standard error ~0.013): the average over channels is tight, each channel within 6 SE
+    assert abs(mean.mean().item() - 0.396) < 0.005 and (mean - 0.396).abs().max() < 0.08, mean[:4]
+    assert (std > 0).all() and (std < 0.5).all()  # pooled over 4 pixels, each image's draw is an average
 
 
 # ----------------------------------------------------------------------------- the real weights and images
@@ -143,3 +164,21 @@ def test_the_real_lite0_forgets_tench_on_a_short_schedule(lite0, subset):
     assert dr >= dr_before - 100 / 18, (dr, dr_before)  # at most one of the 18 retained images lost
     assert result.self_check.passed and result.history[-1]["retained_classes_shown"] == 3
     assert all(torch.equal(v, state[k]) for k, v in lite0.state_dict().items())  # the caller's model untouched
+
+
+def test_the_real_lite0_forgets_tench_with_no_image_at_all(lite0, subset):
+    """The data-free mode at 1,000 classes: memories of the 999 retained classes and anti-memories of tench,
+    both at the head's input under the statistics the last BatchNorm implies; the shipped recipe."""
+    from zeroshot_unlearn.evaluation import forget_retain_accuracy
+
+    check = _first(subset.test, [TENCH, GOLF_BALL, PARACHUTE, SAMOYED], 6)
+    df_before, dr_before = forget_retain_accuracy(lite0, check, [TENCH])
+    state = copy.deepcopy(lite0.state_dict())
+    result = forget_classes(lite0, [TENCH], retain=None, seed=0, progress=False)
+    df, dr = forget_retain_accuracy(result.model, check, [TENCH])
+    assert df_before >= 50 and df == 0.0, (df_before, df)
+    assert dr >= dr_before - 100 / 18, (dr, dr_before)
+    entry = result.history[-1]
+    assert entry["method"] == "anti_memory_data_free" and entry["retained_images"] == 0
+    assert result.self_check.passed and "memories" in result.timings
+    assert all(torch.equal(v, state[k]) for k, v in lite0.state_dict().items())

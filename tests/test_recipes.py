@@ -135,12 +135,12 @@ def test_recording_reads_names_the_settings_read():
 
     recipe = load_recipe("digits")
     with recording_reads() as keys:
-        recipe.impair.lr, recipe.masked_kd.epochs, recipe.name
+        recipe.impair.lr, recipe.masked_kd.epochs, recipe.name  # noqa: B018 (reading is what is recorded)
         recipe.to_dict()  # serialising is not reading
     assert keys == {"impair.lr", "masked_kd.epochs", "name"}
     copy = recipe.generator.with_values(steps=3)
     with recording_reads() as keys:
-        copy.steps
+        copy.steps  # noqa: B018 (reading is what is recorded)
     assert keys == {"generator.steps"}
 
 

@@ -7,8 +7,6 @@ command line's ``--help`` do not pay for importing torch.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from ._version import __version__
@@ -25,32 +23,20 @@ _EXPORTS = {
     "OutputError": "errors", "ForgettingFailedError": "errors", "UncheckableModelError": "errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (the keys of _EXPORTS: names, lazily imported)
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'zeroshot_unlearn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    imported = importlib.import_module(f".{module}", __name__)
+    # ``audit`` is the audit package itself, which is callable: ``audit(original, unlearned, ...)`` runs it, and
+    # ``zeroshot_unlearn.audit.metrics`` and the rest are its modules (no function shadowing the package).
+    value = imported if name == module == "audit" else getattr(imported, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """``zeroshot_unlearn.audit`` is the function, as an eager ``from .audit import audit`` made it: importing
-    the subpackage of the same name (which other modules do) must not shadow the public verb."""
-
-    def __getattribute__(self, name: str) -> Any:
-        if name == "audit":
-            from .audit import audit as function
-
-            return function
-        return super().__getattribute__(name)
-
-
-sys.modules[__name__].__class__ = _Package

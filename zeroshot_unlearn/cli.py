@@ -293,6 +293,9 @@ def _print_audit(report) -> None:
         values = [report.metrics[n].get(key) for n in names]
         print(f"{label:<42}" + "".join(f"{'–':>{width}}" if v is None else f"{v:>{width}.3f}" if isinstance(v, float)
                                        else f"{v:>{width}}" for v in values))
+    for name in report.verdicts:
+        for line in report.headline(name):
+            print(f"{name}: {line}")
     if report.self_check is not None:
         print(report.self_check["summary"])
 

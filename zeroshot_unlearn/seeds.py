@@ -29,3 +29,5 @@ AMNESIAC_RETUNE = 13
 """The retained batches of ``amnesiac``'s retuning."""
 CHANNEL_RANKING = 14
 """The anti-memories ``impair.perturb_channels`` ranks channels with (the same on every rank)."""
+HEAD_MEMORIES = 15
+"""The data-free mode's memories at the head's input (``train_scope: head``): their starting points."""

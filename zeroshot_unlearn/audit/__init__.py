@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import platform
+import sys
 import time
+import types
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
@@ -17,11 +20,15 @@ from ..data.datasets import ImageTensorDataset
 from ..errors import InvalidRequestError
 from ..evaluation import accuracy_per_class, mask_logits
 from ..io import sha256_state_dict
+from ..sections import SelfCheckConfig
 from ..surgery import model_num_classes
 from ..validate import retained_classes, validate_classes
 from .images import invert_classes, to_pixels
-from .metrics import Outputs, mia_forget, mia_ssd, model_outputs, probe_df, rebound_df, relearn_steps, weights_of
+from .intervals import auc_of, mean_interval, tpr_at, two_sample_interval
+from .metrics import Outputs, mia_forget, mia_ssd, model_outputs, probe_correct, rebound_correct, relearn_steps, weights_of
+from .per_example import quantile_attack
 from .report import AuditReport
+from .verdicts import verdicts
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +44,13 @@ class ModelAudit:
     row: dict[str, Any]
     roc: tuple[list[float], list[float]]
     per_class: list[float]
+    per_example: dict[str, list[float]] | None = None
+    """The quantile-regression attack's score of each forget-class member and non-member, in the order of
+    the audit's train and test images of the forget classes."""
 
 
-AUDIT_COLUMNS = ("mia_forget_auc", "mia_forget_tpr1", "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df")
+AUDIT_COLUMNS = ("mia_forget_auc", "mia_forget_tpr1", "qmia_auc", "qmia_tpr1", "qmia_tpr01", "qmia_calibrated_fpr",
+                 "mia_ssd", "rebound_df", "relearn_steps", "ain", "probe_df")
 """The audit metrics that results tables (``bench``, ``forget --audit``'s metrics.json) carry beside Df and Dr."""
 
 AUDIT_LEVELS = ("full", "light")
@@ -62,20 +73,40 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
     forget_train, forget_test = train_out.of_classes(forget), test_out.of_classes(forget)
     retained_test = test_out.of_classes(retained)
     attack = mia_forget(forget_train, forget_test, seed=seed)
+    per_example = quantile_attack(forget_train, forget_test, retained_test, seed=seed)
     steps, capped = (relearn_steps(model, train.of_classes(forget), test, forget, 0.5 * df_original, seed=seed)
                      if full else (None, None))
+    probe = probe_correct(train_out, forget_test) if full else None
+    rebound = rebound_correct(model, retain, test, forget, seed=seed)
+    members, nonmembers = per_example.member_scores, per_example.nonmember_scores
     row = {
         "df": _accuracy(forget_test), "dr": _accuracy(retained_test),
         "dr_masked": float((mask_logits(retained_test.logits, forget).argmax(1) == retained_test.y).float().mean()
                            * 100),
         "df_train": _accuracy(forget_train),
         "mia_forget_auc": attack.auc, "mia_forget_tpr1": attack.tpr_at_1fpr,
+        "qmia_auc": per_example.auc, "qmia_tpr1": per_example.tpr_at_1fpr, "qmia_tpr01": per_example.tpr_at_01fpr,
+        "qmia_calibrated_tpr": per_example.calibrated_tpr, "qmia_calibrated_fpr": per_example.calibrated_fpr,
+        "qmia_seconds": round(per_example.seconds, 2),
         "mia_ssd": mia_ssd(train_out.of_classes(retained), retained_test, forget_train, seed=seed),
-        "probe_df": probe_df(train_out, forget_test) if full else None,
-        "rebound_df": rebound_df(model, retain, test, forget, seed=seed),
+        "probe_df": float(probe.mean() * 100) if full else None,
+        "rebound_df": float(rebound.mean() * 100),
         "relearn_steps": steps, "relearn_capped": capped,
     }
-    return ModelAudit(row, attack.roc, accuracy_per_class(test_out.correct(), test_out.y, num_classes))
+    row["intervals"] = {
+        "df": mean_interval(forget_test.correct().numpy(), seed=seed),
+        "dr": mean_interval(retained_test.correct().numpy(), seed=seed),
+        "mia_forget_auc": two_sample_interval(auc_of, attack.member_scores, attack.nonmember_scores, seed=seed),
+        "mia_forget_tpr1": two_sample_interval(lambda a, b: tpr_at(a, b, 0.01), attack.member_scores,
+                                               attack.nonmember_scores, seed=seed),
+        "qmia_auc": two_sample_interval(auc_of, members, nonmembers, seed=seed),
+        "qmia_tpr1": two_sample_interval(lambda a, b: tpr_at(a, b, 0.01), members, nonmembers, seed=seed),
+        "probe_df": mean_interval(probe, seed=seed) if full else None,
+        "rebound_df": mean_interval(rebound, seed=seed),
+    }
+    row["qmia_nonmembers"] = len(nonmembers)
+    return ModelAudit(row, attack.roc, accuracy_per_class(test_out.correct(), test_out.y, num_classes),
+                      {"members": np.round(members, 3).tolist(), "nonmembers": np.round(nonmembers, 3).tolist()})
 
 
 def self_check_beside_df(original: nn.Module, unlearned: nn.Module, forget: Sequence[int], test_df: float, *,
@@ -156,8 +187,9 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     metrics: dict[str, dict[str, Any]] = {name: m.row for name, m in measured.items()}
     roc = {name: m.roc for name, m in measured.items()}
     per_class = {name: m.per_class for name, m in measured.items()}
+    per_example = {name: m.per_example for name, m in measured.items()}
     ceiling = metrics["original"]["dr_masked"]
-    for name, row in metrics.items():
+    for row in metrics.values():
         row["dr_delta_original"] = row["dr"] - metrics["original"]["dr"]
         row["dr_delta_ceiling"] = row["dr"] - ceiling
         row["dr_delta_retrain"] = row["dr"] - metrics["retrain"]["dr"] if reference is not None else None
@@ -197,8 +229,26 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     }
     check = (self_check_beside_df(original, unlearned, forget, metrics["unlearned"]["df"], recipe=recipe, seed=seed)
              if self_check else None)
-    return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta, self_check=check)
+    max_test_df = check["max_test_df"] if check is not None else SelfCheckConfig().max_test_df
+    judged = {name: verdicts(metrics, model=name, max_test_df=max_test_df)
+              for name in ("unlearned", *compare)}
+    # The references judged as if each were the unlearned model, with no retrain reference to lean on: the
+    # retrain reference must read "forgotten" and the original "not forgotten" wherever a column can judge.
+    calibration = {name: verdicts(metrics, model=name, max_test_df=max_test_df, reference=None)
+                   for name in ("retrain", "original") if name in metrics}
+    return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta, self_check=check,
+                       per_example=per_example, verdicts=judged, calibration=calibration)
 
 
-__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "self_check_beside_df", "AUDIT_LEVELS",
+class _AuditPackage(types.ModuleType):
+    """The package is the verb: ``zeroshot_unlearn.audit(original, unlearned, ...)`` calls :func:`audit`, and
+    ``import zeroshot_unlearn.audit as a`` still yields the package with its modules."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AuditReport:
+        return audit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _AuditPackage
+
+__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "self_check_beside_df", "verdicts", "AUDIT_LEVELS",
            "AUDIT_COLUMNS"]

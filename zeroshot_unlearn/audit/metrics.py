@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.datasets import ImageTensorDataset, images_at
-from ..evaluation import batched_logits, data_logits, forget_retain_accuracy
+from ..evaluation import batched_logits, data_logits, forget_retain_accuracy, predict
 from ..surgery import HeadInput
 
 
@@ -89,6 +89,10 @@ class AttackResult:
     auc: float
     tpr_at_1fpr: float
     roc: tuple[list[float], list[float]]
+    member_scores: np.ndarray | None = None
+    """The attack's cross-validated score of each member (and below, of each non-member): the intervals
+    resample them."""
+    nonmember_scores: np.ndarray | None = None
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float = 0.01) -> float:
@@ -120,7 +124,8 @@ def mia_forget(members: Outputs, nonmembers: Outputs, seed: int = 0) -> AttackRe
     scores = cross_val_predict(clf, feats, labels, cv=StratifiedKFold(5, shuffle=True, random_state=seed),
                                method="predict_proba")[:, 1]
     fpr, tpr, _ = roc_curve(labels, scores)
-    return AttackResult(float(roc_auc_score(labels, scores)), tpr_at_fpr(fpr, tpr), (fpr.tolist(), tpr.tolist()))
+    return AttackResult(float(roc_auc_score(labels, scores)), tpr_at_fpr(fpr, tpr), (fpr.tolist(), tpr.tolist()),
+                        scores[labels == 1], scores[labels == 0])
 
 
 def mia_ssd(retain_train: Outputs, test_nonmembers: Outputs, forget_train: Outputs, seed: int = 0) -> float:
@@ -133,8 +138,9 @@ def mia_ssd(retain_train: Outputs, test_nonmembers: Outputs, forget_train: Outpu
     return float(clf.predict(entropy_feature(forget_train)).mean() * 100)
 
 
-def probe_df(train: Outputs, forget_test: Outputs) -> float:
-    """Linear probe on frozen penultimate features (all classes of ``train``), accuracy on forget test images."""
+def probe_correct(train: Outputs, forget_test: Outputs) -> np.ndarray:
+    """Per forget test image: whether the linear probe on frozen penultimate features (all classes of
+    ``train``) calls it its class."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -142,7 +148,12 @@ def probe_df(train: Outputs, forget_test: Outputs) -> float:
     probe = LogisticRegression(C=1.0, solver="lbfgs", max_iter=3000)
     probe.fit(scaler.fit_transform(train.features.numpy()), train.y.numpy())
     predicted = probe.predict(scaler.transform(forget_test.features.numpy()))
-    return float((predicted == forget_test.y.numpy()).mean() * 100)
+    return predicted == forget_test.y.numpy()
+
+
+def probe_df(train: Outputs, forget_test: Outputs) -> float:
+    """Linear probe on frozen penultimate features (all classes of ``train``), accuracy on forget test images."""
+    return float(probe_correct(train, forget_test).mean() * 100)
 
 
 def _finetune_steps(model: nn.Module, data: ImageTensorDataset, seed: int):
@@ -158,15 +169,22 @@ def _finetune_steps(model: nn.Module, data: ImageTensorDataset, seed: int):
         yield student
 
 
-def rebound_df(model: nn.Module, retain: ImageTensorDataset, test: ImageTensorDataset, forget: Sequence[int],
-               seed: int = 0) -> float:
-    """Df after len(retain)/32 fine-tuning steps of the model's weights on the retained subset."""
+def rebound_correct(model: nn.Module, retain: ImageTensorDataset, test: ImageTensorDataset, forget: Sequence[int],
+                    seed: int = 0) -> np.ndarray:
+    """Per forget test image: whether the model's weights call it its class after len(retain)/32
+    fine-tuning steps on the retained subset."""
     steps = max(1, len(retain) // 32)
     forget_test = test.of_classes(forget)
     for step, student in enumerate(_finetune_steps(model, retain, seed), 1):
         if step >= steps:
-            return forget_retain_accuracy(student, forget_test, forget)[0]
+            return (predict(student, forget_test) == forget_test.y).numpy()
     raise AssertionError("unreachable")
+
+
+def rebound_df(model: nn.Module, retain: ImageTensorDataset, test: ImageTensorDataset, forget: Sequence[int],
+               seed: int = 0) -> float:
+    """Df after len(retain)/32 fine-tuning steps of the model's weights on the retained subset."""
+    return float(rebound_correct(model, retain, test, forget, seed).mean() * 100)
 
 
 def relearn_steps(model: nn.Module, forget_train: ImageTensorDataset, test: ImageTensorDataset,

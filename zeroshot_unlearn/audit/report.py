@@ -18,6 +18,10 @@ ROWS = [
     ("dr_delta_original", "ΔDr vs original", "pt"), ("dr_delta_retrain", "ΔDr vs retrain", "pt"),
     ("dr_delta_ceiling", "ΔDr vs Dr ceiling", "pt"), ("df_train", "Df-train (members)", "%"),
     ("mia_forget_auc", "MIA-forget AUC", ""), ("mia_forget_tpr1", "MIA-forget TPR @ 1% FPR", ""),
+    ("qmia_auc", "per-example MIA AUC (quantile regr.)", ""), ("qmia_tpr1", "per-example MIA TPR @ 1% FPR", ""),
+    ("qmia_tpr01", "per-example MIA TPR @ 0.1% FPR", ""),
+    # the threshold set on the retained classes' non-members for 1% FPR, applied to the forget classes' own
+    ("qmia_calibrated_fpr", "per-example MIA FPR at calibrated 1%", ""),
     ("mia_ssd", "MIA-SSD (forget train called member)", "%"), ("probe_df", "probe-Df", "%"),
     ("rebound_df", "rebound Df (1 epoch retained fine-tune)", "%"), ("relearn_steps", "relearn steps", ""),
     ("ain", "AIN (relearn vs retrain)", ""),
@@ -58,10 +62,43 @@ class AuditReport:
     meta: dict[str, Any] = field(default_factory=dict)
     self_check: dict[str, Any] | None = None
     """The run's self-check beside the audit's Df (``audit.self_check_beside_df``); None when left out."""
+    per_example: dict[str, dict[str, list[float]] | None] = field(default_factory=dict)
+    """Per model: the per-example attack's score of each forget-class member and non-member."""
+    verdicts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Per audited model (the unlearned one and the compared ones): each column's verdict and headline
+    (``audit.verdicts``)."""
+    calibration: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """The references judged as if each were the unlearned model, without a retrain reference: what the
+    verdicts read on a model known to have forgotten (retrain) and one known not to have (original)."""
 
     def to_json(self) -> dict[str, Any]:
         return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class,
-                "dr_probe_plane": self.plane(), "self_check": self.self_check}
+                "dr_probe_plane": self.plane(), "self_check": self.self_check, "per_example_mia": self.per_example,
+                "verdicts": self.verdicts, "calibration": self.calibration}
+
+    def headline(self, model: str = "unlearned") -> list[str]:
+        """One line per column: where ``model`` stands between the original and the retrain reference."""
+        return [f"{v['headline']}: {v['verdict']}" for v in self.verdicts.get(model, [])]
+
+    def _verdict_section(self) -> str:
+        if not self.verdicts:
+            return ""
+        parts = ["<h2>Verdicts</h2><p>Each column of each audited model against the original and the retrained "
+                 "model, judged with the 95% intervals: forgotten where its interval overlaps the retrained "
+                 "model's and not the original's; inconclusive where it overlaps both (the column cannot tell the "
+                 "references apart here) or neither.</p>"]
+        for name, judged in self.verdicts.items():
+            items = "".join(f"<li><b>{html.escape(v['verdict'])}</b>: {html.escape(v['headline'])}</li>" for v in judged)
+            parts.append(f"<h3>{html.escape(name)}</h3><ul>{items}</ul>")
+        if self.calibration:
+            rows = "".join(f"<tr><th>{html.escape(name)}</th><td class='text'>"
+                           + html.escape("; ".join(f"{v['column']}: {v['verdict']}" for v in judged) or "–")
+                           + "</td></tr>" for name, judged in self.calibration.items())
+            parts.append("<p>The references judged as if each were the unlearned model, with no retrained model to "
+                         "compare with (Df and rebound Df against the self-check's allowance, MIA against chance): "
+                         "the retrained model should read forgotten, the original not forgotten.</p>"
+                         f"<table>{rows}</table>")
+        return "".join(parts)
 
     def _self_check_section(self) -> str:
         check = self.self_check
@@ -177,9 +214,12 @@ class AuditReport:
             cells = []
             for n in names:
                 value = self.metrics[n].get(key)
-                cells.append("<td>–</td>" if value is None else
-                             f"<td>{value:.3f}</td>" if isinstance(value, float) and abs(value) < 1 and key.startswith("mia_forget")
-                             else f"<td>{value:.2f}</td>" if isinstance(value, float) else f"<td>{value}</td>")
+                interval = (self.metrics[n].get("intervals") or {}).get(key)
+                digits = 3 if isinstance(value, float) and abs(value) <= 1 and "mia" in key else 2
+                text = ("–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value))
+                if interval is not None:
+                    text += f"<br><small>[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]</small>"
+                cells.append(f"<td>{text}</td>")
             body.append(f"<tr><th>{html.escape(label)}{' (' + unit + ')' if unit else ''}</th>{''.join(cells)}</tr>")
         imgs = "".join(f'<figure><img alt="{html.escape(k)}" src="data:image/png;base64,{v}"><figcaption>'
                        f"{html.escape(k)}</figcaption></figure>" for k, v in figures.items())
@@ -192,8 +232,10 @@ class AuditReport:
             "</style></head><body>"
             f"<h1>Unlearning audit: forget classes {html.escape(self._forget_label())}</h1>"
             "<p>Every metric of the evaluation protocol, for the original model, the unlearned model and, where "
-            "given, a model retrained without the forget classes.</p>"
-            f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{self._self_check_section()}{imgs}"
+            "given, a model retrained without the forget classes. Below a figure, in brackets: its 95% bootstrap "
+            "interval over the images it was measured on (1,000 resamples).</p>"
+            f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{self._verdict_section()}"
+            f"{self._self_check_section()}{imgs}"
             f"{self._run_section()}</body></html>"
         )
 

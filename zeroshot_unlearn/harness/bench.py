@@ -491,6 +491,8 @@ def _row(run: _BenchRun, one: _Measured, forget: list[int], retain, common: dict
     row.update({key: None for key in AUDIT_COLUMNS})
     if audited is not None:
         row.update({key: _round(audited[key]) for key in AUDIT_COLUMNS if key != "ain"})
+        row["intervals"] = {key: [_round(low), _round(high)] for key, (low, high) in
+                            ((k, v) for k, v in audited["intervals"].items() if v is not None)}
         if reference_metrics is not None and audited["relearn_steps"] is not None:
             row["ain"] = round(audited["relearn_steps"] / reference_metrics["relearn_steps"], 3)
             row["probe_df_retrain"] = round(reference_metrics["probe_df"], 2)
@@ -579,15 +581,25 @@ def markdown_table(results: dict) -> str:
                      f"{_fmt(r['epoch_equivalents'], 3)} | {_fmt(r.get('epoch_equivalents_cpu'), 3)} | "
                      f"{r['retained_images']} | {r['forget_images_used']} | {_check_cell(r)} |")
     if any(r.get("mia_forget_auc") is not None for r in rows):
-        lines += ["", "| method | classes | MIA-forget AUC | TPR@1% | MIA-SSD | probe-Df | probe-Df retrain | "
-                  "rebound Df | relearn steps | relearn retrain | AIN |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += ["", "Audit columns; in brackets, 95% bootstrap intervals over the images measured.", "",
+                  "| method | classes | MIA-forget AUC | TPR@1% | per-example MIA AUC | TPR@1% | TPR@0.1% | MIA-SSD | "
+                  "probe-Df | probe-Df retrain | rebound Df | relearn steps | relearn retrain | AIN |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
-            lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['mia_forget_auc'], 3)} | "
-                         f"{_fmt(r['mia_forget_tpr1'], 3)} | {_fmt(r['mia_ssd'])} | {_fmt(r['probe_df'])} | "
-                         f"{_fmt(r.get('probe_df_retrain'))} | {_fmt(r['rebound_df'])} | {_fmt(r['relearn_steps'])} | "
+            lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | "
+                         f"{_with_interval(r, 'mia_forget_auc')} | {_fmt(r['mia_forget_tpr1'], 3)} | "
+                         f"{_with_interval(r, 'qmia_auc')} | {_with_interval(r, 'qmia_tpr1')} | "
+                         f"{_fmt(r.get('qmia_tpr01'), 3)} | {_fmt(r['mia_ssd'])} | {_with_interval(r, 'probe_df', 2)} | "
+                         f"{_fmt(r.get('probe_df_retrain'))} | {_with_interval(r, 'rebound_df', 2)} | {_fmt(r['relearn_steps'])} | "
                          f"{_fmt(r.get('relearn_steps_retrain'))} | {_fmt(r['ain'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _with_interval(row: dict, key: str, digits: int = 3) -> str:
+    """A figure and, where the row has one, its 95% interval: ``0.577 [0.541, 0.612]``."""
+    interval = (row.get("intervals") or {}).get(key)
+    text = _fmt(row.get(key), digits)
+    return text if interval is None else f"{text} [{_fmt(interval[0], digits)}, {_fmt(interval[1], digits)}]"
 
 
 def _check_cell(row: dict) -> str:

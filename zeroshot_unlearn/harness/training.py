@@ -134,7 +134,7 @@ def train_classifier(model: nn.Module, data: ImageTensorDataset, cfg: TrainConfi
             wall, cpu = time.perf_counter(), time.process_time()
             stats = train_phase(model, phase, chunk, loss_fn, name=f"train epoch {len(epochs_log) + 1}/{total_epochs}",
                                 progress=progress, optimizer=optimizer, runtime=runtime,
-                                schedule=lambda step_done: schedule(offset + step_done))
+                                schedule=lambda step_done, offset=offset: schedule(offset + step_done))
             done += chunk
             epochs_log.append({"epoch": len(epochs_log) + 1, "last_loss": round(stats.last_loss, 4),
                                "seconds": round(time.perf_counter() - wall, 1),

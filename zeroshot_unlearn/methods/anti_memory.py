@@ -53,7 +53,7 @@ class FeatureTargets:
 
 
 def feature_targets(ctx: ForgetContext, phases) -> FeatureTargets:
-    assert ctx.retain is not None
+    ctx.require("retain")
     with torch.no_grad(), HeadInput(ctx.original) as captured:
         for x, _ in iter_batches(ctx.retain, 256):
             ctx.original(ctx.runtime.to_device(x))
@@ -157,7 +157,7 @@ def forget_channel_indices(ctx: ForgetContext, cfg, samples: int = 256) -> dict[
     """For each convolution in ``cfg.perturb_scope``: the ``perturb_channels`` fraction of its output
     channels with the largest mean absolute activation on anti-memories relative to retained images
     (the original model; the ranking of Class-Discriminative Pruning, estimated without forget data)."""
-    assert ctx.retain is not None and ctx.generator is not None
+    ctx.require("retain", "generator")
     convs = conv_weights_in(ctx.original, cfg.perturb_scope)
     activity: dict[str, list[torch.Tensor]] = {name: [] for name in convs}
     hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: activity[name].append(
@@ -200,6 +200,10 @@ class AntiMemory(Method):
     def generator_config(self, ctx: ForgetContext):
         return ctx.recipe.generator
 
+    def head_memories_per_class(self, ctx: ForgetContext) -> int | None:
+        """Head-only runs without retained images: memories to fit per retained class (None: it has images)."""
+        return None
+
     def retained_batches(self, ctx: ForgetContext, cfg, offset: int, augment):
         """(next-batch callable, steps, synthetic?) of the retained objective of one phase."""
         stream = ctx.retain_stream(cfg, offset)
@@ -216,7 +220,7 @@ class AntiMemory(Method):
         if recipe.train_scope == "head":
             from .head_only import run_on_head
 
-            run_on_head(ctx, impair_scale)
+            run_on_head(ctx, impair_scale, self.head_memories_per_class(ctx))
             return
         augment = ctx.augment()
         start = time.perf_counter()
@@ -296,7 +300,11 @@ class DataFreeSettings(Settings):
     """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
     (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
 
-    rules = {"memories_per_epoch": (1, None)}
+    memories_per_class: int = 4
+    """``train_scope: head``: memories fitted per retained class at the head's input (a bank the phases
+    draw from; 4,000 feature vectors for a 1,000-class model, fitted in seconds)."""
+
+    rules = {"memories_per_epoch": (1, None), "memories_per_class": (1, None)}
 
 
 @register_method
@@ -345,6 +353,9 @@ class AntiMemoryDataFree(AntiMemory):
                      "generator fit` fits it once per model, and generator= reuses it in every later request",
                      ctx.num_classes, steps)
         return cfg.with_values(steps=steps)
+
+    def head_memories_per_class(self, ctx: ForgetContext) -> int | None:
+        return self.settings_in(ctx.recipe).memories_per_class
 
     def retained_batches(self, ctx: ForgetContext, cfg, offset: int, augment):
         retained = torch.tensor(ctx.retained, device=ctx.device)

@@ -13,6 +13,7 @@ from ..data.datasets import ImageTensorDataset
 from ..engine import BatchStream, batch_stream, train_phase
 from ..errors import InvalidRequestError, RecipeError
 from ..generators import GENERATORS
+from ..generators.features import batchnorm_feature_statistics
 from ..losses import masked_distillation
 from ..runtime import Runtime
 from ..sections import PhaseConfig, RetainedPhase
@@ -73,12 +74,21 @@ class ForgetContext:
         """What real batches go through: the augmentation, or nothing when ``retain_augment`` is off."""
         return self.augment() if self.recipe.retain_augment else (lambda x: x)
 
+    def require(self, *names: str) -> None:
+        """The run has each of ``names`` (``retain``, ``forget_data``, ``generator``). ``Method.check`` refuses a
+        request without the data a method needs before any work; this names the gap should a method be run
+        some other way (and, unlike ``assert``, stays under ``python -O``)."""
+        missing = [name for name in names if getattr(self, name) is None]
+        if missing:
+            raise InvalidRequestError(f"this method reads {', '.join(missing)}, which the run was not given; "
+                                      "forget_classes checks that before any work: call it, not Method.run")
+
     def retain_stream(self, cfg: PhaseConfig, offset: int = 0) -> BatchStream:
-        assert self.retain is not None
+        self.require("retain")
         return batch_stream(self.retain, cfg.batch_size, self.seed + offset, self.runtime)
 
     def forget_stream(self, batch_size: int, offset: int = 0) -> BatchStream:
-        assert self.forget_data is not None
+        self.require("forget_data")
         return BatchStream(self.forget_data.x, self.forget_data.y, batch_size, self.seed + offset, self.runtime)
 
     def train(self, cfg: PhaseConfig, steps: int, loss_fn, name: str):
@@ -201,14 +211,18 @@ class Method:
         raise NotImplementedError
 
 
-def check_head_scope(recipe: Recipe, *, data_free: bool) -> None:
+def check_head_scope(model: nn.Module, recipe: Recipe, *, data_free: bool) -> None:
     """``train_scope: head`` (and the ``features`` generator, which only it reads) with settings it can run."""
     if recipe.train_scope != "head":
         raise RecipeError("generator.kind 'features' makes anti-memories at the classifier head's input, which only "
                           "train_scope: head reads; set train_scope: head or an image generator (network, noise)")
     if data_free:
-        raise RecipeError("train_scope: head computes the retained images' features, and the data-free mode has "
-                          "none; pass retain=DATASET or use train_scope: all")
+        if recipe.generator.kind != "features":
+            raise RecipeError("the data-free mode with train_scope: head makes its memories at the head's input: "
+                              "set generator.kind: features")
+        input_size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+        if input_size:  # the memories' prior is read off the model (ModelError where it cannot be)
+            batchnorm_feature_statistics(model, input_size, samples=2)
     if recipe.generator.kind not in set(GENERATORS) | {"features"}:
         raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}, features")
@@ -223,7 +237,7 @@ def check_head_scope(recipe: Recipe, *, data_free: bool) -> None:
 def check_phases(model: nn.Module, recipe: Recipe, *, data_free: bool = False) -> None:
     """The shared generator and impair/repair settings fit this model (and the data the run has)."""
     if recipe.generator.kind == "features" or recipe.train_scope == "head":
-        check_head_scope(recipe, data_free=data_free)
+        check_head_scope(model, recipe, data_free=data_free)
     elif recipe.generator.kind not in GENERATORS:
         raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}, and 'features' with train_scope: head")

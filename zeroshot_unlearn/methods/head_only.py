@@ -26,7 +26,7 @@ from .. import seeds
 from ..data.datasets import iter_batches
 from ..engine import BatchStream
 from ..generators import create_generator, fit_generator
-from ..generators.features import FeatureGenerator, fit_feature_generator
+from ..generators.features import FeatureGenerator, batchnorm_feature_statistics, fit_feature_generator
 from ..losses import masked_distillation
 from ..surgery import HeadInput, classifier_head
 from .base import ForgetContext
@@ -79,18 +79,39 @@ class FeaturePool:
         return self.features[torch.stack(picks)]
 
 
-def run_on_head(ctx: ForgetContext, impair_scale) -> None:
-    """Features once, anti-memories at the head's input, then impair and repair on the head alone."""
+def feature_memories(ctx: ForgetContext, per_class: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """The data-free mode's stand-in for the retained features: ``per_class`` vectors per retained class
+    at the head's input, fitted like the anti-memories under the statistics the last BatchNorm implies.
+    Returns (features, labels, (mean, std) of the prior)."""
+    mean, std = batchnorm_feature_statistics(ctx.original, ctx.input_size, seed=ctx.seed)
+    memories = FeatureGenerator(ctx.num_classes, ctx.retained, mean, std, per_class,
+                                seed=ctx.seed + seeds.HEAD_MEMORIES).to(ctx.device)
+    fit_feature_generator(memories, classifier_head(ctx.original), ctx.recipe.generator, progress=ctx.progress,
+                          desc="memory features")
+    labels = torch.as_tensor(ctx.retained, device=ctx.device).repeat_interleave(per_class)
+    return memories.bank.detach().reshape(len(labels), -1), labels, (memories.mean, memories.std)
+
+
+def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None = None) -> None:
+    """Features once, anti-memories at the head's input, then impair and repair on the head alone.
+
+    ``memories_per_class``: set by the data-free mode, which reads no retained image; the retained features
+    are then memories fitted at the head's input (:func:`feature_memories`)."""
     recipe = ctx.recipe
     start = time.perf_counter()
-    features, labels = head_inputs(ctx.original, iter_batches(ctx.retain, 32), ctx.device)
-    ctx.timings["features"] = time.perf_counter() - start
+    if memories_per_class is not None:
+        features, labels, (mean, std) = feature_memories(ctx, memories_per_class)
+        ctx.timings["memories"] = time.perf_counter() - start
+    else:
+        features, labels = head_inputs(ctx.original, iter_batches(ctx.retain, 32), ctx.device)
+        mean, std = features.mean(0), features.std(0)
+        ctx.timings["features"] = time.perf_counter() - start
     original_head = classifier_head(ctx.original)
     start = time.perf_counter()
     sampler = None
     if recipe.impair.anti_memory_batch > 0:
         if recipe.generator.kind == "features":
-            generator = FeatureGenerator(ctx.num_classes, ctx.forget, features.mean(0), features.std(0),
+            generator = FeatureGenerator(ctx.num_classes, ctx.forget, mean, std,
                                          recipe.generator.samples_per_class, seed=ctx.seed + seeds.IMPAIR).to(ctx.device)
             fit_feature_generator(generator, original_head, recipe.generator, progress=ctx.progress)
             sampler = generator

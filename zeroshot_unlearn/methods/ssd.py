@@ -90,7 +90,7 @@ class SSD(Method):
     settings = SSDSettings
 
     def run(self, ctx: ForgetContext) -> None:
-        assert ctx.retain is not None and ctx.forget_data is not None
+        ctx.require("retain", "forget_data")
         cfg = self.settings_in(ctx.recipe)
         start = time.perf_counter()
         # Shuffled, so batches mix classes as the paper's training-set batches do: the importance is

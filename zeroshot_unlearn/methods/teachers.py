@@ -70,7 +70,7 @@ class BadTeacher(Method):
     settings = BadTeacherSettings
 
     def run(self, ctx: ForgetContext) -> None:
-        assert ctx.retain is not None and ctx.forget_data is not None
+        ctx.require("retain", "forget_data")
         cfg = self.settings_in(ctx.recipe)
         incompetent = reset_weights(copy.deepcopy(ctx.original), ctx.seed + seeds.BAD_TEACHER_INIT).eval()
         x = torch.cat([ctx.retain.x, ctx.forget_data.x])
@@ -105,7 +105,7 @@ class SCRUB(Method):
     settings = ScrubSettings
 
     def run(self, ctx: ForgetContext) -> None:
-        assert ctx.retain is not None and ctx.forget_data is not None
+        ctx.require("retain", "forget_data")
         cfg = self.settings_in(ctx.recipe)
         retained = ctx.retain_stream(cfg, offset=seeds.SCRUB_RETAINED)
         forget = ctx.forget_stream(cfg.forget_batch, offset=seeds.SCRUB_FORGET)
