@@ -85,7 +85,7 @@ def feature_memories(ctx: ForgetContext, per_class: int) -> tuple[torch.Tensor, 
     Returns (features, labels, (mean, std) of the prior)."""
     mean, std = batchnorm_feature_statistics(ctx.original, ctx.input_size, seed=ctx.seed)
     memories = FeatureGenerator(ctx.num_classes, ctx.retained, mean, std, per_class,
-                                seed=ctx.seed + seeds.HEAD_MEMORIES).to(ctx.device)
+                                seed=ctx.seed + seeds.REPAIR).to(ctx.device)  # its own torch.Generator
     fit_feature_generator(memories, classifier_head(ctx.original), ctx.recipe.generator, progress=ctx.progress,
                           desc="memory features")
     labels = torch.as_tensor(ctx.retained, device=ctx.device).repeat_interleave(per_class)
