@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from zeroshot_unlearn.audit.intervals import with_interval
 from zeroshot_unlearn.audit.verdicts import VERDICT_COLUMNS, column_verdict
 
 FOLDER = Path("benchmarks/audit-per-example")
@@ -19,11 +20,7 @@ MAX_TEST_DF = 2.5  # the self-check's default allowance, the verdicts' Df thresh
 
 def _cell(row: dict, key: str, digits: int) -> str:
     value = row.get(key)
-    if value is None:
-        return "–"
-    interval = (row.get("intervals") or {}).get(key)
-    text = f"{value:.{digits}f}"
-    return text if interval is None else f"{text} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+    return "–" if value is None else with_interval(value, (row.get("intervals") or {}).get(key), digits)
 
 
 def _rows(suite: str) -> list[tuple[str, dict]]:

@@ -33,6 +33,17 @@ def _original_auc() -> dict[str, float]:
     return json.loads(path.read_text(encoding="utf-8"))["mia_forget_auc_per_class_original"] if path.is_file() else {}
 
 
+def _phases(row: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in (row.get("timings") or {}).items() if k != "total")
+
+
+def _auc_per_class(row: dict, original: dict[str, float]) -> str:
+    """Each forget class's MIA-forget AUC beside the original's (the row's own, else original-mia.json)."""
+    reference = row.get("mia_forget_auc_per_class_original") or original
+    return ", ".join(f"{NAMES.get(int(c), c)} {v:.2f} ({_f(reference.get(c))})"
+                     for c, v in (row.get("mia_forget_auc_per_class") or {}).items())
+
+
 def suite_table(path: Path, title: str) -> list[str]:
     result = json.loads(path.read_text(encoding="utf-8"))
     original = _original_auc()
@@ -42,12 +53,8 @@ def suite_table(path: Path, title: str) -> list[str]:
              "phases s | peak GiB (process / worker) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
-        timings = r.get("timings") or {}
-        phases = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
         peak = r.get("peak_memory_gib") or {}
-        reference = r.get("mia_forget_auc_per_class_original") or original
-        auc = ", ".join(f"{NAMES.get(int(c), c)} {v:.2f} ({_f(reference.get(c))})"
-                        for c, v in (r.get("mia_forget_auc_per_class") or {}).items())
+        phases, auc = _phases(r), _auc_per_class(r, original)
         lines.append(
             f"| {_request(r['classes'])} | {r['retained_images']} ({r.get('retained_classes_shown')}) | "
             f"{_f(r['df'])} ({_f(r['df_original'])}) | {_f(r.get('dr_shown'))} / {_f(r.get('dr_shown_ceiling'))} | "
@@ -66,11 +73,7 @@ def data_free_table(path: Path) -> list[str]:
              "MIA-forget AUC per class: ours (original) | self-check | time s (CPU epoch-eq. of ImageNet) | phases s | peak GiB |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
-        timings = r.get("timings") or {}
-        phases = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if k != "total")
-        reference = r.get("mia_forget_auc_per_class_original") or original
-        auc = ", ".join(f"{NAMES.get(int(c), c)} {v:.2f} ({_f(reference.get(c))})"
-                        for c, v in (r.get("mia_forget_auc_per_class") or {}).items())
+        phases, auc = _phases(r), _auc_per_class(r, original)
         lines.append(
             f"| {_request(r['classes'])} | {_f(r['df'])} ({_f(r['df_original'])}) | "
             f"{_f(r['dr'])} / {_f(r['dr_original'])} / {_f(r['dr_original_masked'])} | {auc or '–'} | {_check(r)} | "

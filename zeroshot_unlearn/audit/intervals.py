@@ -68,4 +68,11 @@ def two_sample_interval(statistic: Callable[[np.ndarray, np.ndarray], float], me
     return _percentiles(draws)
 
 
-__all__ = ["mean_interval", "two_sample_interval", "auc_of", "tpr_at", "RESAMPLES"]
+def with_interval(value: float, interval: list[float] | None, digits: int) -> str:
+    """A figure and, where it has one, its interval: ``0.577 [0.559, 0.595]``."""
+    if interval is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
+
+
+__all__ = ["mean_interval", "two_sample_interval", "auc_of", "tpr_at", "with_interval", "RESAMPLES"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .intervals import with_interval
+
 VERDICT_COLUMNS: dict[str, tuple[str, str | None]] = {
     "df": ("Df", "max_test_df"),
     "mia_forget_auc": ("MIA", "chance"),
@@ -35,12 +37,6 @@ CHANCE = 0.5
 
 def _overlap(a: list[float], b: list[float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
-
-
-def _fmt(value: float, interval: list[float] | None, digits: int) -> str:
-    if interval is None:
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
 def column_verdict(key: str, unlearned: Mapping[str, Any], original: Mapping[str, Any],
@@ -69,22 +65,22 @@ def column_verdict(key: str, unlearned: Mapping[str, Any], original: Mapping[str
         else:
             nearer = "retrained model" if abs(value - retrain[key]) < abs(value - original[key]) else "original"
             verdict, words = "inconclusive (between)", f"between the two, nearer the {nearer}"
-        out["headline"] = (f"{name}: {words} ({_fmt(value, interval, digits)} vs "
-                           f"{_fmt(retrain[key], other, digits)}; original {_fmt(original[key], own, digits)})")
+        out["headline"] = (f"{name}: {words} ({with_interval(value, interval, digits)} vs "
+                           f"{with_interval(retrain[key], other, digits)}; original {with_interval(original[key], own, digits)})")
     elif rule == "max_test_df" and threshold is not None:
         out["threshold"] = threshold
         verdict = ("forgotten" if interval[1] <= threshold else "not forgotten" if interval[0] > threshold
                    else "inconclusive")
-        out["headline"] = (f"{name}: {verdict} ({_fmt(value, interval, digits)} against at most {threshold:g}; "
-                           f"original {_fmt(original[key], own, digits)}; no retrain reference)")
+        out["headline"] = (f"{name}: {verdict} ({with_interval(value, interval, digits)} against at most {threshold:g}; "
+                           f"original {with_interval(original[key], own, digits)}; no retrain reference)")
     elif rule == "chance":
         out["threshold"] = CHANCE
         verdict = ("not forgotten" if interval[0] > CHANCE else "inconclusive" if _overlap(interval, own)
                    else "forgotten")
         words = {"forgotten": "at chance and unlike the original", "not forgotten": "above chance",
                  "inconclusive": "at chance, but so is the original within its interval"}[verdict]
-        out["headline"] = (f"{name}: {words} ({_fmt(value, interval, digits)}; chance {CHANCE}; original "
-                           f"{_fmt(original[key], own, digits)}; no retrain reference)")
+        out["headline"] = (f"{name}: {words} ({with_interval(value, interval, digits)}; chance {CHANCE}; original "
+                           f"{with_interval(original[key], own, digits)}; no retrain reference)")
     else:
         return None
     out["verdict"] = verdict

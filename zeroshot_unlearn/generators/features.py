@@ -104,28 +104,27 @@ def batchnorm_feature_statistics(model: nn.Module, input_size, *, samples: int =
     modes = [(m, m.training) for m in model.modules()]  # restored module by module: a caller's mix stays
     model.eval()
     try:
-        with HeadInput(model) as head_input:
-            model(torch.rand(2, *input_size, generator=torch.Generator().manual_seed(seed)).to(device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    if outputs:
-        last, out = outputs[-1]
-        pooled = out.float().mean(dim=tuple(range(2, out.dim())))
-        fits = out.dim() >= 3 and pooled.shape == head_input.value.shape and torch.allclose(
-            pooled, head_input.value.float(), rtol=1e-4, atol=1e-5)
-    if not outputs or not fits:
-        for module, training in modes:
-            module.training = training
-        raise ModelError(f"{type(model).__name__}'s classifier head does not read the pooled output of a BatchNorm "
-                         "layer, so its features' statistics cannot be read off the model: the data-free mode "
-                         "with train_scope: head needs one (EfficientNet, MobileNet); use train_scope: all")
-    try:
+        try:
+            with HeadInput(model) as head_input:
+                model(torch.rand(2, *input_size, generator=torch.Generator().manual_seed(seed)).to(device))
+        finally:  # before the draws below pass through the same layer
+            for hook in hooks:
+                hook.remove()
+        fits = False
+        if outputs:
+            last, out = outputs[-1]
+            pooled = out.float().mean(dim=tuple(range(2, out.dim())))
+            fits = out.dim() >= 3 and pooled.shape == head_input.value.shape and torch.allclose(
+                pooled, head_input.value.float(), rtol=1e-4, atol=1e-5)
+        if not fits:
+            raise ModelError(f"{type(model).__name__}'s classifier head does not read the pooled output of a "
+                             "BatchNorm layer, so its features' statistics cannot be read off the model: the "
+                             "data-free mode with train_scope: head needs one (EfficientNet, MobileNet); use "
+                             "train_scope: all")
         rng = torch.Generator().manual_seed(seed)
-        shape = (samples, *out.shape[1:])
         mean = last.running_mean.float().cpu().view(1, -1, *[1] * (out.dim() - 2))
         spread = last.running_var.float().cpu().sqrt().view_as(mean)
-        drawn = (mean + spread * torch.randn(shape, generator=rng)).to(device)
+        drawn = (mean + spread * torch.randn((samples, *out.shape[1:]), generator=rng)).to(device)
         pooled = last(drawn).float().mean(dim=tuple(range(2, out.dim())))
     finally:
         for module, training in modes:
