@@ -124,8 +124,19 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
     assert compared["df"] < m["original"]["df"] - 50 and compared["probe_df"] is not None
     assert all(0 <= m[n]["mia_forget_auc"] <= 1 for n in ("original", "unlearned", "retrain"))
     assert m["retrain"]["df"] == 0 and m["unlearned"]["df"] <= 1
-    assert m["original"]["relearn_steps"] < m["retrain"]["relearn_steps"]
-    assert m["retrain"]["ain"] == 1.0
+    # relearn: the original already reaches the target before any step; each figure is the median of its runs
+    assert m["original"]["relearn_steps"] == 0 < m["retrain"]["relearn_steps"]
+    assert m["retrain"]["ain"] == 1.0 and m["original"]["ain"] == 0.0
+    for name in ("original", "unlearned", "retrain"):
+        runs = m[name]["relearn_runs"]
+        assert len(runs) == 3 and m[name]["relearn_steps"] == sorted(runs)[1]
+        assert m[name]["intervals"]["relearn_steps"] == [min(runs), max(runs)]
+    # probes at every stage: the digits CNN's last stage, pooled, is its head input, so the two probes agree
+    stages = m["unlearned"]["probe_df_stages"]
+    assert list(stages) == ["features.2", "features.6", "features.10"]
+    assert stages["features.10"]["value"] == m["unlearned"]["probe_df"]
+    # output-depth forgetting leaves the features: probe-Df at the head input not below the original's, no flag
+    assert report.stage_flags["unlearned"]["flagged"] is False
     report.save(tmp_path / "audit")
     data = json.loads((tmp_path / "audit" / "report.json").read_text())
     assert data["meta"]["sha256"]["original"] != data["meta"]["sha256"]["unlearned"]
@@ -156,8 +167,10 @@ def test_audit_report_files(tmp_path, digits_model, digits, digits_retain, digit
     assert "probe_df" not in calibration["retrain"]  # nothing to judge it against without a reference
     page = (tmp_path / "audit" / "report.html").read_text()
     assert "<th>unlearned (masked_kd)</th>" in page and "<h2>Verdicts</h2>" in page
-    # bars, ROC, plane, anti-memories, 3 inversion grids (the compared model is measured, not drawn)
-    assert page.count("data:image/png;base64,") == 7
+    assert "<h2>Probes at every stage</h2>" in page and "<th>head input</th>" in page
+    assert [p["stage"] for p in data["probe_stages"]["retrain"]] == [*stages, "head input"]
+    # bars, ROC, plane, stages, anti-memories, 3 inversion grids (the compared model is measured, not drawn)
+    assert page.count("data:image/png;base64,") == 8
     assert "Where the unlearned model sits" in page
     # the run's own check, beside the Df the audit measured
     check = data["self_check"]
@@ -239,3 +252,28 @@ def test_a_verdict_is_never_forgotten_when_the_intervals_cannot_tell_the_referen
     assert column_verdict("mia_forget_auc", row(0.49, 0.45, 0.53), original, None)["verdict"] == "forgotten"
     assert column_verdict("mia_forget_auc", row(0.56, 0.52, 0.60), original, None)["verdict"] == "not forgotten"
     assert column_verdict("mia_forget_auc", row(0.52, 0.48, 0.56), row(0.53, 0.49, 0.57), None)["verdict"] == "inconclusive"
+
+
+def test_the_stage_flag_catches_forgetting_only_at_the_top():
+    from zeroshot_unlearn.audit import stage_flag
+
+    def row(stage1, stage2, head):
+        return {"probe_df": head[0], "intervals": {"probe_df": head[1]},
+                "probe_df_stages": {"layer1": {"value": stage1[0], "interval": stage1[1]},
+                                    "layer2": {"value": stage2[0], "interval": stage2[1]}}}
+
+    original = row((60, [55, 65]), (85, [80, 90]), (88, [84, 92]))
+    retrain = row((58, [53, 63]), (62, [57, 67]), (64, [59, 69]))
+    # forgotten at the head input, but layer2 still reads like the original and unlike the retrained model
+    top_only = row((59, [54, 64]), (84, [79, 89]), (40, [35, 45]))
+    flag = stage_flag({"original": original, "unlearned": top_only, "retrain": retrain})
+    assert flag["flagged"] and flag["lingering_stages"] == ["layer2"] and "layer2" in flag["text"]
+    # layer1 reads like both references: no model can be judged there, so it does not raise the flag
+    deep = row((59, [54, 64]), (61, [56, 66]), (63, [58, 68]))
+    assert stage_flag({"original": original, "unlearned": deep, "retrain": retrain})["flagged"] is False
+    # nothing forgotten at the head input: nothing hidden at the top
+    assert stage_flag({"original": original, "unlearned": original, "retrain": retrain})["flagged"] is False
+    # without a reference, any earlier stage at the original's level raises it, and the text says why that is weak
+    alone = stage_flag({"original": original, "unlearned": deep})
+    assert alone["flagged"] and alone["lingering_stages"] == ["layer1"] and "no retrain reference" in alone["text"]
+    assert stage_flag({"original": {"probe_df": 88.0}, "unlearned": {"probe_df": 10.0}}) is None  # not probed

@@ -3,7 +3,8 @@ import json
 import pytest
 
 from zeroshot_unlearn import InvalidRequestError
-from zeroshot_unlearn.harness.bench import PROTOCOL_REQUESTS, parse_requests, run_bench, save_results, summary_table
+from zeroshot_unlearn.harness.bench import (PROTOCOL_REQUESTS, markdown_table, parse_requests, run_bench, save_results,
+                                            summary_table)
 
 SCHEMA = {"method", "classes", "df", "dr", "df_original", "dr_original", "dr_retrain", "time_s", "epoch_equivalents",
           "retained_images", "forget_images_used"}
@@ -30,9 +31,18 @@ def test_digits_bench_row_schema_and_files(tmp_path):
 def test_light_audit_retrain_row_data_used_and_resume(tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     results = run_bench("digits", requests=[[3, 7]], methods=["logit_mask", "retrain"], audit="light",
-                        progress=False, results_file=out)
-    rows = {r["method"]: r for r in results["rows"]}
-    assert list(rows) == ["original", "retrain", "logit_mask"]
+                        progress=False, results_file=out, seeds=2)
+    # two unlearning seeds: the method twice (each seed its own retained subset), the anchors once
+    assert [(r["method"], r["seed"]) for r in results["rows"]] == [("original", 0), ("retrain", 0), ("logit_mask", 0),
+                                                                  ("logit_mask", 1)]
+    first, second = results["rows"][2:]
+    assert first["retained_images"] == second["retained_images"] and first["df_original"] == second["df_original"]
+    (spread,) = results["seed_summary"]
+    assert spread["method"] == "logit_mask" and spread["seeds"] == [0, 1]
+    assert spread["df"] == {"mean": 0.0, "sd": 0.0, "min": 0.0, "max": 0.0}
+    rebounds = [first["rebound_df"], second["rebound_df"]]
+    assert spread["rebound_df"]["min"] == min(rebounds) and spread["rebound_df"]["max"] == max(rebounds)
+    rows = {r["method"]: r for r in results["rows"][:3]}
     assert rows["retrain"]["data_used"] == "full train minus forget" and rows["logit_mask"]["data_used"] == "none"
     assert rows["retrain"]["df"] == rows["retrain"]["df_retrain"] < 1.0
     # light: MIA and rebound measured, probe and relearn left out
@@ -47,10 +57,13 @@ def test_light_audit_retrain_row_data_used_and_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr("zeroshot_unlearn.harness.bench.forget_classes", must_not_run)
     again = run_bench("digits", requests=[[3, 7]], methods=["logit_mask", "retrain"], audit="light",
-                      progress=False, results_file=out, resume=True)
+                      progress=False, results_file=out, resume=True, seeds=2)
     assert again["rows"] == results["rows"]
     summary = summary_table(again)
-    assert "| logit_mask | none | 1 | 0.00 |" in summary
+    assert "| logit_mask | none | 2 | 0.00 |" in summary
+    assert "| logit_mask | {3,7} | 0,1 | 0.00 ± 0.00 [0.00, 0.00] |" in markdown_table(again)
+    with pytest.raises(InvalidRequestError, match="seeds must be a whole number"):
+        run_bench("digits", requests=[[3, 7]], seeds=0, progress=False)
 
 
 def test_bench_refuses_unknown_methods_and_audit_levels():

@@ -373,7 +373,7 @@ def cmd_bench(args) -> int:
                         overrides={**_overrides(args.set), **({"depth": args.depth} if args.depth else {})},
                         progress=not args.quiet,
                         results_file=args.out, resume=args.resume, generator=args.generator,
-                        training_log=args.training_log)
+                        training_log=args.training_log, seeds=args.seeds)
     save_results(results, args.out, args.markdown)
     print(markdown_table(results))
     return 0
@@ -723,6 +723,9 @@ def _add_bench_command(command: Callable[..., argparse.ArgumentParser]) -> None:
                        help="retrain reference for a request, e.g. 3,7:path/resnet20-retrain-without-3-7.th")
     bench.add_argument("--reference-model", default="cifar10_resnet20", help="architecture of the --reference files")
     bench.add_argument("--seed", type=int, default=0, help="random seed")
+    bench.add_argument("--seeds", type=int, default=1, metavar="N",
+                       help="run every method with N unlearning seeds (SEED .. SEED+N-1; each its own retained subset) "
+                            "and report the mean and spread over them; the original and the reference once")
     bench.add_argument("--out", default="results.json", help="results file (JSON; rewritten after each request)")
     bench.add_argument("--markdown", default=None, help="markdown table path; default: OUT with .md")
     bench.add_argument("--audit", nargs="?", const="full", choices=["full", "light"], default=None,

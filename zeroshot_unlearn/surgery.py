@@ -106,6 +106,52 @@ class HeadInput:
         self.handle.remove()
 
 
+def backbone_stages(model: nn.Module) -> list[str]:
+    """The names of the modules whose outputs are the backbone's stages, in order, from timm's ``feature_info``
+    (every timm model has one; so do the zoo's own models). Empty where the model does not describe its stages."""
+    info = getattr(model, "feature_info", None)
+    if info is None:
+        return []
+    entries = info.get_dicts() if hasattr(info, "get_dicts") else info
+    names = [entry.get("module") for entry in entries if isinstance(entry, Mapping)]
+    return [name for name in names if name] if all(names) else []
+
+
+def _pooled(out: torch.Tensor) -> torch.Tensor:
+    # (N, C, H, W) maps pooled over space, (N, tokens, C) token sequences over tokens: one vector per image.
+    if out.ndim == 4:
+        return out.mean((2, 3))
+    if out.ndim == 3:
+        return out.mean(1)
+    return out.flatten(1)
+
+
+class StageOutputs:
+    """Captures the output of every backbone stage (:func:`backbone_stages`), pooled to one vector per image.
+
+    ``with StageOutputs(model) as stages: model(x)`` leaves ``stages.values[name]``: a list of (N, C) float
+    tensors on the CPU, one per forward pass.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.names = backbone_stages(model)
+        self.modules = {name: model.get_submodule(name) for name in self.names}
+        self.values: dict[str, list[torch.Tensor]] = {name: [] for name in self.names}
+        self.handles: list = []
+
+    def __enter__(self) -> "StageOutputs":
+        for name, module in self.modules.items():
+            def hook(_module, _args, out, name=name):
+                self.values[name].append(_pooled(out.detach()).float().cpu())
+            self.handles.append(module.register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+
 def _in_scope(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 

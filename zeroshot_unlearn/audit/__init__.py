@@ -25,10 +25,11 @@ from ..surgery import model_num_classes
 from ..validate import retained_classes, validate_classes
 from .images import invert_classes, to_pixels
 from .intervals import auc_of, mean_interval, tpr_at, two_sample_interval
-from .metrics import Outputs, mia_forget, mia_ssd, model_outputs, probe_correct, rebound_correct, relearn_steps, weights_of
+from .metrics import (Outputs, mia_forget, mia_ssd, model_outputs, probe_correct, rebound_correct, relearn_runs,
+                      stage_probe_correct, weights_of)
 from .per_example import quantile_attack
 from .report import AuditReport
-from .verdicts import verdicts
+from .verdicts import stage_flag, verdicts
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +58,32 @@ AUDIT_LEVELS = ("full", "light")
 """``full``: every metric; ``light``: without the two slowest (probe-Df, relearn steps), for wide sweeps."""
 
 
+def relearn_ratio(steps: int | None, retrain_steps: int | None) -> float | None:
+    """AIN: relearn steps over the retrain reference's (None where either is missing or the reference's is 0)."""
+    return steps / retrain_steps if steps is not None and retrain_steps else None
+
+
 def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDataset, test: ImageTensorDataset,
                   retain: ImageTensorDataset, df_original: float, *, seed: int = 0, level: str = "full") -> ModelAudit:
     """Every protocol metric of one model; one forward pass per split feeds all output-based metrics.
 
     ``df_original`` (the original model's Df) sets the relearn target: 50% of it. ``level="light"``
-    leaves probe-Df and relearn steps out (None).
+    leaves probe-Df (the head input's and every stage's) and relearn steps out (None).
     """
     if level not in AUDIT_LEVELS:
         raise InvalidRequestError(f"audit level must be one of {AUDIT_LEVELS}, got {level!r}")
     full = level == "full"
     num_classes = model_num_classes(weights_of(model))
     retained = retained_classes(num_classes, forget)
-    train_out, test_out = model_outputs(model, train), model_outputs(model, test)
+    train_out, test_out = model_outputs(model, train, stages=full), model_outputs(model, test, stages=full)
     forget_train, forget_test = train_out.of_classes(forget), test_out.of_classes(forget)
     retained_test = test_out.of_classes(retained)
     attack = mia_forget(forget_train, forget_test, seed=seed)
     per_example = quantile_attack(forget_train, forget_test, retained_test, seed=seed)
-    steps, capped = (relearn_steps(model, train.of_classes(forget), test, forget, 0.5 * df_original, seed=seed)
-                     if full else (None, None))
+    relearn = (relearn_runs(model, train.of_classes(forget), test, forget, 0.5 * df_original, seed=seed)
+               if full else None)
     probe = probe_correct(train_out, forget_test) if full else None
+    stage_probes = stage_probe_correct(train_out, forget_test) if full else {}
     rebound = rebound_correct(model, retain, test, forget, seed=seed)
     members, nonmembers = per_example.member_scores, per_example.nonmember_scores
     row = {
@@ -91,7 +98,10 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
         "mia_ssd": mia_ssd(train_out.of_classes(retained), retained_test, forget_train, seed=seed),
         "probe_df": float(probe.mean() * 100) if full else None,
         "rebound_df": float(rebound.mean() * 100),
-        "relearn_steps": steps, "relearn_capped": capped,
+        "relearn_steps": relearn["steps"] if full else None, "relearn_capped": relearn["capped"] if full else None,
+        "relearn_runs": relearn["runs"] if full else None,
+        "probe_df_stages": {name: {"value": float(correct.mean() * 100), "interval": mean_interval(correct, seed=seed)}
+                            for name, correct in stage_probes.items()} or None,
     }
     row["intervals"] = {
         "df": mean_interval(forget_test.correct().numpy(), seed=seed),
@@ -103,6 +113,8 @@ def model_metrics(model: nn.Module, forget: Sequence[int], train: ImageTensorDat
         "qmia_tpr1": two_sample_interval(lambda a, b: tpr_at(a, b, 0.01), members, nonmembers, seed=seed),
         "probe_df": mean_interval(probe, seed=seed) if full else None,
         "rebound_df": mean_interval(rebound, seed=seed),
+        # over the relearn runs (other images, other batches), not a bootstrap: their range
+        "relearn_steps": [float(v) for v in relearn["range"]] if full else None,
     }
     row["qmia_nonmembers"] = len(nonmembers)
     return ModelAudit(row, attack.roc, accuracy_per_class(test_out.correct(), test_out.y, num_classes),
@@ -193,7 +205,8 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
         row["dr_delta_original"] = row["dr"] - metrics["original"]["dr"]
         row["dr_delta_ceiling"] = row["dr"] - ceiling
         row["dr_delta_retrain"] = row["dr"] - metrics["retrain"]["dr"] if reference is not None else None
-        row["ain"] = row["relearn_steps"] / metrics["retrain"]["relearn_steps"] if reference is not None else None
+        row["ain"] = relearn_ratio(row["relearn_steps"], metrics["retrain"]["relearn_steps"]) if reference is not None \
+            else None
     metrics["dr_original_masked"] = ceiling
     cfg = getattr(original, "pretrained_cfg", {}) or {}
     pictures: dict[str, torch.Tensor] = {}
@@ -236,8 +249,10 @@ def audit(original: nn.Module, unlearned: nn.Module, *, forget: Sequence[int], t
     # retrain reference must read "forgotten" and the original "not forgotten" wherever a column can judge.
     calibration = {name: verdicts(metrics, model=name, max_test_df=max_test_df, reference=None)
                    for name in ("retrain", "original") if name in metrics}
+    flags = {name: flag for name in ("unlearned", *compare)
+             if (flag := stage_flag(metrics, model=name)) is not None}
     return AuditReport(metrics=metrics, per_class=per_class, roc=roc, images=pictures, meta=meta, self_check=check,
-                       per_example=per_example, verdicts=judged, calibration=calibration)
+                       per_example=per_example, verdicts=judged, calibration=calibration, stage_flags=flags)
 
 
 class _AuditPackage(types.ModuleType):
@@ -250,5 +265,5 @@ class _AuditPackage(types.ModuleType):
 
 sys.modules[__name__].__class__ = _AuditPackage
 
-__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "self_check_beside_df", "verdicts", "AUDIT_LEVELS",
+__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "relearn_ratio", "stage_flag", "self_check_beside_df", "verdicts", "AUDIT_LEVELS",
            "AUDIT_COLUMNS"]

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..io import atomic_dir, write_json, write_text
+from .verdicts import probe_points
 
 ROWS = [
     ("df", "Df (test, forget classes)", "%"), ("dr", "Dr (test, retained classes)", "%"),
@@ -23,7 +24,9 @@ ROWS = [
     # the threshold set on the retained classes' non-members for 1% FPR, applied to the forget classes' own
     ("qmia_calibrated_fpr", "per-example MIA FPR at calibrated 1%", ""),
     ("mia_ssd", "MIA-SSD (forget train called member)", "%"), ("probe_df", "probe-Df", "%"),
-    ("rebound_df", "rebound Df (1 epoch retained fine-tune)", "%"), ("relearn_steps", "relearn steps", ""),
+    ("rebound_df", "rebound Df (1 epoch retained fine-tune)", "%"),
+    # the median of the relearn runs; below it their range, not a bootstrap interval
+    ("relearn_steps", "relearn steps (median of runs)", ""),
     ("ain", "AIN (relearn vs retrain)", ""),
 ]
 
@@ -71,10 +74,50 @@ class AuditReport:
     """The references judged as if each were the unlearned model, without a retrain reference: what the
     verdicts read on a model known to have forgotten (retrain) and one known not to have (original)."""
 
+    stage_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per audited model: whether it forgot at the head input while an earlier stage still reads like the
+    original (``audit.stage_flag``)."""
+
     def to_json(self) -> dict[str, Any]:
         return {"meta": self.meta, "metrics": self.metrics, "per_class_accuracy": self.per_class,
                 "dr_probe_plane": self.plane(), "self_check": self.self_check, "per_example_mia": self.per_example,
-                "verdicts": self.verdicts, "calibration": self.calibration}
+                "verdicts": self.verdicts, "calibration": self.calibration, "probe_stages": self.probe_stages(),
+                "stage_flags": self.stage_flags}
+
+    def probe_stages(self) -> dict[str, list[dict[str, Any]]]:
+        """Per model: probe-Df at every backbone stage, then at the head input, each with its 95% interval."""
+        out = {}
+        for name in self.model_names():
+            points = probe_points(self.metrics[name])
+            if len(points) > 1:
+                out[name] = [{"stage": stage, "probe_df": value, "interval": interval}
+                             for stage, value, interval in points]
+        return out
+
+    def _stage_section(self) -> str:
+        stages = self.probe_stages()
+        if not stages:
+            return ""
+        names = list(stages)
+        order = [point["stage"] for point in stages[names[0]]]
+        head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+        rows = []
+        for i, stage in enumerate(order):
+            cells = []
+            for name in names:
+                point = stages[name][i] if i < len(stages[name]) else None
+                if point is None:
+                    cells.append("<td>–</td>")
+                    continue
+                low, high = point["interval"] or (None, None)
+                interval = "" if low is None else f"<br><small>[{low:.2f}, {high:.2f}]</small>"
+                cells.append(f"<td>{point['probe_df']:.2f}{interval}</td>")
+            rows.append(f"<tr><th>{html.escape(stage)}</th>{''.join(cells)}</tr>")
+        flags = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(flag['text'])}</li>"
+                        for name, flag in self.stage_flags.items())
+        return ("<h2>Probes at every stage</h2><p>probe-Df (%) on the pooled output of each backbone stage, then on "
+                "the head's input: a class removed only at the top still reads at an earlier stage.</p>"
+                f"<table><tr><th>stage</th>{head}</tr>{''.join(rows)}</table><ul>{flags}</ul>")
 
     def headline(self, model: str = "unlearned") -> list[str]:
         """One line per column: where ``model`` stands between the original and the retrain reference."""
@@ -174,6 +217,21 @@ class AuditReport:
             out["Where the unlearned model sits: retained accuracy against what a linear probe still finds of "
                 "the forget classes in its features (the original: top; a retrain: the classes never learnt)"] = \
                 _png(fig)
+        stages = self.probe_stages()
+        if stages:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            for name, points in stages.items():
+                values = [p["probe_df"] for p in points]
+                low = [p["probe_df"] - (p["interval"] or [p["probe_df"]] * 2)[0] for p in points]
+                high = [(p["interval"] or [p["probe_df"]] * 2)[1] - p["probe_df"] for p in points]
+                ax.errorbar(range(len(points)), values, yerr=[low, high], marker="o", capsize=3, label=name)
+            labels = [p["stage"] for p in next(iter(stages.values()))]
+            ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+            ax.set_ylabel("probe-Df (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+            out["probe-Df at every stage of the backbone, then at the head's input, with 95% intervals: where the "
+                "forget classes can still be read in each model"] = _png(fig)
         for key, grid in self.images.items():
             out[key] = _png(_grid_figure(grid))
         return out
@@ -215,7 +273,8 @@ class AuditReport:
             for n in names:
                 value = self.metrics[n].get(key)
                 interval = (self.metrics[n].get("intervals") or {}).get(key)
-                digits = 3 if isinstance(value, float) and abs(value) <= 1 and "mia" in key else 2
+                digits = (3 if isinstance(value, float) and abs(value) <= 1 and "mia" in key
+                          else 0 if key == "relearn_steps" else 2)
                 text = ("–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value))
                 if interval is not None:
                     text += f"<br><small>[{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]</small>"
@@ -233,9 +292,9 @@ class AuditReport:
             f"<h1>Unlearning audit: forget classes {html.escape(self._forget_label())}</h1>"
             "<p>Every metric of the evaluation protocol, for the original model, the unlearned model and, where "
             "given, a model retrained without the forget classes. Below a figure, in brackets: its 95% bootstrap "
-            "interval over the images it was measured on (1,000 resamples).</p>"
+            "interval over the images it was measured on (1,000 resamples); below relearn steps, the range of its runs.</p>"
             f"<table><tr><th>metric</th>{head}</tr>{''.join(body)}</table>{self._verdict_section()}"
-            f"{self._self_check_section()}{imgs}"
+            f"{self._stage_section()}{self._self_check_section()}{imgs}"
             f"{self._run_section()}</body></html>"
         )
 

@@ -29,6 +29,7 @@ VERDICT_COLUMNS: dict[str, tuple[str, str | None]] = {
     "qmia_auc": ("per-example MIA", "chance"),
     "probe_df": ("probe-Df", None),
     "rebound_df": ("rebound Df", "max_test_df"),
+    "relearn_steps": ("relearn steps", None),
 }
 """Column -> (its name in the headline, what it is judged against without a retrain reference)."""
 
@@ -47,11 +48,13 @@ def column_verdict(key: str, unlearned: Mapping[str, Any], original: Mapping[str
     own = (original.get("intervals") or {}).get(key)
     if value is None or interval is None or own is None:
         return None
-    digits = 3 if "mia" in key else 2
+    digits = 3 if "mia" in key else 0 if key == "relearn_steps" else 2
     name, rule = VERDICT_COLUMNS[key]
     threshold = max_test_df
+    judged_with = ("the range of the relearn runs (other images, other batches)" if key == "relearn_steps"
+                   else "95% bootstrap intervals")
     out: dict[str, Any] = {"column": key, "value": value, "interval": interval, "original": original[key],
-                           "original_interval": own, "threshold": None, "judged_with": "95% bootstrap intervals"}
+                           "original_interval": own, "threshold": None, "judged_with": judged_with}
     other = (retrain.get("intervals") or {}).get(key) if retrain is not None else None
     if other is not None:
         like_retrain, like_original = _overlap(interval, other), _overlap(interval, own)
@@ -101,4 +104,48 @@ def verdicts(metrics: Mapping[str, Any], *, model: str = "unlearned", max_test_d
     return out
 
 
-__all__ = ["verdicts", "column_verdict", "VERDICT_COLUMNS"]
+HEAD_INPUT = "head input"
+
+
+def probe_points(row: Mapping[str, Any]) -> list[tuple[str, float, list[float] | None]]:
+    """probe-Df along the backbone: every stage's (``probe_df_stages``), then the head input's (``probe_df``)."""
+    points = [(name, stage["value"], stage["interval"]) for name, stage in (row.get("probe_df_stages") or {}).items()]
+    if row.get("probe_df") is not None:
+        points.append((HEAD_INPUT, row["probe_df"], (row.get("intervals") or {}).get("probe_df")))
+    return points
+
+
+def stage_flag(metrics: Mapping[str, Any], *, model: str = "unlearned", reference: str | None = "retrain"
+               ) -> dict[str, Any] | None:
+    """Whether ``model`` forgot only at the top: the head input's probe-Df below the original's (intervals apart)
+    while an earlier stage still reads like the original's (intervals overlapping) and, where there is a retrain
+    reference, unlike the reference's. A projection put just before the head would pass probe-Df there and be
+    caught here. None where the stages were not probed."""
+    points = {name: (value, interval) for name, value, interval in probe_points(metrics[model])}
+    original = {name: (value, interval) for name, value, interval in probe_points(metrics["original"])}
+    retrain = metrics.get(reference) if reference else None
+    others = {name: (value, interval) for name, value, interval in probe_points(retrain)} if retrain else {}
+    if len(points) < 2 or HEAD_INPUT not in points or any(v[1] is None for v in (*points.values(),
+                                                                                   *original.values())):
+        return None
+    top, top_original = points[HEAD_INPUT][1], original[HEAD_INPUT][1]
+    forgot_at_top = top[1] < top_original[0]
+    lingering = [name for name in points if name != HEAD_INPUT and _overlap(points[name][1], original[name][1])
+                 and (name not in others or others[name][1] is None or not _overlap(points[name][1], others[name][1]))]
+    flagged = forgot_at_top and bool(lingering)
+    if flagged:
+        text = (f"FLAG: probe-Df at the head input is below the original's, but stage(s) {', '.join(lingering)} still "
+                "read like the original" + (" and unlike the retrained model" if others else
+                                            " (no retrain reference: a model that never learnt the classes may read "
+                                            "like the original at early stages too)") +
+                ": the classes may have been removed only at the top")
+    elif forgot_at_top:
+        text = "no flag: below the original at the head input, and no earlier stage reads like the original" + (
+            " and unlike the retrained model" if others else "")
+    else:
+        text = "no flag: probe-Df at the head input is not below the original's (nothing forgotten at the top to hide)"
+    return {"flagged": flagged, "lingering_stages": lingering, "forgot_at_head_input": forgot_at_top,
+            "stages": [name for name in points], "text": text}
+
+
+__all__ = ["verdicts", "column_verdict", "stage_flag", "probe_points", "VERDICT_COLUMNS", "HEAD_INPUT"]

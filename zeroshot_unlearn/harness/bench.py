@@ -12,7 +12,7 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..api import forget_classes
-from ..audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics
+from ..audit import AUDIT_COLUMNS, AUDIT_LEVELS, model_metrics, relearn_ratio
 from ..data import DataSplits, load_data, retained_subset
 from ..errors import InvalidRequestError
 from ..evaluation import accuracy, data_logits, forget_retain_accuracy, logits_df_dr, original_columns
@@ -281,11 +281,13 @@ def data_used(method: str) -> str:
     return " + ".join(label for n, label in names.items() if n in needs) or "none"
 
 
-def _settings(suite, seed, budget, overrides, methods, audit, generator=None) -> dict:
+def _settings(suite, seed, budget, overrides, methods, audit, generator=None, seeds: int = 1) -> dict:
     settings = {"suite": suite, "seed": seed, "retain_budget": budget, "overrides": dict(overrides or {}),
                 "methods": list(methods), "audit": audit}
     if generator is not None:
         settings["generator"] = str(generator)
+    if seeds > 1:  # absent for one seed, so files written before --seeds still resume
+        settings["seeds"] = seeds
     return settings
 
 
@@ -305,7 +307,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
               audit: bool | str = False, overrides: dict | None = None, progress: bool = True,
               results_file: str | Path | None = None, resume: bool = False,
-              generator: str | Path | None = None, training_log: str | Path | None = None) -> dict:
+              generator: str | Path | None = None, training_log: str | Path | None = None, seeds: int = 1) -> dict:
     """Run every request with every method; with ``audit`` also the MIA/probe/rebound/relearn columns.
 
     ``audit``: False, ``"light"`` (MIA and rebound, no probe/relearn) or ``"full"`` (True).
@@ -315,10 +317,14 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     with ``resume`` the requests already in it (same settings) are not run again. ``generator``: a
     folder from ``zeroshot-unlearn generator fit`` for the methods that synthesise with one (the
     amortised setting: no generator fit inside the requests). ``training_log``: the suite model's training
-    log, for the methods that read one (``amnesiac``).
+    log, for the methods that read one (``amnesiac``). ``seeds``: run every method with the unlearning seeds
+    ``seed`` .. ``seed + seeds - 1`` (each its own retained subset and run; the original and the retrain reference
+    are measured once, with ``seed``); the results get ``seed_summary``, the mean and spread over the seeds.
     """
     if suite not in SUITES:
         raise InvalidRequestError(f"unknown suite {suite!r}; choose one of: {', '.join(SUITES)}")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise InvalidRequestError(f"seeds must be a whole number >= 1, got {seeds!r}")
     level = "full" if audit is True else (audit or None)
     if level is not None and level not in AUDIT_LEVELS:
         raise InvalidRequestError(f"audit must be one of {AUDIT_LEVELS} (or True/False), got {audit!r}")
@@ -334,7 +340,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     model_card = {"architecture": model.pretrained_cfg.get("architecture"),
                   "checkpoint_sha256": model.pretrained_cfg.get("checkpoint_sha256"),
                   "test_accuracy": round(accuracy(model, data.test), 2)}
-    settings = _settings(suite, seed, budget, overrides, methods, level, generator)
+    settings = _settings(suite, seed, budget, overrides, methods, level, generator, seeds)
     results_file = Path(results_file) if results_file is not None else None
     done = _resumable_rows(results_file, settings) if resume else []
     per_class_full = spec.full_train_per_class(data)
@@ -344,14 +350,21 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
                     training_log=training_log)
     rows: list[dict] = []
     for forget in tqdm(requests, desc=f"bench {suite}", disable=not progress):
-        earlier = [r for r in done if r["classes"] == forget]
-        if earlier:
-            rows += earlier
-            continue
-        rows += _bench_request(run, forget)
-        if results_file is not None:
-            write_json(results_file, {**settings, "model": model_card, "rows": rows})
-    return {**settings, "model": model_card, "rows": rows}
+        anchors: dict | None = None  # the original's and the reference's figures, measured at the first seed
+        for one_seed in range(seed, seed + seeds):
+            earlier = [r for r in done if r["classes"] == forget and r.get("seed", seed) == one_seed]
+            if earlier:
+                rows += earlier
+                continue
+            # A later seed whose first seed was resumed from the file measures the anchors again (no rows for them).
+            anchors = anchors or _request_anchors(replace(run, seed=seed), forget)
+            rows += _bench_request(replace(run, seed=one_seed), forget, anchors, with_anchor_rows=one_seed == seed)
+            if results_file is not None:
+                write_json(results_file, {**settings, "model": model_card, "rows": rows})
+    out = {**settings, "model": model_card, "rows": rows}
+    if seeds > 1:
+        out["seed_summary"] = seed_summary(rows)
+    return out
 
 
 @dataclass(frozen=True)
@@ -413,46 +426,77 @@ def _run_method(run: _BenchRun, method: str, forget: list[int], retain) -> _Meas
                      peak_memory())
 
 
-def _bench_request(run: _BenchRun, forget: list[int]) -> list[dict]:
-    model, data, seed, level = run.model, run.data, run.seed, run.level
-    pool = data.train if run.suite.retain_from is None else data.train.of_classes(run.suite.retain_from)
-    retain = retained_subset(pool, forget, run.budget, seed=seed, num_classes=len(run.per_class_full))
-    # Timed again for every request, so a machine whose load changes during a long run still
-    # divides each call by an epoch timed under the same conditions.
-    batch, steps = run.suite.epoch_probe
-    wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]),
-                                                          batch_size=batch, steps=steps)
+def _retained(run: _BenchRun, forget: list[int]):
+    pool = run.data.train if run.suite.retain_from is None else run.data.train.of_classes(run.suite.retain_from)
+    return retained_subset(pool, forget, run.budget, seed=run.seed, num_classes=len(run.per_class_full))
+
+
+@dataclass
+class _Anchors:
+    """What every seed of one request is compared with: the original's columns and the retrain reference."""
+
+    originals: dict
+    logits: torch.Tensor | None
+    """The original's test logits, where the suite has per-class columns (their shown/unshown split depends on
+    each seed's retained subset)."""
+    reference: nn.Module | None
+    retrain_seconds: float | None
+    reference_metrics: dict | None
+
+
+def _request_anchors(run: _BenchRun, forget: list[int]) -> _Anchors:
+    """The original's columns, the retrain reference and, with an audit level, its audit row (with ``run.seed``)."""
+    model, data = run.model, run.data
+    logits = None
     if run.suite.per_class_columns:  # one pass over the test split serves both
         logits = data_logits(model, data.test)
         originals = original_columns(model, data.test, forget, logits=logits)
-        originals.update(split_columns(logits, data.test, forget, retain, masked=True, suffix="_original"))
+        originals["mia_forget_auc_per_class_original"] = mia_per_class(model, data, forget, run.seed)
     else:
         originals = original_columns(model, data.test, forget)
     reference = run.references.get(tuple(forget))
     retrain_seconds = None
     if reference is None and run.suite.retrain is not None:
         reference, retrain_seconds = run.suite.retrain(data, forget)
+    reference_metrics = None
+    if run.level and reference is not None:
+        reference_metrics = model_metrics(reference, forget, data.train, data.test, _retained(run, forget),
+                                          originals["df_original"], seed=run.seed, level=run.level).row
+    return _Anchors(originals, logits, reference, retrain_seconds, reference_metrics)
+
+
+def _bench_request(run: _BenchRun, forget: list[int], anchors: _Anchors, *, with_anchor_rows: bool = True
+                   ) -> list[dict]:
+    """The rows of one request at ``run.seed``: with ``with_anchor_rows`` the original's and the retrain
+    reference's (audited) first, then one per method."""
+    model, data, level = run.model, run.data, run.level
+    retain = _retained(run, forget)
+    # Timed again for every request, so a machine whose load changes during a long run still
+    # divides each call by an epoch timed under the same conditions.
+    batch, steps = run.suite.epoch_probe
+    wall_per_image, cpu_per_image = training_step_seconds(model, tuple(model.pretrained_cfg["input_size"]),
+                                                          batch_size=batch, steps=steps)
+    originals, reference, retrain_seconds = dict(anchors.originals), anchors.reference, anchors.retrain_seconds
+    if anchors.logits is not None:
+        originals.update(split_columns(anchors.logits, data.test, forget, retain, masked=True, suffix="_original"))
     df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
     retained_full = sum(run.per_class_full[c] for c in retained_classes(len(run.per_class_full), forget))
     epochs = (wall_per_image * retained_full, cpu_per_image * retained_full)
-    if run.suite.per_class_columns:  # the original's figure beside each forget class's
-        originals["mia_forget_auc_per_class_original"] = mia_per_class(model, data, forget, seed)
-    common = {"classes": forget, **{key: value if value is None or isinstance(value, dict) else round(value, 2)
-                                    for key, value in originals.items()},
+    common = {"classes": forget, "seed": run.seed,
+              **{key: value if value is None or isinstance(value, dict) else round(value, 2)
+                 for key, value in originals.items()},
               "df_retrain": None if df_ref is None else round(df_ref, 2),
               "dr_retrain": None if dr_ref is None else round(dr_ref, 2),
               "epoch_seconds": round(epochs[0], 2), "retained_images": len(retain),
               "retrain_time_s": None if retrain_seconds is None else round(retrain_seconds, 2)}
-    reference_metrics = None
-    if level and reference is not None:
-        reference_metrics = model_metrics(reference, forget, data.train, data.test, retain,
-                                          originals["df_original"], seed=seed, level=level).row
+    reference_metrics = anchors.reference_metrics
     measured: list[_Measured] = []
-    if level:  # the original as a row of its own, so every column has its anchors
+    if level and with_anchor_rows:  # the original as a row of its own, so every column has its anchors
         measured.append(_Measured("original", model, 0.0))
     if reference is not None and (level or run.want_retrain):
-        measured.append(_Measured("retrain", reference, retrain_seconds))
-    elif run.want_retrain:
+        if with_anchor_rows:
+            measured.append(_Measured("retrain", reference, retrain_seconds))
+    elif run.want_retrain and with_anchor_rows:
         log.warning("no retrain reference for %s: no retrain row (give --reference CLASSES:PATH)", forget)
     measured += [_run_method(run, method, forget, retain) for method in run.methods]
     return [_row(run, one, forget, retain, common, epochs, originals["df_original"], reference_metrics)
@@ -493,8 +537,11 @@ def _row(run: _BenchRun, one: _Measured, forget: list[int], retain, common: dict
         row.update({key: _round(audited[key]) for key in AUDIT_COLUMNS if key != "ain"})
         row["intervals"] = {key: [_round(low), _round(high)] for key, (low, high) in
                             ((k, v) for k, v in audited["intervals"].items() if v is not None)}
+        row["relearn_runs"] = audited.get("relearn_runs")
+        row["probe_df_stages"] = audited.get("probe_df_stages")
         if reference_metrics is not None and audited["relearn_steps"] is not None:
-            row["ain"] = round(audited["relearn_steps"] / reference_metrics["relearn_steps"], 3)
+            ain = relearn_ratio(audited["relearn_steps"], reference_metrics["relearn_steps"])
+            row["ain"] = None if ain is None else round(ain, 3)
             row["probe_df_retrain"] = round(reference_metrics["probe_df"], 2)
             row["relearn_steps_retrain"] = reference_metrics["relearn_steps"]
     log.info("%s %s: Df %.2f Dr %.2f (orig %.2f/%.2f)", one.name, forget, df, dr, common["df_original"],
@@ -540,6 +587,50 @@ def summarise(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
+SEED_COLUMNS = ("df", "dr", "mia_forget_auc", "qmia_auc", "qmia_tpr1", "probe_df", "rebound_df", "relearn_steps",
+                "time_s", "epoch_equivalents_cpu")
+"""The columns ``seed_summary`` gives a mean and spread over the unlearning seeds."""
+
+
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """Per method and request measured at more than one seed: each of ``SEED_COLUMNS``' mean, standard deviation
+    (n - 1) and range over the seeds, and the seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["method"], tuple(row["classes"])), []).append(row)
+    out = []
+    for (method, classes), mine in groups.items():
+        if len(mine) < 2:
+            continue
+        entry: dict = {"method": method, "classes": list(classes), "seeds": [r.get("seed") for r in mine]}
+        for key in SEED_COLUMNS:
+            values = [r[key] for r in mine if r.get(key) is not None]
+            if len(values) == len(mine):
+                entry[key] = {"mean": round(statistics.fmean(values), 4), "sd": round(statistics.stdev(values), 4),
+                              "min": min(values), "max": max(values)}
+        out.append(entry)
+    return out
+
+
+def seed_table(results: dict) -> str:
+    """Mean ± standard deviation [min, max] over the unlearning seeds, per method and request."""
+    summary = results.get("seed_summary") or seed_summary(results["rows"])
+    if not summary:
+        return ""
+    keys = [k for k in SEED_COLUMNS if any(k in entry for entry in summary)]
+    lines = ["| method | classes | seeds | " + " | ".join(keys) + " |", "| --- | --- | --- | " + "--- | " * len(keys)]
+    for entry in summary:
+        cells = []
+        for key in keys:
+            s = entry.get(key)
+            digits = 3 if "mia" in key or "tpr" in key else 1 if key in ("relearn_steps", "time_s") else 2
+            cells.append("–" if s is None else f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f} "
+                                               f"[{_fmt(s['min'], digits)}, {_fmt(s['max'], digits)}]")
+        lines.append(f"| {entry['method']} | {{{','.join(map(str, entry['classes']))}}} | "
+                     f"{','.join(map(str, entry['seeds']))} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def summary_table(results: dict) -> str:
     """The one-row-per-method table (means over the run's requests)."""
     lines = ["| method | data used | requests | Df mean | Df max | ΔDr mean | ΔDr worst | ΔDr-ceiling mean | "
@@ -568,14 +659,19 @@ def markdown_table(results: dict) -> str:
     card = results.get("model") or {}
     about = (f"Model `{card.get('architecture')}`, test accuracy {card.get('test_accuracy')}%, checkpoint sha256 "
              f"`{(card.get('checkpoint_sha256') or '?')[:12]}`.") if card else ""
+    over_seeds = seed_table(results)
     lines = [f"### Suite `{results['suite']}` (retained budget {results['retain_budget']}, seed {results['seed']}"
              f"{'; overrides ' + settings if settings else ''})", "", about, "", "Means over the requests:", "",
-             summary_table(results), "Per request:", "",
-             "| method | classes | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | ΔDr ceiling | epoch-eq. | "
-             "epoch-eq. (CPU) | retained imgs | forget imgs | self-check |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             summary_table(results), *(["Over the unlearning seeds (mean ± standard deviation [min, max]); the "
+                                        "original and the retrain reference are measured once, at the first seed:",
+                                        "", over_seeds] if over_seeds else []),
+             "Per request:", "",
+             "| method | classes | seed | Df | Dr | Df orig. | Dr orig. | Dr ceiling | Dr retrain | ΔDr | ΔDr ceiling | "
+             "epoch-eq. | epoch-eq. (CPU) | retained imgs | forget imgs | self-check |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {_fmt(r['df'])} | {_fmt(r['dr'])} | "
+        lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {r.get('seed', results['seed'])} | "
+                     f"{_fmt(r['df'])} | {_fmt(r['dr'])} | "
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
                      f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['dr'] - r['dr_original_masked']:+.2f} | "
                      f"{_fmt(r['epoch_equivalents'], 3)} | {_fmt(r.get('epoch_equivalents_cpu'), 3)} | "
@@ -624,7 +720,7 @@ def merge_results(results: Sequence[dict]) -> dict:
     rows: dict[tuple, dict] = {}
     for result in results:
         for row in result["rows"]:
-            rows[(row["method"], tuple(row["classes"]))] = row
+            rows[(row["method"], tuple(row["classes"]), row.get("seed", result.get("seed")))] = row
     first = results[0]
     return {**first, "overrides": first.get("overrides", {}), "rows": list(rows.values()),
             "merged_from": len(results)}

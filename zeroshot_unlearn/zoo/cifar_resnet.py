@@ -56,6 +56,10 @@ class CifarResNet(nn.Module):
         self.layer2 = self._stage(16, 32, blocks, 2)
         self.layer3 = self._stage(32, 64, blocks, 2)
         self.linear = nn.Linear(64, num_classes)
+        # timm's description of the stages (what ``forward_intermediates`` returns there): the audit probes each.
+        self.feature_info = [dict(num_chs=16, reduction=1, module="layer1"),
+                             dict(num_chs=32, reduction=2, module="layer2"),
+                             dict(num_chs=64, reduction=4, module="layer3")]
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(module.weight)

@@ -22,6 +22,10 @@ class DigitsCNN(nn.Module):
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         self.fc = nn.Linear(4 * width, num_classes)
+        # timm's description of the stages (the activation closing each conv block): the audit probes each.
+        self.feature_info = [dict(num_chs=width, reduction=1, module="features.2"),
+                             dict(num_chs=2 * width, reduction=2, module="features.6"),
+                             dict(num_chs=4 * width, reduction=4, module="features.10")]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
