@@ -40,6 +40,7 @@ SCRIPTS = {
 FOLDER_SCRIPTS = {
     "audit-per-example": "bash research/audit_per_example.sh (the step of this file; the CIFAR-10 steps pass the "
                          "shipped {3,7} retrain reference with --reference, which a results file does not record)",
+    "audit-seeds": "bash research/audit_seeds.sh (the step of this file; resumable)",
 }
 """Folders whose result files one script writes: every file there is listed with it."""
 
@@ -91,6 +92,11 @@ FOLDERS = {
                           "each beside the original and its shipped retrain reference, every audit column with its "
                           "95% interval (`bash research/audit_per_example.sh`; tables: `python -m research.audit_table`; "
                           "page: docs/audit.md)."),
+    "audit-seeds": ("The audit over three unlearning seeds", "`bench --audit full --seeds 3` on digits {3,7}, the "
+                    "public CIFAR-10 ResNet20 {3,7} and the CIFAR-100 ResNet20's rocket: relearn checked step by step "
+                    "(median and range of three runs), probe-Df at every backbone stage, the mean and spread over the "
+                    "seeds (`bash research/audit_seeds.sh`; tables: `python -m research.audit_seeds_table`; page: "
+                    "docs/audit.md)."),
     "data-free": ("The data-free mode off its tuning point", "`anti_memory_data_free` (no image at all) on ResNet32 "
                   "and ResNet44 over four CIFAR-10 protocol requests, ResNet20 {3,7}, and the CIFAR-100 ResNet20 over "
                   "the singles and `vehicles_2` with the shipped generator: as it was (`research/data_free_off_tuning.sh`), "

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from zeroshot_unlearn import forget_classes
-from zeroshot_unlearn.audit.images import invert_classes
+from zeroshot_unlearn.inversion import invert_classes
 from zeroshot_unlearn.augment import Augment
 from zeroshot_unlearn.evaluation import forget_retain_accuracy
 from zeroshot_unlearn.generators import create_generator, fit_generator

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from zeroshot_unlearn import forget_classes, load_model
-from zeroshot_unlearn.audit.images import invert_classes
+from zeroshot_unlearn.inversion import invert_classes
 from zeroshot_unlearn.data import load_data, retained_subset
 from zeroshot_unlearn.evaluation import forget_retain_accuracy
 from zeroshot_unlearn.methods import get_method

@@ -49,7 +49,7 @@ def test_a_second_request_reuses_it_and_skips_the_fit(fitted, model_copy, digits
         again = forget_classes(result.model, [5], retain=digits.train.of_classes([0, 1, 2, 4, 6, 8, 9]).subset(
             torch.arange(350)), generator=folder, progress=False,
             overrides={"impair.epochs": 0.2, "repair.epochs": 0.2}, strict=False)
-    assert again.history[-1]["classes"] == [3, 5, 7]
+    assert again.history[-1]["forget"] == [3, 5, 7]
     assert again.self_check.passed is False and again.history[-1]["self_check"]["passed"] is False
 
 

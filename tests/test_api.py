@@ -1,4 +1,5 @@
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +25,21 @@ def test_demo_forgets_and_matches_retrain(digits_model, digits, digits_retain):
     assert result.forget_images_used == 0 and result.retained_images == len(digits_retain)
     assert set(result.timings) >= {"generator", "impair", "repair", "total"}
     assert result.recipe.name == "digits"
-    assert result.history[-1]["classes"] == [3, 7]
+    assert result.history[-1]["forget"] == [3, 7]
+
+
+def test_history_and_metrics_name_the_class_sets_as_the_glossary_does(digits_model):
+    from zeroshot_unlearn.api import forgotten_classes
+
+    glossary = (Path(__file__).resolve().parents[1] / "docs" / "glossary.md").read_text(encoding="utf-8")
+    for name in ("forget", "requested", "classes"):
+        assert f"| `{name}` |" in glossary
+    # a model saved before the history key was renamed to ``forget`` (it was ``classes``) still reads
+    old = copy.deepcopy(digits_model)
+    old.unlearning_history = [{"classes": [3, 7], "requested": [3, 7]}]
+    assert forgotten_classes(old) == [3, 7]
+    old.unlearning_history.append({"forget": [1, 3, 7], "requested": [1]})
+    assert forgotten_classes(old) == [1, 3, 7]
 
 
 def test_seed_makes_run_bit_identical(model_copy, digits_retain):
@@ -68,7 +83,7 @@ def test_sequential_requests_behave_like_one(digits_model, digits, digits_retain
     df_once, dr_once = forget_retain_accuracy(at_once.model, digits.test, [3, 7])
     assert second.forget == [3, 7] and second.requested == [7] and df_seq <= 1.0 and df_once <= 1.0
     assert abs(dr_seq - dr_once) < 1.5
-    assert [(e["requested"], e["classes"]) for e in second.history] == [([3], [3]), ([7], [3, 7])]
+    assert [(e["requested"], e["forget"]) for e in second.history] == [([3], [3]), ([7], [3, 7])]
     assert second.history[0]["output_sha256"] == second.history[1]["input_sha256"]
 
 

@@ -277,3 +277,17 @@ def test_the_stage_flag_catches_forgetting_only_at_the_top():
     alone = stage_flag({"original": original, "unlearned": deep})
     assert alone["flagged"] and alone["lingering_stages"] == ["layer1"] and "no retrain reference" in alone["text"]
     assert stage_flag({"original": {"probe_df": 88.0}, "unlearned": {"probe_df": 10.0}}) is None  # not probed
+
+
+def test_relearn_verdicts_read_the_direction_of_the_steps():
+    from zeroshot_unlearn.audit.verdicts import column_verdict
+
+    def row(steps, low, high):
+        return {"relearn_steps": steps, "intervals": {"relearn_steps": [low, high]}}
+
+    original, retrain = row(0, 0, 0), row(5, 5, 5)
+    harder = column_verdict("relearn_steps", row(10, 10, 10), original, retrain)
+    assert harder["verdict"] == "forgotten" and "harder to relearn" in harder["headline"]
+    assert column_verdict("relearn_steps", row(3, 2, 3), original, retrain)["verdict"] == "inconclusive (between)"
+    assert column_verdict("relearn_steps", row(0, 0, 1), original, retrain)["verdict"] == "not forgotten"
+    assert column_verdict("relearn_steps", row(10, 10, 10), original, None) is None  # no rule without a reference

@@ -95,14 +95,14 @@ def test_class_names_are_accepted_where_the_model_has_them():
     from zeroshot_unlearn.api import check_request
 
     model = load_model("cifar10_resnet20")
-    assert check_request(model, ["cat", "horse"]) == [3, 7] == check_request(model, [7, "cat"])
+    assert check_request(model, ["cat", "horse"]).requested == [3, 7] == check_request(model, [7, "cat"]).requested
     with pytest.raises(InvalidRequestError, match="unknown class name 'kat'.*3 cat"):
         check_request(model, ["kat"])
 
 
 def test_benchmark_folder_layout_from_the_full_arrays(tmp_path):
     """fetch-data's writer: the layout of the benchmark folder, first N per class in the original order."""
-    from zeroshot_unlearn.data.benchmark import write_cifar10_npz
+    from zeroshot_unlearn.harness.benchmark_data import write_cifar10_npz
 
     rng = np.random.default_rng(0)
     train_y = rng.integers(0, 10, 400)

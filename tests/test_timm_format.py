@@ -57,7 +57,7 @@ def test_timm_folder_round_trips_through_forget_classes(timm_folder, tmp_path):
     assert config["label_names"] == LABELS  # kept: serving code still maps ids to names
     ours = config["zeroshot_unlearn"]
     assert ours["forgotten_classes"] == [3, 7] and ours["forgotten_label_names"] == ["class3", "class7"]
-    assert ours["history"][-1]["classes"] == [3, 7]
+    assert ours["history"][-1]["forget"] == [3, 7]
     # read back by this library: the history comes with it, so a second request keeps {3, 7} forgotten
     again = load_model(str(out))
     assert again.unlearning_history == result.history

@@ -33,7 +33,7 @@ from .surgery import model_num_classes
 from .training_log import TrainingLog
 from .validate import (first_images, item_shape, retained_coverage, validate_check_data, validate_classes, validate_forget_data,
                        validate_model, validate_retain)
-from .zoo.loading import METADATA_KEY
+from .zoo.loading import METADATA_KEY, forget_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,38 @@ class ForgetResult:
             torch.distributed.barrier()
         return Path(folder)
 
+    def metrics_row(self, original: nn.Module | None = None, evaluation: Dataset | None = None) -> dict[str, Any]:
+        """The run as one results row (``forget``'s ``metrics.json``): the request, its time per phase, peak
+        memory and self-check and whether it forgot; with ``evaluation`` (a split holding images of the forget
+        and retained classes) Df and Dr on it, beside ``original``'s."""
+        from .evaluation import forget_retain_accuracy, original_columns
+        from .runtime import peak_memory
+
+        entry = self.history[-1] if self.history else {}
+        check = self.self_check
+        failures = [] if check is None or check.passed is not False else [f"self-check: {check.describe()}"]
+        if check is not None and check.passed is None:
+            failures.append(f"self-check inconclusive: {check.describe()}")
+        device = entry.get("device", "cpu")
+        peak = peak_memory(device)
+        row: dict[str, Any] = {
+            "method": self.method, "forget": self.forget, "requested": self.requested, "depth": self.recipe.depth,
+            "time_s": round(self.timings.get("total", 0.0), 2), "peak_memory_gib": round(peak["gib"], 3),
+            "peak_memory": peak["what"], "world_size": entry.get("world_size", 1), "device": device,
+            "gradient_sync": entry.get("gradient_sync"), "retained_images": self.retained_images,
+            "forget_images_used": self.forget_images_used, "data_free": self.retained_images == 0,
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "self_check": check.as_dict() if check is not None else None}
+        if evaluation is not None:
+            df, dr = forget_retain_accuracy(self.model, evaluation, self.forget)
+            row.update(df=round(df, 2), dr=round(dr, 2))
+            if original is not None:
+                row.update({key: round(value, 2) for key, value in
+                            original_columns(original, evaluation, self.forget).items()})
+        row["forgotten"] = not failures
+        row["forgetting_failures"] = failures
+        return row
+
     def write_into(self, folder: Path, *, format: str = "native") -> None:
         """The files of :meth:`save`, written into an existing folder (each file atomically)."""
         check_save_format(self.model, format)
@@ -87,7 +119,7 @@ class ForgetResult:
         write_text(folder / "recipe.yaml", self.recipe.to_yaml(self.recipe_keys_read or None))
         if self.generator is not None:
             save_state_dict(folder / "generator.safetensors", self.generator.state_dict(),
-                            {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "classes": self.forget})})
+                            {METADATA_KEY: json.dumps({"kind": self.recipe.generator.kind, "forget": self.forget})})
         if format == "timm":
             from .zoo.timm_format import write_timm_config
 
@@ -140,26 +172,30 @@ class ForgetPlan:
 def forgotten_classes(model: nn.Module) -> list[int]:
     """Classes the model forgot in earlier ``forget_classes`` calls (from ``model.unlearning_history``)."""
     return sorted({int(c) for entry in getattr(model, "unlearning_history", None) or []
-                   for c in entry.get("classes", [])})
+                   for c in forget_of(entry)})
 
 
 @dataclass(frozen=True)
-class _Request:
-    """The part of a plan that needs no data: model, classes, recipe and method, resolved."""
+class CheckedRequest:
+    """A request checked without its data (:func:`check_request`): classes, recipe and method, resolved."""
 
     num_classes: int
     requested: list[int]
+    """The classes this request asks for."""
     forget: list[int]
+    """Every class the result must not know: the requested ones and those the model forgot earlier (they stay
+    out of the retained data too)."""
     earlier: list[int]
     recipe: Recipe
     method: Method
     imposed: dict
+    """The recipe keys the method's own variant sets (data-free mode, ablations), before the caller's overrides."""
 
 
 def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_free: bool,
                      recipe: str | os.PathLike | Recipe | Mapping[str, Any], method: str | None,
                      overrides: Mapping[str, Any] | None, seed: int, forget_data_given: bool,
-                     training_log_given: bool = False) -> _Request:
+                     training_log_given: bool = False) -> CheckedRequest:
     validate_model(model)
     num_classes = model_num_classes(model)
     requested = validate_classes(class_ids(model, classes), num_classes)
@@ -186,7 +222,7 @@ def _resolve_request(model: nn.Module, classes: Sequence[int | str], *, data_fre
         resolved = resolved.replace(imposed).replace(overrides)
     algorithm.check(model, resolved, data_free=data_free, forget_data_given=forget_data_given,
                     training_log_given=training_log_given)
-    return _Request(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
+    return CheckedRequest(num_classes, requested, forget, earlier, resolved, algorithm, imposed)
 
 
 def class_ids(model: nn.Module, classes: Sequence[int | str]) -> Sequence[int | str]:
@@ -213,20 +249,13 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *,
                   overrides: Mapping[str, Any] | None = None, seed: int = 0, data_free: bool = False,
                   forget_data_given: bool = False,
                   generator: str | os.PathLike | nn.Module | None = None,
-                  training_log: str | os.PathLike | None = None) -> list[int]:
-    """The checks of :func:`validate_request` that need no data; returns the requested class ids.
+                  training_log: str | os.PathLike | None = None) -> CheckedRequest:
+    """The checks of :func:`validate_request` that need no data; returns the request resolved (the requested
+    class ids, every class to forget, the recipe and the method).
 
     The command line runs these before it reads any data or draws a retained subset, so a bad
     request is refused before any work; :func:`validate_request` repeats them with the data.
     """
-    return _check_request(model, classes, recipe=recipe, method=method, overrides=overrides, seed=seed,
-                          data_free=data_free, forget_data_given=forget_data_given, generator=generator,
-                          training_log=training_log).requested
-
-
-def _check_request(model: nn.Module, classes: Sequence[int | str], *, recipe, method, overrides, seed: int,
-                   data_free: bool, forget_data_given: bool, generator, training_log) -> _Request:
-    """:func:`check_request`, returning the resolved request (its recipe too: the CLI reads it)."""
     request = _resolve_request(model, classes, data_free=data_free, recipe=recipe, method=method,
                                overrides=overrides, seed=seed, forget_data_given=forget_data_given,
                                training_log_given=training_log is not None)
@@ -430,7 +459,7 @@ def _history_entry(plan: ForgetPlan, ctx: ForgetContext, checked: SelfCheck | No
     """What the model's history records of this request."""
     runtime, algorithm, resolved = plan.runtime, plan.method, plan.recipe
     return {
-        "classes": plan.forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
+        "forget": plan.forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,
         "depth": resolved.depth,
         "seed": seed, "device": str(runtime.device), "world_size": runtime.world_size,
         "gradient_sync": dict(ctx.gradient_sync) if runtime.distributed else None,
@@ -558,7 +587,7 @@ def load_generator(source: str | os.PathLike, model: nn.Module) -> AntiMemoryGen
     cfg = model.pretrained_cfg
     generator = create_generator(load_recipe(recipe_file).generator, num_classes=model_num_classes(model),
                                  input_size=cfg["input_size"], mean=cfg["mean"], std=cfg["std"],
-                                 forget=meta.get("classes", []))
+                                 forget=forget_of(meta))
     try:
         generator.load_state_dict(load_file(str(weights)))
     except RuntimeError as err:

@@ -8,10 +8,10 @@ defaults, which are the ``default`` recipe. Each file is parsed into the frozen
 file whose ``matches`` patterns fit the model's architecture name (the most specific wins).
 
 :class:`Recipe` holds what the project's methods share (the generator, the augmentation, the
-impair and repair phases, the BatchNorm policy, precision, the self-check; their settings classes
-live in the leaf module :mod:`zeroshot_unlearn.sections`); every other method
-declares its own section (``masked_kd:``, ``gkt:``, ...) with its settings class, see
-:mod:`zeroshot_unlearn.settings`.
+impair and repair phases, the BatchNorm policy, precision, the self-check); every other method
+has its own section (``masked_kd:``, ``gkt:``, ...). All settings classes live in the leaf module
+:mod:`zeroshot_unlearn.sections`, which registers the built-in methods' sections, so this module imports
+no method and no torch: the methods import it, never the other way round.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from typing import Any, Mapping
 
 import yaml
 
-from . import methods as _methods  # noqa: F401  (the methods register their recipe sections in SECTIONS)
 from ._resources import recipes_dir
 from .errors import RecipeError
 # The shared sections, also importable from here as before (their home is the leaf module sections.py).

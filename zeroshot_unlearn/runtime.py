@@ -205,4 +205,20 @@ def make_runtime(device: str | torch.device, precision: str, channels_last: bool
     return Runtime(resolved, precision, channels_last and resolved.type == "cuda", rank, world_size)
 
 
-__all__ = ["Runtime", "current_world", "init_from_environment", "make_runtime", "resolve_device", "PRECISIONS"]
+
+
+def peak_memory(device: str | torch.device = "cpu") -> dict:
+    """The peak memory so far, in GiB: on CUDA the device's allocated peak, on the CPU this process's resident
+    peak (which never falls: a figure read after several runs is the largest of them)."""
+    device = str(device)
+    if device.startswith("cuda"):
+        return {"gib": torch.cuda.max_memory_allocated(torch.device(device)) / 2**30, "what": f"allocated on {device}"}
+    import resource
+    import sys
+
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is in KiB on Linux, bytes on macOS
+    return {"gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30, "what": "resident, this process"}
+
+
+__all__ = ["Runtime", "current_world", "init_from_environment", "make_runtime", "peak_memory", "resolve_device",
+           "PRECISIONS"]

@@ -1,15 +1,18 @@
 """The sections every recipe shares: the generator, the augmentation, the training phases and the self-check.
 
 A leaf of the package: these settings classes import nothing but :mod:`zeroshot_unlearn.settings`, so
-the code that reads them (the engine, the generators, the methods, the self-check) depends on this
-module and not on the recipe loader (:mod:`zeroshot_unlearn.recipes`), which sits above the methods.
+the code that reads them (the engine, the generators, the methods, the self-check) and the recipe loader
+(:mod:`zeroshot_unlearn.recipes`) depend on this module and on nothing above it. The settings of every built-in
+method live here too, registered as recipe sections at import, so a recipe loads without importing a method
+(or torch); a method registered later (``register_method``) adds its own section.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-from .settings import Settings
+from .settings import SECTIONS, Settings
 
 @dataclass(frozen=True)
 class GeneratorConfig(Settings):
@@ -211,3 +214,158 @@ class SelfCheckConfig(Settings):
 
 __all__ = ["GeneratorConfig", "AugmentConfig", "PhaseConfig", "RetainedPhase", "AntiMemoryPhase",
            "SelfCheckConfig"]
+
+
+# --------------------------------------------------------------------------- method sections
+# The settings of every registered method that has its own, here (no torch) so that loading a recipe
+# validates every section it holds without importing a method; each method's module names its class.
+
+@dataclass(frozen=True)
+class AmnesiacSettings(RetainedPhase):
+    """The retuning after the subtraction: cross-entropy on the retained subset (``epochs: 0``: none)."""
+
+    epochs: float = 1.0
+
+
+@dataclass(frozen=True)
+class DataFreeSettings(Settings):
+    """The data-free mode (``retain=None``): generator memories stand in for the retained data."""
+
+    memories_per_epoch: int = 2560
+    """Memories one phase epoch draws (``impair.epochs`` x this / batch size = steps)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
+    (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
+
+    memories_per_class: int = 4
+    """``train_scope: head``: memories fitted per retained class at the head's input (a bank the phases
+    draw from; 4,000 feature vectors for a 1,000-class model, fitted in seconds)."""
+
+    rules = {"memories_per_epoch": (1, None), "memories_per_class": (1, None)}
+
+
+@dataclass(frozen=True)
+class GKTSettings(Settings):
+    """Gated knowledge transfer (Chundawat et al., IEEE TIFS 2023): no real data at all."""
+
+    iterations: int = 200
+    """Pseudo batches (outer iterations), ``student_steps`` student updates each. The paper runs
+    thousands (hours on a GPU); 200 is what this project's CPU budget affords."""
+    generator_steps: int = 1
+    student_steps: int = 10
+    batch_size: int = 64
+    generator_lr: float = 1e-3
+    student_lr: float = 2e-3
+    latent_dim: int = 128
+    width: int = 32
+    threshold: float = 0.01
+    """Band-pass gate: pseudo samples whose teacher probability of the forget classes exceeds it are dropped."""
+    distill_temperature: float = 1.0
+    student_init: str = "random"
+    """``random`` (the paper: a student trained from scratch never learns the forget classes) or
+    ``original`` (a copy of the model; then nothing but the gate acts on the forget classes)."""
+    mask_forget_logits: bool = False
+    """Distil from the masked teacher (forget-class logits removed) instead of the full one. Off, as
+    published: a pseudo sample that passes the gate still carries up to ``threshold`` of
+    forget-class probability, and on ``digits`` {6} that was enough for the class to come back
+    after fine-tuning on retained data (rebound Df 94.8; masked 0.0; benchmarks/RESULTS.md §5)."""
+
+    rules = {"iterations": (1, None), "generator_steps": (1, None), "student_steps": (1, None), "batch_size": (1, None),
+             "latent_dim": (1, None), "width": (1, None), "generator_lr": (0.0, 10.0, "open"),
+             "student_lr": (0.0, 10.0, "open"), "distill_temperature": (0.0, 10.0, "open"),
+             "threshold": (0.0, 1.0, "open"), "student_init": ("original", "random")}
+
+
+@dataclass(frozen=True)
+class MaskedKDSettings(RetainedPhase):
+    """``masked_kd``: MEASUREMENTS.md's gentle masked distillation (T 8, SGD lr 0.01, 4 epochs)."""
+
+    epochs: float = 4.0
+    ce_weight: float = 0.0
+    distill_weight: float = 1.0
+    distill_temperature: float = 8.0
+
+
+@dataclass(frozen=True)
+class FineTuneSettings(RetainedPhase):
+    """``finetune``: cross-entropy on retained images, the same budget as ``masked_kd``."""
+
+    epochs: float = 4.0
+    lr: float = 0.02
+
+
+@dataclass(frozen=True)
+class RetrainSettings(RetainedPhase):
+    """``retrain``: from scratch on the retained data given."""
+
+    epochs: float = 30.0
+    lr: float = 0.05
+
+
+@dataclass(frozen=True)
+class SSDSettings(Settings):
+    """Selective Synaptic Dampening (Foster et al., AAAI 2024); no training loop."""
+
+    selection_weight: float = 10.0
+    """alpha: a parameter is selected when its forget importance exceeds alpha x its overall importance."""
+    dampening: float = 1.0
+    """lambda: selected parameters are multiplied by min(lambda x overall / forget importance, 1)."""
+    batch_size: int = 64
+    """Batch size of the squared-gradient (diagonal Fisher) importance estimate."""
+
+    rules = {"selection_weight": (0.0, None, "open"), "dampening": (0.0, None, "open"), "batch_size": (1, None)}
+
+
+@dataclass(frozen=True)
+class BadTeacherSettings(PhaseConfig):
+    """``bad_teacher``: the settings of Chundawat et al., AAAI 2023 (Adam lr 1e-4, one epoch, batch 256, T 1)."""
+
+    epochs: float = 1.0
+    lr: float = 1e-4
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    batch_size: int = 256
+    distill_temperature: float = 1.0
+
+    rules = {"distill_temperature": (0.0, 100.0, "open")}
+
+
+@dataclass(frozen=True)
+class ScrubSettings(PhaseConfig):
+    """``scrub``: the official code's small-scale CIFAR settings. ``ce_weight`` is the paper's gamma,
+    ``distill_weight`` its alpha."""
+
+    epochs: float = 3.0
+    lr: float = 5e-4
+    schedule: str = "constant"
+    batch_size: int = 64
+    forget_batch: int = 32
+    ce_weight: float = 0.99
+    distill_weight: float = 0.001
+    distill_temperature: float = 4.0
+    max_epochs: int = 2
+    """Epochs (of the first ``epochs``) that begin with a max pass over the forget images ("msteps")."""
+
+    rules = {"forget_batch": (1, None), "ce_weight": (0.0, None), "distill_weight": (0.0, None),
+             "distill_temperature": (0.0, 100.0, "open"), "max_epochs": (0, None)}
+
+
+@dataclass(frozen=True)
+class ForgetDataSettings(PhaseConfig):
+    """``gradient_ascent`` and ``random_label``: 4 epochs of SGD, lr 0.01, a forget batch per step."""
+
+    epochs: float = 4.0
+    forget_batch: int = 32
+    """Forget-class images per step."""
+    forget_weight: float = 1.0
+    """Weight of the forget-image term."""
+
+    rules = {"forget_batch": (1, None), "forget_weight": (0.0, None)}
+
+
+SECTIONS.update({
+    "amnesiac": AmnesiacSettings, "data_free": DataFreeSettings, "gkt": GKTSettings, "masked_kd": MaskedKDSettings,
+    "finetune": FineTuneSettings, "retrain": RetrainSettings, "ssd": SSDSettings, "bad_teacher": BadTeacherSettings,
+    "scrub": ScrubSettings, "gradient_ascent": ForgetDataSettings, "random_label": ForgetDataSettings,
+})

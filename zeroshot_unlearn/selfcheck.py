@@ -3,7 +3,7 @@
 A run that did not forget must never look like success. The check asks the new model itself:
 
 1. **Before the run** the original is inverted into class impressions of each forget class
-   (:func:`~zeroshot_unlearn.audit.images.invert_classes`: pixels optimised until the model calls them
+   (:func:`~zeroshot_unlearn.inversion.invert_classes`: pixels optimised until the model calls them
    that class, under shifts and a smoothness and BatchNorm-statistics prior; nothing of the
    anti-memory generator). If the original does not call most of its own impressions a forget class,
    it cannot be inverted and the check could say nothing: under ``strict`` the request is refused
@@ -132,7 +132,7 @@ def _called_forget(model: nn.Module, x: torch.Tensor, forget: torch.Tensor) -> t
 
 def _invert(model: nn.Module, forget: Sequence[int], cfg: SelfCheckConfig, per_class: int, input_size, mean, std,
             seed: int) -> torch.Tensor:
-    from .audit.images import invert_classes
+    from .inversion import invert_classes
 
     device = next(model.parameters()).device
     pixels = invert_classes(model, list(forget), input_size, mean, std, per_class=per_class, steps=cfg.steps,

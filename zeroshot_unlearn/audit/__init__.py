@@ -23,7 +23,8 @@ from ..io import sha256_state_dict
 from ..sections import SelfCheckConfig
 from ..surgery import model_num_classes
 from ..validate import retained_classes, validate_classes
-from .images import invert_classes, to_pixels
+from ..zoo.loading import forget_of
+from ..inversion import invert_classes, to_pixels
 from .intervals import auc_of, mean_interval, tpr_at, two_sample_interval
 from .metrics import (Outputs, mia_forget, mia_ssd, model_outputs, probe_correct, rebound_correct, relearn_runs,
                       stage_probe_correct, weights_of)
@@ -137,7 +138,7 @@ def self_check_beside_df(original: nn.Module, unlearned: nn.Module, forget: Sequ
     from ..selfcheck import check_baseline, check_forgetting, figure_agrees
 
     recorded = next((entry.get("self_check") for entry in reversed(getattr(unlearned, "unlearning_history", []) or [])
-                     if set(forget) <= set(entry.get("classes", [])) and entry.get("self_check")), None)
+                     if set(forget) <= set(forget_of(entry)) and entry.get("self_check")), None)
     cfg = getattr(original, "pretrained_cfg", {}) or {}
     architecture = str(cfg.get("architecture") or type(original).__name__.lower())
     resolved = recipe if isinstance(recipe, Recipe) else resolve_recipe("auto" if recipe is None or isinstance(

@@ -65,6 +65,9 @@ def column_verdict(key: str, unlearned: Mapping[str, Any], original: Mapping[str
             verdict, words = "not forgotten", "like the original"
         elif like_original and like_retrain:
             verdict, words = "inconclusive", "like both: the references overlap on these images"
+        elif key == "relearn_steps" and retrain[key] > original[key] and interval[0] > other[1]:
+            # More steps than a model that never learnt the classes: at least as forgotten as the reference.
+            verdict, words = "forgotten", "harder to relearn than the retrained model"
         else:
             nearer = "retrained model" if abs(value - retrain[key]) < abs(value - original[key]) else "original"
             verdict, words = "inconclusive (between)", f"between the two, nearer the {nearer}"

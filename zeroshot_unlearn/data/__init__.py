@@ -71,10 +71,8 @@ def retained_subset(dataset: ImageTensorDataset, forget: Sequence[int], budget: 
             raise InvalidRequestError(f"a fractional retain budget must be in (0, 1], got {budget}")
         budget = max(1, int(round(budget * len(dataset))))
     n_classes = num_classes or int(dataset.y.max()) + 1
-    from ..validate import retained_classes
-
-    present = set(dataset.y.unique().tolist())
-    retained = [c for c in retained_classes(n_classes, forget) if c in present]
+    present, forgotten = set(dataset.y.unique().tolist()), set(forget)
+    retained = [c for c in range(n_classes) if c not in forgotten and c in present]
     if not retained:
         raise InvalidRequestError(f"forgetting classes {sorted(forget)} leaves no retained class with an image in "
                                   "the data to sample")

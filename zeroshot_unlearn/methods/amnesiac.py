@@ -16,26 +16,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from .. import seeds
-from ..sections import RetainedPhase
+from ..sections import AmnesiacSettings
 from .base import ForgetContext, Method
 from .registry import register_method
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class AmnesiacSettings(RetainedPhase):
-    """The retuning after the subtraction: cross-entropy on the retained subset (``epochs: 0``: none)."""
-
-    epochs: float = 1.0
-
-
 @register_method
 class Amnesiac(Method):
     name = "amnesiac"
+    summary = "baseline: undoes the logged training steps; train --record-updates"
     needs = frozenset({"retain", "training_log"})
     settings = AmnesiacSettings
 

@@ -15,8 +15,8 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +28,8 @@ from ..evaluation import mask_logits
 from ..generators import create_generator, fit_generator
 from ..generators.amortised import model_id
 from ..losses import masked_distillation
-from ..settings import Settings
 from ..surgery import HeadInput, conv_weights_in, frozen_batchnorm, recalibrate_batchnorm, shrink_perturb
+from ..sections import DataFreeSettings
 from .base import ForgetContext, Method
 from .registry import register_method
 
@@ -186,6 +186,7 @@ def forget_channel_indices(ctx: ForgetContext, cfg, samples: int = 256) -> dict[
 @register_method
 class AntiMemory(Method):
     name = "anti_memory"
+    summary = "default: anti-memory generator, impair, repair"
     needs = frozenset({"retain"})
     uses_phases = True
     uses_generator = True
@@ -290,23 +291,6 @@ def impair_scale(scaling: str, forget: int, retained: int) -> float:
     return math.sqrt(forget / retained)
 
 
-@dataclass(frozen=True)
-class DataFreeSettings(Settings):
-    """The data-free mode (``retain=None``): generator memories stand in for the retained data."""
-
-    memories_per_epoch: int = 2560
-    """Memories one phase epoch draws (``impair.epochs`` x this / batch size = steps)."""
-    overrides: dict[str, Any] = field(default_factory=dict)
-    """Recipe keys (dotted) this family sets in data-free mode, on top of the mode's own settings
-    (no label cross-entropy, distillation on, 1.5 impair epochs); the caller's overrides still win."""
-
-    memories_per_class: int = 4
-    """``train_scope: head``: memories fitted per retained class at the head's input (a bank the phases
-    draw from; 4,000 feature vectors for a 1,000-class model, fitted in seconds)."""
-
-    rules = {"memories_per_epoch": (1, None), "memories_per_class": (1, None)}
-
-
 @register_method
 class AntiMemoryDataFree(AntiMemory):
     """Fully data-free: no image at all. The generator is fitted for *every* class (impressions
@@ -322,6 +306,7 @@ class AntiMemoryDataFree(AntiMemory):
     """
 
     name = "anti_memory_data_free"
+    summary = "the default's mode when no retained data is given"
     needs = frozenset()
     settings = DataFreeSettings
     section = "data_free"
@@ -375,6 +360,7 @@ class AntiMemoryWithoutGenerator(AntiMemory):
     """Ablation: the same impair/repair schedule on retained data only (no anti-memories)."""
 
     name = "anti_memory_no_generator"
+    summary = "the default's schedule without anti-memories"
     uses_generator = False
     data_free_variant = None
     recipe_overrides = {"impair.anti_memory_batch": 0}
@@ -387,6 +373,7 @@ class AntiMemoryFeatures(AntiMemory):
     ``impair.retain_feature_weight``)."""
 
     name = "anti_memory_features"
+    summary = "the default plus representation terms"
     data_free_variant = None
     recipe_overrides = {"impair.feature_weight": 1.0, "impair.retain_feature_weight": 1.0}
 
@@ -401,6 +388,7 @@ class UNSIR(AntiMemory):
     notebook labels all noise with class 0, which breaks multi-class requests)."""
 
     name = "unsir"
+    summary = "UNSIR as published"
     uses_generator = False  # its own per-request noise tensors, as published
     data_free_variant = None
     recipe_overrides = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -15,15 +15,15 @@ from ..errors import InvalidRequestError, RecipeError
 from ..generators import GENERATORS
 from ..generators.features import batchnorm_feature_statistics
 from ..losses import masked_distillation
+from ..recipes import Recipe
 from ..runtime import Runtime
 from ..sections import PhaseConfig, RetainedPhase
 from ..settings import Settings
 from ..surgery import conv_weights_in, unknown_prefixes
+from ..training_log import TrainingLog
 from ..validate import retained_classes
+from .registry import describe_needs, list_methods
 
-if TYPE_CHECKING:
-    from ..recipes import Recipe  # the loader sits above the methods: typing only, no import at run time
-    from ..training_log import TrainingLog
 
 
 @dataclass
@@ -166,6 +166,13 @@ class Method:
     into memory before the run (the project's methods stream them)."""
     recipe_overrides: ClassVar[dict[str, object]] = {}
     """Applied to the resolved recipe before the caller's overrides (how named variants differ)."""
+    summary: ClassVar[str] = ""
+    """One line on what it is, for the method list of ``forget --help``."""
+
+    @classmethod
+    def describe(cls) -> str:
+        """The data it reads and its summary: ``retain (baseline)``."""
+        return describe_needs(cls.needs) + (f" ({cls.summary})" if cls.summary else "")
 
     def overrides_for(self, recipe: Recipe) -> dict[str, object]:
         """What this method sets on ``recipe`` before the caller's overrides: ``recipe_overrides``,
@@ -186,8 +193,6 @@ class Method:
         """Refuse, before any work, a request this method cannot run: data it needs and was not given, data
         it never reads and was given, and (for the methods on the shared phases) phase settings that do not
         fit the model or the data. A method with checks of its own extends this."""
-        from .registry import list_methods
-
         name = self.name
         if "forget" in self.needs and not forget_data_given:
             raise InvalidRequestError(f"method {name!r} needs forget-class images (forget_data=DATASET); it is a "

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 
 import torch
 
@@ -29,48 +28,16 @@ from .. import seeds
 from ..evaluation import mask_logits
 from ..generators import NetworkGenerator
 from ..losses import distillation
-from ..sections import PhaseConfig
-from ..settings import Settings
+from ..sections import GKTSettings, PhaseConfig
 from ..surgery import frozen_batchnorm, frozen_parameters, reset_weights
 from .base import ForgetContext, Method
 from .registry import register_method
 
 
-@dataclass(frozen=True)
-class GKTSettings(Settings):
-    """Gated knowledge transfer (Chundawat et al., IEEE TIFS 2023): no real data at all."""
-
-    iterations: int = 200
-    """Pseudo batches (outer iterations), ``student_steps`` student updates each. The paper runs
-    thousands (hours on a GPU); 200 is what this project's CPU budget affords."""
-    generator_steps: int = 1
-    student_steps: int = 10
-    batch_size: int = 64
-    generator_lr: float = 1e-3
-    student_lr: float = 2e-3
-    latent_dim: int = 128
-    width: int = 32
-    threshold: float = 0.01
-    """Band-pass gate: pseudo samples whose teacher probability of the forget classes exceeds it are dropped."""
-    distill_temperature: float = 1.0
-    student_init: str = "random"
-    """``random`` (the paper: a student trained from scratch never learns the forget classes) or
-    ``original`` (a copy of the model; then nothing but the gate acts on the forget classes)."""
-    mask_forget_logits: bool = False
-    """Distil from the masked teacher (forget-class logits removed) instead of the full one. Off, as
-    published: a pseudo sample that passes the gate still carries up to ``threshold`` of
-    forget-class probability, and on ``digits`` {6} that was enough for the class to come back
-    after fine-tuning on retained data (rebound Df 94.8; masked 0.0; benchmarks/RESULTS.md §5)."""
-
-    rules = {"iterations": (1, None), "generator_steps": (1, None), "student_steps": (1, None), "batch_size": (1, None),
-             "latent_dim": (1, None), "width": (1, None), "generator_lr": (0.0, 10.0, "open"),
-             "student_lr": (0.0, 10.0, "open"), "distill_temperature": (0.0, 10.0, "open"),
-             "threshold": (0.0, 1.0, "open"), "student_init": ("original", "random")}
-
-
 @register_method
 class GKT(Method):
     name = "gkt"
+    summary = "gated knowledge transfer; trains a new student"
     needs = frozenset()
     supports_distributed = False  # its adversary trains inside the student's loop: one per rank would diverge
     settings = GKTSettings

@@ -40,6 +40,7 @@ class LogitMask(nn.Module):
 @register_method
 class LogitMaskMethod(Method):
     name = "logit_mask"
+    summary = "hides the classes at the output only"
     needs = frozenset()
 
     def run(self, ctx: ForgetContext) -> None:

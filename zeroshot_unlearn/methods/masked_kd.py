@@ -12,39 +12,12 @@ anti-memory generator has to beat.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from .. import seeds
-from ..sections import RetainedPhase
+from ..sections import FineTuneSettings, MaskedKDSettings, RetrainSettings
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
 from .registry import register_method
-
-
-@dataclass(frozen=True)
-class MaskedKDSettings(RetainedPhase):
-    """``masked_kd``: MEASUREMENTS.md's gentle masked distillation (T 8, SGD lr 0.01, 4 epochs)."""
-
-    epochs: float = 4.0
-    ce_weight: float = 0.0
-    distill_weight: float = 1.0
-    distill_temperature: float = 8.0
-
-
-@dataclass(frozen=True)
-class FineTuneSettings(RetainedPhase):
-    """``finetune``: cross-entropy on retained images, the same budget as ``masked_kd``."""
-
-    epochs: float = 4.0
-    lr: float = 0.02
-
-
-@dataclass(frozen=True)
-class RetrainSettings(RetainedPhase):
-    """``retrain``: from scratch on the retained data given."""
-
-    epochs: float = 30.0
-    lr: float = 0.05
 
 
 class RetainedOnly(Method):
@@ -60,12 +33,14 @@ class RetainedOnly(Method):
 @register_method
 class MaskedKD(RetainedOnly):
     name = "masked_kd"
+    summary = "distillation from the masked teacher"
     settings = MaskedKDSettings
 
 
 @register_method
 class FineTune(RetainedOnly):
     name = "finetune"
+    summary = "baseline"
     settings = FineTuneSettings
 
 
@@ -77,6 +52,7 @@ class Retrain(RetainedOnly):
     weak model, not a reference. ``bench`` uses a retrain checkpoint (``--reference``) where one exists."""
 
     name = "retrain"
+    summary = "re-initialise and train on the retained data"
     settings = RetrainSettings
 
     def run(self, ctx: ForgetContext) -> None:

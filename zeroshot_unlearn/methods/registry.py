@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import difflib
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, ClassVar, Protocol, Sequence, TypeVar
 
 from ..errors import InvalidRequestError
 from ..settings import SECTIONS
 
-if TYPE_CHECKING:
-    from .base import Method  # a method's module imports this registry; the registry never imports a method
 
-METHODS: dict[str, type[Method]] = {}
+class MethodClass(Protocol):
+    """What the registry reads of a method class (:class:`~zeroshot_unlearn.methods.base.Method` has it all):
+    the registry is a leaf, which the methods import and which imports none of them."""
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]]
+    settings: ClassVar[Any]
+
+    @classmethod
+    def section_name(cls) -> str | None: ...
 
 
-def register_method(cls: type[Method]) -> type[Method]:
+M = TypeVar("M", bound=MethodClass)
+
+METHODS: dict[str, Any] = {}
+"""Registered method classes by name."""
+
+
+def register_method(cls: type[M]) -> type[M]:
     """Make ``cls`` available as ``method=cls.name``; its ``settings`` become the recipe section it names."""
     section = cls.section_name()
     if section is not None:
@@ -35,7 +48,8 @@ def list_methods() -> dict[str, str]:
     return {name: describe_needs(cls.needs) for name, cls in sorted(METHODS.items())}
 
 
-def get_method(name: str) -> Method:
+def get_method(name: str) -> Any:
+    """A new instance of the method registered as ``name`` (a :class:`~zeroshot_unlearn.methods.base.Method`)."""
     if name not in METHODS:
         close = difflib.get_close_matches(name, list(METHODS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

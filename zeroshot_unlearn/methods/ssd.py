@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -20,25 +19,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.datasets import ImageTensorDataset
-from ..settings import Settings
+from ..sections import SSDSettings
 from .base import ForgetContext, Method
 from .registry import register_method
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SSDSettings(Settings):
-    """Selective Synaptic Dampening (Foster et al., AAAI 2024); no training loop."""
-
-    selection_weight: float = 10.0
-    """alpha: a parameter is selected when its forget importance exceeds alpha x its overall importance."""
-    dampening: float = 1.0
-    """lambda: selected parameters are multiplied by min(lambda x overall / forget importance, 1)."""
-    batch_size: int = 64
-    """Batch size of the squared-gradient (diagonal Fisher) importance estimate."""
-
-    rules = {"selection_weight": (0.0, None, "open"), "dampening": (0.0, None, "open"), "batch_size": (1, None)}
 
 
 def squared_gradient_importance(model: nn.Module, data: ImageTensorDataset, batch_size: int, *,
@@ -85,6 +70,7 @@ def dampen(model: nn.Module, overall: dict[str, torch.Tensor], forget: dict[str,
 @register_method
 class SSD(Method):
     name = "ssd"
+    summary = "baseline"
     holds_images = True
     needs = frozenset({"retain", "forget"})
     settings = SSDSettings

@@ -7,52 +7,16 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
 
 import torch
 
 from .. import seeds
 from ..engine import BatchStream
 from ..losses import distillation
-from ..sections import PhaseConfig
+from ..sections import BadTeacherSettings, ScrubSettings
 from ..surgery import reset_weights
 from .base import ForgetContext, Method
 from .registry import register_method
-
-
-@dataclass(frozen=True)
-class BadTeacherSettings(PhaseConfig):
-    """``bad_teacher``: the settings of Chundawat et al., AAAI 2023 (Adam lr 1e-4, one epoch, batch 256, T 1)."""
-
-    epochs: float = 1.0
-    lr: float = 1e-4
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    batch_size: int = 256
-    distill_temperature: float = 1.0
-
-    rules = {"distill_temperature": (0.0, 100.0, "open")}
-
-
-@dataclass(frozen=True)
-class ScrubSettings(PhaseConfig):
-    """``scrub``: the official code's small-scale CIFAR settings. ``ce_weight`` is the paper's gamma,
-    ``distill_weight`` its alpha."""
-
-    epochs: float = 3.0
-    lr: float = 5e-4
-    schedule: str = "constant"
-    batch_size: int = 64
-    forget_batch: int = 32
-    ce_weight: float = 0.99
-    distill_weight: float = 0.001
-    distill_temperature: float = 4.0
-    max_epochs: int = 2
-    """Epochs (of the first ``epochs``) that begin with a max pass over the forget images ("msteps")."""
-
-    rules = {"forget_batch": (1, None), "ce_weight": (0.0, None), "distill_weight": (0.0, None),
-             "distill_temperature": (0.0, 100.0, "open"), "max_epochs": (0, None)}
 
 
 @register_method
@@ -65,6 +29,7 @@ class BadTeacher(Method):
     batch 256."""
 
     name = "bad_teacher"
+    summary = "baseline"
     holds_images = True
     needs = frozenset({"retain", "forget"})
     settings = BadTeacherSettings
@@ -100,6 +65,7 @@ class SCRUB(Method):
     alpha 0.001, batch 64 retained / 32 forget."""
 
     name = "scrub"
+    summary = "baseline"
     holds_images = True
     needs = frozenset({"retain", "forget"})
     settings = ScrubSettings

@@ -9,28 +9,14 @@ and ``forget_weight``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from .. import seeds
-from ..sections import PhaseConfig
+from ..sections import ForgetDataSettings
 from .base import ForgetContext, Method
 from .registry import register_method
-
-
-@dataclass(frozen=True)
-class ForgetDataSettings(PhaseConfig):
-    """``gradient_ascent`` and ``random_label``: 4 epochs of SGD, lr 0.01, a forget batch per step."""
-
-    epochs: float = 4.0
-    forget_batch: int = 32
-    """Forget-class images per step."""
-    forget_weight: float = 1.0
-    """Weight of the forget-image term."""
-
-    rules = {"forget_batch": (1, None), "forget_weight": (0.0, None)}
 
 
 class _ForgetDataBaseline(Method):
@@ -65,6 +51,7 @@ class GradientAscent(_ForgetDataBaseline):
     uniform guess (2 ln K): past that its gradient is cut, so the term cannot diverge."""
 
     name = "gradient_ascent"
+    summary = "baseline"
 
     def forget_term(self, ctx, logits, y, rng):
         return -F.cross_entropy(logits, y).clamp(max=2 * math.log(ctx.num_classes))
@@ -76,6 +63,7 @@ class RandomLabel(_ForgetDataBaseline):
     (the relabelling baseline of Graves et al., "Amnesiac Machine Learning", AAAI 2021)."""
 
     name = "random_label"
+    summary = "baseline"
 
     def forget_term(self, ctx, logits, y, rng):
         retained = torch.tensor(ctx.retained)

@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 METADATA_KEY = "zeroshot_unlearn"
 
 
+def forget_of(entry: dict) -> list[int]:
+    """Every class an unlearning history entry (or a generator's metadata) records as forgotten: its ``forget``
+    key; files written before the rename call it ``classes``, and are read alike."""
+    return list(entry.get("forget", entry.get("classes", [])))
+
+
 def _suggest_models(name: str) -> str:
     import difflib
 

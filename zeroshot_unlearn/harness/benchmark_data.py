@@ -22,7 +22,7 @@ import numpy as np
 from .._resources import cache_dir
 from ..errors import DataError
 from ..io import atomic_path
-from .cifar import CIFAR10_CLASSES
+from ..data.cifar import CIFAR10_CLASSES
 
 PER_CLASS = 1000
 

@@ -1,4 +1,4 @@
-"""Pictures for the report: class-conditional model inversion and image grids."""
+"""Model inversion (impressions of a class, for the self-check and the audit) and image grids for the report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..generators.base import inverting
+from .generators.base import inverting
 
 
 def _total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,119 @@
+"""``zeroshot-unlearn audit``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Callable
+
+from ..errors import DataError, InvalidRequestError
+from ._common import (output_options, parse_budget, parse_classes,
+                      with_class_names)
+
+def run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
+               recipe=None, compare=None):
+    from ..audit import audit
+    from ..zoo import load_model
+
+    if data.test is None:
+        raise DataError("the audit needs a test split in the data (a *test*.npz or DIR/test)")
+    reference = None
+    if reference_path:
+        reference = load_model(original.pretrained_cfg["architecture"], reference_path)
+    elif str(source) == "digits":  # the demo's data: its retrain reference is shipped or cheap to train
+        # The CLI is the one module above both the library and the harness (bench, train, demo); the
+        # retrain machinery is the harness's, so this command borrows it for the demo's data only.
+        from ..harness.specs import DIGITS_TRAIN
+        from ..harness.training import retrain_reference
+
+        reference, _ = retrain_reference("digits_cnn", data.train, classes, DIGITS_TRAIN, progress=not quiet)
+    return audit(original, unlearned, forget=classes, train=data.train, test=data.test, retain=retain,
+                 reference=reference, generator=generator, recipe=recipe, seed=seed, progress=not quiet,
+                 compare=compare)
+
+
+def print_report(report) -> None:
+    from ..audit.report import ROWS
+
+    names = report.model_names()
+    width = max(11, *(len(n) + 2 for n in names))
+    print(f"{'metric':<42}" + "".join(f"{n:>{width}}" for n in names))
+    for key, label, _unit in ROWS:
+        values = [report.metrics[n].get(key) for n in names]
+        print(f"{label:<42}" + "".join(f"{'–':>{width}}" if v is None else f"{v:>{width}.3f}" if isinstance(v, float)
+                                       else f"{v:>{width}}" for v in values))
+    for name in report.verdicts:
+        for line in report.headline(name):
+            print(f"{name}: {line}")
+    if report.self_check is not None:
+        print(report.self_check["summary"])
+
+
+def cmd_audit(args) -> int:
+    from ..api import class_ids, forgotten_classes
+    from ..data import load_data, retained_subset
+    from ..io import check_output_folder
+    from ..surgery import model_num_classes
+    from ..validate import validate_classes
+    from ..zoo import load_model
+
+    out = Path(args.out)
+    check_output_folder(out, overwrite=args.overwrite)  # fail before any work; the write checks again
+    budget = parse_budget(args.retain_budget)
+    unlearned = load_model(args.model, args.unlearned)
+    original = with_class_names(load_model(unlearned.pretrained_cfg["architecture"], args.original,
+                                            trust_checkpoint=args.trust_checkpoint), args.class_names)
+    classes = validate_classes(class_ids(original, parse_classes(args.classes)), model_num_classes(original))
+    generator = None
+    if args.generator:
+        from ..api import load_generator
+
+        generator = load_generator(args.generator, original)
+    recipe = None
+    unlearned_path = Path(args.unlearned)  # a forget output folder or its model.safetensors
+    recipe_file = (unlearned_path if unlearned_path.is_dir() else unlearned_path.parent) / "recipe.yaml"
+    if recipe_file.is_file():
+        from ..recipes import load_recipe
+
+        recipe = load_recipe(recipe_file)
+    data = load_data(args.data, original)
+    retain = retained_subset(data.train, sorted(set(classes) | set(forgotten_classes(unlearned))), budget,
+                             seed=args.seed, num_classes=model_num_classes(original))
+    compare = {}
+    for path in args.compare or []:
+        other = load_model(args.model, path)
+        if not set(classes) <= set(forgotten_classes(other)):
+            raise InvalidRequestError(f"--compare {path} forgot {forgotten_classes(other) or 'no class'}, not the audited "
+                               f"classes {classes}: compare unlearned models of the same request")
+        last = (getattr(other, "unlearning_history", None) or [{}])[-1]
+        label = f"unlearned (depth={last['depth']})" if last.get("depth") else f"unlearned ({Path(path).parent.name})"
+        while label in compare or label == "unlearned":
+            label += "'"
+        compare[label] = other
+    report = run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
+                        seed=args.seed, quiet=args.quiet, generator=generator, recipe=recipe, compare=compare)
+    report.save(out, overwrite=args.overwrite)
+    print_report(report)
+    print(f"wrote {out}/report.json and {out}/report.html ({report.meta['seconds']}s)")
+    return 0
+
+
+def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    aud = command("audit", "measure forgetting (MIA, probe, rebound, relearn) and write report.json + report.html")
+    aud.add_argument("--model", default=None, help="architecture; default: read from the unlearned file")
+    aud.add_argument("--original", required=True, help="the original model's checkpoint")
+    aud.add_argument("--unlearned", required=True, help="the unlearned OUT/model.safetensors")
+    aud.add_argument("--classes", nargs="+", required=True, metavar="CLASS", help="the forgotten class ids or names")
+    aud.add_argument("--data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder "
+                                                   "with train/ and test/")
+    aud.add_argument("--class-names", metavar="FILE", help="one class name per line, for ImageFolder names")
+    aud.add_argument("--retain-budget", default="2500", help="retained images for the rebound fine-tune")
+    aud.add_argument("--reference", help="retrain reference checkpoint (digits: shipped or trained and cached)")
+    aud.add_argument("--generator", help="the run's generator for the anti-memory grid: the forget OUT folder "
+                                         "(generator.safetensors + recipe.yaml) or an amortised generator folder")
+    aud.add_argument("--compare", nargs="+", metavar="MODEL", help="other unlearned models of the same request (e.g. "
+                     "the other --depth's OUT/model.safetensors), measured alike and placed beside it")
+    aud.add_argument("--trust-checkpoint", action="store_true", help="open pickled checkpoints that safe loading "
+                                                                     "refuses")
+    output_options(aud, out_help="output folder (must be new or empty)")
+    aud.set_defaults(func=cmd_audit)
