@@ -14,7 +14,6 @@ from zeroshot_unlearn.evaluation import forget_retain_accuracy
 from zeroshot_unlearn.harness.bench import CIFAR100_REQUESTS, CIFAR100_SUPERCLASSES, SUITES, run_bench
 
 
-
 @pytest.fixture(scope="module")
 def cifar100(shared_data):
     folder = shared_data / "cifar100"

@@ -22,6 +22,8 @@ from .runtime import Runtime
 from .surgery import batchnorm_modules
 
 log = logging.getLogger(__name__)
+
+
 def set_train_mode(model: nn.Module, bn_policy: str) -> None:
     model.train()
     if bn_policy == "frozen":

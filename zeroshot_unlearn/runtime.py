@@ -139,6 +139,7 @@ class Runtime:
         if not self.same_on_every_rank(sums, tolerance=1e-6):
             raise RuntimeError("the data-parallel ranks ended with different weights; this is a bug, please report it")
 
+
 class DataParallelStudent(nn.parallel.DistributedDataParallel):
     """DDP whose attribute lookups fall through to the wrapped model, so methods written for the
     plain student (``get_classifier``, ``forward_features``, ``pretrained_cfg``) run unchanged."""
@@ -203,8 +204,6 @@ def make_runtime(device: str | torch.device, precision: str, channels_last: bool
     if precision != "fp32" and resolved.type != "cuda":
         log.info("recipe precision %s applies on CUDA only; this run is fp32 on %s", precision, resolved)
     return Runtime(resolved, precision, channels_last and resolved.type == "cuda", rank, world_size)
-
-
 
 
 def peak_memory(device: str | torch.device = "cpu") -> dict:

@@ -14,6 +14,7 @@ from typing import Any
 
 from .settings import SECTIONS, Settings
 
+
 @dataclass(frozen=True)
 class GeneratorConfig(Settings):
     """How anti-memories are synthesised."""

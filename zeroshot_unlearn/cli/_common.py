@@ -9,6 +9,7 @@ from ..errors import InvalidRequestError
 EXIT_NOT_FORGOTTEN = 3
 """``forget --no-strict`` wrote the model, but its checks say the classes were not forgotten."""
 
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the epilog's layout and appends each option's default where it has a meaningful one."""
 

@@ -10,6 +10,7 @@ from ..errors import DataError, InvalidRequestError
 from ._common import (output_options, parse_budget, parse_classes,
                       with_class_names)
 
+
 def run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
                recipe=None, compare=None):
     from ..audit import audit

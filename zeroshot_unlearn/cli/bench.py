@@ -8,6 +8,7 @@ from typing import Callable
 from ..errors import InvalidRequestError
 from ._common import (parse_budget, parse_overrides)
 
+
 def cmd_bench(args) -> int:
     from ..harness.bench import markdown_table, parse_requests, run_bench, save_results
     from ..zoo import load_model

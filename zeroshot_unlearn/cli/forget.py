@@ -14,6 +14,7 @@ from .audit import print_report, run_audit
 from ._common import (EXIT_NOT_FORGOTTEN, load_trained, model_options, output_options, parse_budget, parse_classes,
                       parse_overrides, with_class_names)
 
+
 @dataclass
 class _ForgetInputs:
     """What ``forget`` read and checked before any work: the model, the request and its data."""

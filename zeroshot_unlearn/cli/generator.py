@@ -8,6 +8,7 @@ from typing import Callable
 
 from ._common import (HelpFormatter, load_trained, model_options, output_options, parse_overrides)
 
+
 def cmd_generator_fit(args) -> int:
     from ..api import model_architecture
     from ..augment import Augment

@@ -9,6 +9,7 @@ from typing import Callable
 from ..errors import DataError, InvalidRequestError, OutputError
 from ._common import (output_options)
 
+
 def cmd_train(args) -> int:
     import dataclasses
     import shutil

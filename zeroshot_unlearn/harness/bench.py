@@ -155,6 +155,8 @@ SUITES: dict[str, Suite] = {
     **{f"cifar10-resnet{depth}": Suite(f"cifar10-resnet{depth}", _zoo_cifar(depth, file), _cifar_per_class, 2500)
        for depth, file in ((20, "resnet20-12fca82f.th"), (32, "resnet32-d509ac18.th"), (44, "resnet44-014dd654.th"))},
 }
+
+
 def _imagenet_lite0(data_dir: str | None):
     """The real ImageNet-1k EfficientNet-Lite0 (PyPI weights) and the 20-class ImageNet subset, both through
     the library's own loaders (images read from disk through the model's own transform)."""

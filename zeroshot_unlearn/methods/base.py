@@ -25,7 +25,6 @@ from ..validate import retained_classes
 from .registry import describe_needs, list_methods
 
 
-
 @dataclass
 class ForgetContext:
     """Everything a method may use. ``original`` is a frozen copy; ``student`` is the copy it trains."""
