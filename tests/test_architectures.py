@@ -12,6 +12,8 @@ from zeroshot_unlearn.recipes import resolve_recipe_name
 
 TINY = {"generator.steps": 2, "generator.batch_size": 8, "impair.epochs": 1.0, "repair.epochs": 1.0,
         "impair.batch_size": 16, "repair.batch_size": 16, "impair.anti_memory_batch": 8,
+        # a phase epoch of the 48 images given (not the schedule's floor of 2,500): the wiring is under test here
+        "min_epoch_images": 48,
         # random weights: the self-check refuses a model that does not recognise its classes (test_selfcheck)
         "self_check.enabled": False}
 
