@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError, InvalidRequestError
-from ._common import (output_options, parse_budget, parse_classes,
-                      with_class_names)
+from ._common import output_options, parse_budget, parse_classes, with_class_names
 
 
 def run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,

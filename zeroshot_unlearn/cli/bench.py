@@ -6,7 +6,7 @@ import argparse
 from typing import Callable
 
 from ..errors import InvalidRequestError
-from ._common import (parse_budget, parse_overrides)
+from ._common import parse_budget, parse_overrides
 
 
 def cmd_bench(args) -> int:

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from ..errors import InvalidRequestError
 from .audit import print_report, run_audit
-from ._common import (EXIT_NOT_FORGOTTEN, load_trained, model_options, output_options, parse_budget, parse_classes,
-                      parse_overrides, with_class_names)
+from ._common import (EXIT_NOT_FORGOTTEN, load_trained, model_options, output_options, parse_budget,
+                      parse_classes, parse_overrides, with_class_names)
 
 
 @dataclass

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from ._common import (HelpFormatter, load_trained, model_options, output_options, parse_overrides)
+from ._common import HelpFormatter, load_trained, model_options, output_options, parse_overrides
 
 
 def cmd_generator_fit(args) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DataError, InvalidRequestError, OutputError
-from ._common import (output_options)
+from ._common import output_options
 
 
 def cmd_train(args) -> int:
