@@ -14,6 +14,8 @@ from pathlib import Path
 from zeroshot_unlearn.audit.intervals import with_interval
 from zeroshot_unlearn.audit.verdicts import VERDICT_COLUMNS, column_verdict, stage_flag
 
+from .audit_table import cell
+
 FOLDER = Path("benchmarks/audit-seeds")
 SUITES = (("cifar10-resnet20", "cifar10-resnet20 {3,7}"), ("cifar100-resnet20", "cifar100-resnet20 rocket (69)"),
           ("digits", "digits {3,7}"))
@@ -21,11 +23,6 @@ MAX_TEST_DF = 2.5  # the self-check's default allowance, the verdicts' Df thresh
 SPREAD = (("df", "Df", 2), ("dr", "Dr", 2), ("mia_forget_auc", "MIA-forget AUC", 3), ("qmia_auc", "per-example MIA AUC", 3),
           ("probe_df", "probe-Df", 2), ("rebound_df", "rebound Df", 2), ("relearn_steps", "relearn steps", 1),
           ("epoch_equivalents_cpu", "epoch-eq. (CPU)", 3))
-
-
-def _cell(row: dict, key: str, digits: int) -> str:
-    value = row.get(key)
-    return "–" if value is None else with_interval(value, (row.get("intervals") or {}).get(key), digits)
 
 
 def _spread(rows: list[dict], key: str, digits: int) -> str:
@@ -63,7 +60,7 @@ def main() -> None:
                   "| model | " + " | ".join(label for _, label, _ in SPREAD) + " |",
                   "| --- |" + " --- |" * len(SPREAD)]
         for name, row in references.items():
-            lines.append(f"| {name} | " + " | ".join(_cell(row, key, digits) if key != "epoch_equivalents_cpu" else "–"
+            lines.append(f"| {name} | " + " | ".join(cell(row, key, digits) if key != "epoch_equivalents_cpu" else "–"
                                                     for key, _, digits in SPREAD) + " |")
         for depth, rows in unlearned.items():
             lines.append(f"| unlearned ({depth}) | " + " | ".join(_spread(rows, key, digits) for key, _, digits in SPREAD)
@@ -80,7 +77,7 @@ def main() -> None:
             for name, row in shown:
                 cells = [with_interval(row["probe_df_stages"][s]["value"], row["probe_df_stages"][s]["interval"], 2)
                          for s in stages]
-                lines.append(f"| {name} | " + " | ".join(cells) + f" | {_cell(row, 'probe_df', 2)} |")
+                lines.append(f"| {name} | " + " | ".join(cells) + f" | {cell(row, 'probe_df', 2)} |")
             lines.append("")
             for depth, rows in unlearned.items():
                 flags = [stage_flag({"original": original, "unlearned": r, **({"retrain": retrain} if retrain else {})})

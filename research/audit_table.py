@@ -18,7 +18,7 @@ SUITES = (("digits", "digits {3,7}"), ("cifar10-resnet20", "cifar10-resnet20 {3,
 MAX_TEST_DF = 2.5  # the self-check's default allowance, the verdicts' Df threshold without a reference
 
 
-def _cell(row: dict, key: str, digits: int) -> str:
+def cell(row: dict, key: str, digits: int) -> str:
     value = row.get(key)
     return "–" if value is None else with_interval(value, (row.get("intervals") or {}).get(key), digits)
 
@@ -49,10 +49,10 @@ def main() -> None:
                   "probe-Df | rebound Df | relearn steps |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in rows:
-            lines.append(f"| {name} | {_cell(row, 'df', 2)} | {_cell(row, 'mia_forget_auc', 3)} | "
-                         f"{_cell(row, 'qmia_auc', 3)} | {_cell(row, 'qmia_tpr1', 3)} | {_cell(row, 'qmia_tpr01', 3)} | "
-                         f"{_cell(row, 'qmia_calibrated_fpr', 3)} | {_cell(row, 'probe_df', 2)} | "
-                         f"{_cell(row, 'rebound_df', 2)} | {row.get('relearn_steps', '–')} |")
+            lines.append(f"| {name} | {cell(row, 'df', 2)} | {cell(row, 'mia_forget_auc', 3)} | "
+                         f"{cell(row, 'qmia_auc', 3)} | {cell(row, 'qmia_tpr1', 3)} | {cell(row, 'qmia_tpr01', 3)} | "
+                         f"{cell(row, 'qmia_calibrated_fpr', 3)} | {cell(row, 'probe_df', 2)} | "
+                         f"{cell(row, 'rebound_df', 2)} | {row.get('relearn_steps', '–')} |")
         lines.append("")
         original, retrain = by_name.get("original"), by_name.get("retrain")
         for name, row in rows:
