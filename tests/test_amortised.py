@@ -82,28 +82,28 @@ def test_data_free_mode_reads_no_image_and_forgets(fitted, model_copy, digits, c
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="zeroshot_unlearn"):
         checked = forget_classes(model_copy, [3, 7], retain=None, generator=folder, progress=False,
-                                 overrides=overrides, check_data=digits.test)
+                                 overrides=overrides, eval_data=digits.test)
     assert checked.self_check.test_df is not None and "figure alone" not in caplog.text
 
 
 def test_recipe_amortised_schedule_applies_only_with_a_pre_fitted_generator(fitted, model_copy, digits_retain):
-    from zeroshot_unlearn.api import validate_request
+    from zeroshot_unlearn.plan import plan_request
 
     folder, _ = fitted
     recipe = {**load_recipe("digits").to_dict(), "amortised": {"impair.epochs": 0.5, "repair.epochs": 0.25}}
-    with_generator = validate_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe, generator=folder)
+    with_generator = plan_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe, generator=folder)
     assert (with_generator.recipe.impair.epochs, with_generator.recipe.repair.epochs) == (0.5, 0.25)
-    fitted_in_request = validate_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe)
+    fitted_in_request = plan_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe)
     assert fitted_in_request.recipe.impair.epochs == load_recipe("digits").impair.epochs
-    caller_wins = validate_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe, generator=folder,
+    caller_wins = plan_request(model_copy, [3, 7], retain=digits_retain, recipe=recipe, generator=folder,
                                    overrides={"impair.epochs": 0.7})
     assert caller_wins.recipe.impair.epochs == 0.7 and caller_wins.recipe.repair.epochs == 0.25
     # a variant with settings of its own keeps them (data-free mode)
-    data_free = validate_request(model_copy, [3, 7], retain=None, recipe=recipe, generator=folder)
+    data_free = plan_request(model_copy, [3, 7], retain=None, recipe=recipe, generator=folder)
     assert data_free.recipe.impair.epochs != 0.5
     # ... plus what the recipe asks for that mode (digits: a gentler impair), under the caller's overrides
     assert data_free.recipe.impair.lr == load_recipe("digits").data_free.overrides["impair.lr"]
-    assert validate_request(model_copy, [3, 7], retain=None, overrides={"impair.lr": 0.03}).recipe.impair.lr == 0.03
+    assert plan_request(model_copy, [3, 7], retain=None, overrides={"impair.lr": 0.03}).recipe.impair.lr == 0.03
 
 
 def test_generator_fit_from_the_command_line_writes_a_folder_forget_then_reuses(tmp_path, capsys, digits_model):

@@ -29,7 +29,7 @@ def test_demo_forgets_and_matches_retrain(digits_model, digits, digits_retain):
 
 
 def test_history_and_metrics_name_the_class_sets_as_the_glossary_does(digits_model):
-    from zeroshot_unlearn.api import forgotten_classes
+    from zeroshot_unlearn.plan import forgotten_classes
 
     glossary = (Path(__file__).resolve().parents[1] / "docs" / "glossary.md").read_text(encoding="utf-8")
     for name in ("forget", "requested", "classes"):

@@ -46,7 +46,7 @@ def test_forgetting_rocket_on_a_few_hundred_test_images(cifar100):
                       torch.nonzero(data.test.y != 69).flatten()[:300]])
     test = data.test.subset(rows)
     # A shorter schedule than the recipe's (min_epoch_images 2,500) keeps this under a minute on 2 cores.
-    result = forget_classes(model, [69], retain=retain, seed=0, progress=False, check_data=test,
+    result = forget_classes(model, [69], retain=retain, seed=0, progress=False, eval_data=test,
                             overrides={"min_epoch_images": 1000})
     df, dr = forget_retain_accuracy(result.model, test, [69])
     df0, dr0 = forget_retain_accuracy(model, test, [69])

@@ -92,7 +92,7 @@ def test_folders_of_a_model_without_names(tmp_path, digits_model):
 
 def test_class_names_are_accepted_where_the_model_has_them():
     from zeroshot_unlearn import InvalidRequestError, load_model
-    from zeroshot_unlearn.api import check_request
+    from zeroshot_unlearn.plan import check_request
 
     model = load_model("cifar10_resnet20")
     assert check_request(model, ["cat", "horse"]).requested == [3, 7] == check_request(model, [7, "cat"]).requested

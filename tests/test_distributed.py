@@ -87,7 +87,7 @@ def test_ranks_given_different_requests_are_refused_before_any_work():
     a disagreement between ranks is an InvalidRequestError."""
     import pytest
 
-    from zeroshot_unlearn.api import _check_same_request_on_every_rank
+    from zeroshot_unlearn.plan import _check_same_request_on_every_rank
     from zeroshot_unlearn.data.datasets import ImageTensorDataset
     from zeroshot_unlearn.errors import InvalidRequestError
     from zeroshot_unlearn.runtime import Runtime

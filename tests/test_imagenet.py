@@ -157,7 +157,7 @@ def test_the_real_lite0_forgets_tench_on_a_short_schedule(lite0, subset):
     check = _first(subset.test, [TENCH, GOLF_BALL, PARACHUTE, SAMOYED], 6)
     df_before, dr_before = forget_retain_accuracy(lite0, check, [TENCH])
     state = copy.deepcopy(lite0.state_dict())
-    result = forget_classes(lite0, ["tench"], retain=retain, check_data=check, seed=0, progress=False,
+    result = forget_classes(lite0, ["tench"], retain=retain, eval_data=check, seed=0, progress=False,
                             overrides={"impair.epochs": 2.0, "repair.epochs": 0.5})
     df, dr = forget_retain_accuracy(result.model, check, [TENCH])
     assert df_before >= 50 and df == 0.0, (df_before, df)

@@ -8,7 +8,7 @@ import torch
 
 from conftest import FAST, state_equal
 from zeroshot_unlearn import (DataError, InvalidRequestError, forget_classes, list_methods,
-                              validate_request)
+                              plan_request)
 from zeroshot_unlearn.data import retained_subset
 from zeroshot_unlearn.surgery import shrink_perturb, unknown_prefixes
 from zeroshot_unlearn.evaluation import forget_retain_accuracy
@@ -98,13 +98,13 @@ def test_every_method_forgets_without_forget_images_and_keeps_its_input(method, 
 
 
 def test_variants_change_only_their_settings(model_copy, digits_retain):
-    plain = validate_request(model_copy, [3, 7], retain=digits_retain).recipe
-    ablated = validate_request(model_copy, [3, 7], retain=digits_retain, method="anti_memory_no_generator").recipe
+    plain = plan_request(model_copy, [3, 7], retain=digits_retain).recipe
+    ablated = plan_request(model_copy, [3, 7], retain=digits_retain, method="anti_memory_no_generator").recipe
     assert plain.impair.anti_memory_batch > 0 and ablated.impair.anti_memory_batch == 0
     # the recipe names the method that runs; otherwise only the variant's own setting differs
     assert ablated.method == "anti_memory_no_generator"
     assert ablated.replace({"impair.anti_memory_batch": plain.impair.anti_memory_batch, "method": "anti_memory"}) == plain
-    overridden = validate_request(model_copy, [3, 7], retain=digits_retain, method="anti_memory_features",
+    overridden = plan_request(model_copy, [3, 7], retain=digits_retain, method="anti_memory_features",
                                   overrides={"impair.feature_weight": 2.0}).recipe
     assert overridden.impair.feature_weight == 2.0  # the caller's override wins over the variant's
     assert overridden.impair.retain_feature_weight == 1.0
@@ -149,7 +149,7 @@ def test_a_new_method_is_one_class_with_its_own_settings(model_copy, digits_reta
     recipe key, reaches the method, and is saved when read."""
     from dataclasses import dataclass
 
-    from zeroshot_unlearn.methods import METHODS, Method, register_method
+    from zeroshot_unlearn.methods import METHODS, Method, MethodOutput, register_method
     from zeroshot_unlearn.settings import SECTIONS, Settings, check_range
 
     @dataclass(frozen=True)
@@ -167,12 +167,25 @@ def test_a_new_method_is_one_class_with_its_own_settings(model_copy, digits_reta
         def run(self, ctx):
             with torch.no_grad():
                 ctx.student.fc.weight.mul_(self.settings_in(ctx.recipe).factor)
+            return MethodOutput(ctx.student)
+
+    class ReturnsNothing(Method):
+        name = "returns_nothing"
+        needs = frozenset({"retain"})
+
+        def run(self, ctx):
+            ctx.student.fc.weight.requires_grad_(True)
 
     register_method(ScaleHead)
+    register_method(ReturnsNothing)
     try:
         _run_scale_head(model_copy, digits_retain)
+        with pytest.raises(TypeError, match="must return a MethodOutput"):  # a method run returns what it made
+            forget_classes(model_copy, [3, 7], retain=digits_retain, method="returns_nothing",
+                           overrides={"self_check.enabled": False}, progress=False)
     finally:
         METHODS.pop("scale_head")
+        METHODS.pop("returns_nothing")
         SECTIONS.pop("scale_head")
 
 

@@ -23,6 +23,8 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
          cwd=tmp_path, env=os.environ, timeout=600)
     (wheel,) = dist.glob("zeroshot_unlearn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
+    for module in (REPO / "zeroshot_unlearn").rglob("*.py"):  # every module of every package (the list is by hand)
+        assert module.relative_to(REPO).as_posix() in names, f"{module} is not in the wheel: list its package"
     for folder in ("recipes", "checkpoints", "generators"):  # every shipped file, by the repository's own listing
         for path in (REPO / folder).rglob("*"):
             if path.is_file() and path.name != ".gitkeep":
@@ -60,7 +62,7 @@ def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
 def test_the_library_never_loads_the_harness_or_the_research_scripts():
     """Forgetting and auditing import neither the benchmark harness nor research/ (a fresh interpreter)."""
     code = ("import sys; from zeroshot_unlearn import forget_classes, audit, load_model, list_methods; "
-            "import zeroshot_unlearn.api, zeroshot_unlearn.audit.report, zeroshot_unlearn.generators.amortised; "
+            "import zeroshot_unlearn.api, zeroshot_unlearn.plan, zeroshot_unlearn.run, zeroshot_unlearn.audit.report, zeroshot_unlearn.generators.amortised; "
             "list_methods(); "
             "print(sorted(m for m in sys.modules if m.startswith(('zeroshot_unlearn.harness', 'research'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -146,7 +146,7 @@ def test_recording_reads_names_the_settings_read():
 
 def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_model, digits_retain):
     from conftest import FAST
-    from zeroshot_unlearn import forget_classes, validate_request
+    from zeroshot_unlearn import forget_classes, plan_request
 
     with pytest.raises(RecipeError, match="'depth' = 'deep' is not valid; choose one of: output, representation"):
         forget_classes(digits_model, [3, 7], retain=digits_retain, depth="deep")
@@ -157,9 +157,9 @@ def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_m
     assert load_recipe("cifar_resnet").representation["impair.perturb_scope"] == ["layer3"]
     # the family's setting applies under depth=representation, and the caller's overrides still win
     mine = {"representation": {"impair.epochs": 3.0, "impair.lr": 0.05}, "impair.lr": 0.04}
-    plan = validate_request(digits_model, [3, 7], retain=digits_retain, overrides={**mine, "depth": "representation"})
+    plan = plan_request(digits_model, [3, 7], retain=digits_retain, overrides={**mine, "depth": "representation"})
     assert plan.recipe.depth == "representation" and plan.recipe.impair.epochs == 3.0 and plan.recipe.impair.lr == 0.04
-    assert validate_request(digits_model, [3, 7], retain=digits_retain, overrides=mine).recipe.impair.epochs == 2.0
+    assert plan_request(digits_model, [3, 7], retain=digits_retain, overrides=mine).recipe.impair.epochs == 2.0
     result = forget_classes(digits_model, [3, 7], retain=digits_retain, depth="representation",
                             overrides={**FAST, "representation": {"impair.shrink": 0.5,
                                                                   "impair.perturb_scope": ["features"]}},
@@ -168,14 +168,14 @@ def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_m
 
 
 def test_cifar_resnets_data_free_setting_applies_only_without_retained_data():
-    from zeroshot_unlearn.api import validate_request
+    from zeroshot_unlearn.plan import plan_request
     from zeroshot_unlearn.zoo import build_model
 
     for name in ("cifar10_resnet20", "cifar100_resnet20"):
         model = build_model(name)
-        data_free = validate_request(model, [3], retain=None).recipe
+        data_free = plan_request(model, [3], retain=None).recipe
         # the family's measured data-free weight over the mode's own, which keeps its other settings
         assert data_free.impair.anti_memory_weight == 16.0 and data_free.impair.epochs == 1.5
-        assert validate_request(model, [3], retain=None, overrides={"impair.anti_memory_weight": 9.0}
+        assert plan_request(model, [3], retain=None, overrides={"impair.anti_memory_weight": 9.0}
                                 ).recipe.impair.anti_memory_weight == 9.0  # the caller's override wins
     assert load_recipe("cifar_resnet").impair.anti_memory_weight == 6.0  # with retained data: unchanged

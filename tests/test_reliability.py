@@ -13,7 +13,7 @@ from torch.utils.data import TensorDataset
 
 from conftest import FAST, state_equal
 from zeroshot_unlearn import (DataError, DivergenceError, InvalidRequestError, ModelError, OutputError, RecipeError,
-                              UnlearnError, forget_classes, validate_request)
+                              UnlearnError, forget_classes, plan_request)
 from zeroshot_unlearn.data import ImageTensorDataset
 
 REFUSED_INPUTS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "refused-inputs.md"
@@ -200,7 +200,7 @@ def test_failure_mid_run_leaves_the_model_bit_identical(model_copy, digits_retai
 
 
 def test_save_is_all_or_nothing(tmp_path, model_copy, digits_retain, monkeypatch):
-    import zeroshot_unlearn.api as api
+    import zeroshot_unlearn.result as api
 
     result = forget_classes(model_copy, [3, 7], retain=digits_retain, overrides=FAST, progress=False)
     real_write_text = api.write_text
@@ -299,7 +299,7 @@ def test_validation_accepts_or_raises_an_unlearn_error(digits_model, request):
     state = {k: v.clone() for k, v in digits_model.state_dict().items()}
     tensors = [t.clone() for t in (retain.tensors if isinstance(retain, TensorDataset) else retain)]
     try:
-        plan = validate_request(digits_model, classes, retain=retain, overrides=overrides)
+        plan = plan_request(digits_model, classes, retain=retain, overrides=overrides)
     except UnlearnError as err:
         event(f"refused: {type(err).__name__}")
     else:

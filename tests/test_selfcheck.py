@@ -73,7 +73,7 @@ def test_the_command_line_never_reports_a_failed_run_as_success(tmp_path, capsys
     assert "NOT forgotten" in capsys.readouterr().err
     row = json.loads((tmp_path / "anyway" / "metrics.json").read_text())["rows"][0]
     assert row["forgotten"] is False and row["self_check"]["passed"] is False and row["df"] > 5
-    # one verdict, the API's: the check read the test split too (forget_classes(check_data=...))
+    # one verdict, the API's: the check read the test split too (forget_classes(eval_data=...))
     assert round(row["self_check"]["test_df"], 2) == row["df"] and len(row["forgetting_failures"]) == 1
 
 
@@ -89,24 +89,24 @@ def test_the_api_gives_the_command_lines_verdict_with_an_evaluation_split(digits
     lenient = {**ONE_STEP, "self_check.max_figure": 100.0}  # only the test split can fail it now
     with pytest.raises(ForgettingFailedError, match="evaluation split") as info:
         forget_classes(digits_model, [3, 7], retain=digits_retain, overrides=lenient, seed=0, progress=False,
-                       check_data=digits.test)
+                       eval_data=digits.test)
     check = info.value.result.self_check
     df, _ = forget_retain_accuracy(info.value.result.model, digits.test, [3, 7])
     assert check.passed is False and check.test_df == df > check.max_test_df and check.figure_passed is True
     assert check.agrees_with_test_df is False and check.test_images == int((digits.test.y == 3).sum()
                                                                              + (digits.test.y == 7).sum())
     result = forget_classes(digits_model, [3, 7], retain=digits_retain, seed=0, progress=False,
-                            check_data=digits.test)
+                            eval_data=digits.test)
     assert result.self_check.passed is True and result.self_check.agrees_with_test_df is True
-    assert result.history[-1]["check_images"] == len(digits.test)
+    assert result.history[-1]["eval_images"] == len(digits.test)
 
 
-def test_check_data_without_forget_images_is_refused_before_any_work(digits_model, digits, digits_retain):
+def test_eval_data_without_forget_images_is_refused_before_any_work(digits_model, digits, digits_retain):
     from zeroshot_unlearn.errors import DataError
 
     others = digits.test.subset(torch.nonzero(~torch.isin(digits.test.y, torch.tensor([3, 7]))).flatten())
     with pytest.raises(DataError, match="no image of the forget classes"):
-        forget_classes(digits_model, [3, 7], retain=digits_retain, check_data=others, progress=False)
+        forget_classes(digits_model, [3, 7], retain=digits_retain, eval_data=others, progress=False)
 
 
 def test_random_weights_are_refused_and_never_read_as_success(digits, digits_retain, caplog):

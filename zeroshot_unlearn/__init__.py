@@ -12,7 +12,9 @@ from typing import Any
 from ._version import __version__
 
 _EXPORTS = {
-    "forget_classes": "api", "ForgetResult": "api", "validate_request": "api", "ForgetPlan": "api",
+    "forget_classes": "api", "ForgetResult": "result", "load_generator": "result",
+    "plan_request": "plan", "check_request": "plan", "ForgetPlan": "plan", "CheckedRequest": "plan",
+    "validate_request": "plan", "ModelSpec": "spec",
     "ForgettingWarning": "errors",
     "audit": "audit", "AuditReport": "audit",
     "load_model": "zoo", "list_models": "zoo",

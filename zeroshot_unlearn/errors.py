@@ -47,7 +47,7 @@ class OutputError(UnlearnError):
 class ForgettingFailedError(UnlearnError, RuntimeError):
     """The run finished but its self-check says the classes were not forgotten.
 
-    ``result`` holds the :class:`~zeroshot_unlearn.api.ForgetResult` anyway, for inspection;
+    ``result`` holds the :class:`~zeroshot_unlearn.result.ForgetResult` anyway, for inspection;
     ``forget_classes(..., strict=False)`` returns it instead of raising.
     """
 

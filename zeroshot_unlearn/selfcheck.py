@@ -19,7 +19,7 @@ A run that did not forget must never look like success. The check asks the new m
      partial forgetting the default misses, and costs a second inversion, but it also fails runs that
      did forget (a model that can still be driven to a forget class on synthetic inputs): measured
      in ``benchmarks/selfcheck/``, which is why it is not the default.
-3. With an evaluation split (``check_data``, the CLI's test split) the test-split Df must also stay
+3. With an evaluation split (``eval_data``, the CLI's test split) the test-split Df must also stay
    under ``max_test_df``.
 
 How the figure tracks the real test Df, over many methods, requests and part-way runs, is measured
@@ -41,7 +41,7 @@ from .sections import SelfCheckConfig
 MEANING = ("figure: % of the original's confident class impressions of the forget classes (self_check.figure "
            "'impressions') or of the new model's own inversions towards them, if higher ('inversion'), that the new "
            "model calls a forget class; original_figure: % of its own impressions the original calls one. "
-           "test_df: accuracy on the forget classes of the evaluation split (check_data)")
+           "test_df: accuracy on the forget classes of the evaluation split (eval_data)")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class SelfCheck:
     """% of the original's confident impressions the new model calls a forget class."""
     impressions: int
     test_df: float | None
-    """Df on the evaluation split (``check_data``), None without one."""
+    """Df on the evaluation split (``eval_data``), None without one."""
     max_test_df: float
     test_images: int
     """Forget-class images of the evaluation split the test Df was measured on (0 without one)."""
@@ -177,10 +177,10 @@ def uncheckable_message(baseline: CheckBaseline, cfg: SelfCheckConfig, weights: 
 
 
 def check_forgetting(baseline: CheckBaseline, unlearned: nn.Module, forget: Sequence[int], cfg: SelfCheckConfig,
-                     input_size, mean, std, *, seed: int, check_data=None) -> SelfCheck:
+                     input_size, mean, std, *, seed: int, eval_data=None) -> SelfCheck:
     """Run the check on ``unlearned`` (eval mode for the check; its modes are restored, it is not modified).
 
-    ``check_data``: an evaluation split (an :class:`~zeroshot_unlearn.data.ImageTensorDataset` holding
+    ``eval_data``: an evaluation split (an :class:`~zeroshot_unlearn.data.ImageTensorDataset` holding
     forget-class images) whose Df must also stay at most ``cfg.max_test_df``.
     """
     from .evaluation import forget_retain_accuracy
@@ -197,9 +197,9 @@ def check_forgetting(baseline: CheckBaseline, unlearned: nn.Module, forget: Sequ
             x = _invert(unlearned, forget, cfg, baseline.per_class, input_size, mean, std, seed + 1)
             inversion_rate = _rate(_called_forget(unlearned, x, forget_t))
         test_df, test_images = None, 0
-        if check_data is not None:
-            test_df = forget_retain_accuracy(unlearned, check_data, list(forget))[0]
-            test_images = int(torch.isin(check_data.y, forget_t.cpu()).sum())
+        if eval_data is not None:
+            test_df = forget_retain_accuracy(unlearned, eval_data, list(forget))[0]
+            test_images = int(torch.isin(eval_data.y, forget_t.cpu()).sum())
     finally:
         for module, mode in zip(unlearned.modules(), modes):
             module.training = mode

@@ -138,19 +138,19 @@ def validate_forget_data(data: ImageTensorDataset, forget: Sequence[int], input_
         raise DataError("forget_data images must be finite float tensors normalised for the model")
 
 
-def validate_check_data(data: ImageTensorDataset, forget: Sequence[int], num_classes: int,
+def validate_eval_data(data: ImageTensorDataset, forget: Sequence[int], num_classes: int,
                         input_size: Sequence[int]) -> None:
     """An evaluation split for the self-check: labelled images of the model's classes, some of the forget classes."""
     images = data.x if hasattr(data, "x") else first_images(data)
     if tuple(images.shape[1:]) != tuple(input_size):
-        raise DataError(f"check_data images have shape {tuple(images.shape[1:])}, the model expects "
+        raise DataError(f"eval_data images have shape {tuple(images.shape[1:])}, the model expects "
                         f"{tuple(input_size)} (C, H, W)")
     if not torch.is_floating_point(images) or not torch.isfinite(images).all():
-        raise DataError("check_data images must be finite float tensors normalised for the model")
+        raise DataError("eval_data images must be finite float tensors normalised for the model")
     labels = set(data.y.unique().tolist())
     if not labels <= set(range(num_classes)):
-        raise DataError(f"check_data has labels {sorted(labels - set(range(num_classes)))} outside the model's "
+        raise DataError(f"eval_data has labels {sorted(labels - set(range(num_classes)))} outside the model's "
                         f"{num_classes} classes")
     if not labels & set(forget):
-        raise DataError(f"check_data holds no image of the forget classes {list(forget)}, so it cannot measure Df: "
+        raise DataError(f"eval_data holds no image of the forget classes {list(forget)}, so it cannot measure Df: "
                         "pass an evaluation split of all classes (e.g. the test split)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import platform
 import sys
@@ -265,6 +266,7 @@ class _AuditPackage(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _AuditPackage
+__signature__ = inspect.signature(audit)  # what help() and inspect show for the package as a verb
 
-__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "relearn_ratio", "stage_flag", "self_check_beside_df", "verdicts", "AUDIT_LEVELS",
-           "AUDIT_COLUMNS"]
+__all__ = ["audit", "AuditReport", "ModelAudit", "model_metrics", "relearn_ratio", "stage_flag", "self_check_beside_df",
+           "verdicts", "AUDIT_LEVELS", "AUDIT_COLUMNS"]

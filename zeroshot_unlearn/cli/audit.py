@@ -50,7 +50,7 @@ def print_report(report) -> None:
 
 
 def cmd_audit(args) -> int:
-    from ..api import class_ids, forgotten_classes
+    from ..plan import class_ids, forgotten_classes
     from ..data import load_data, retained_subset
     from ..io import check_output_folder
     from ..surgery import model_num_classes
@@ -66,7 +66,7 @@ def cmd_audit(args) -> int:
     classes = validate_classes(class_ids(original, parse_classes(args.classes)), model_num_classes(original))
     generator = None
     if args.generator:
-        from ..api import load_generator
+        from ..result import load_generator
 
         generator = load_generator(args.generator, original)
     recipe = None

@@ -26,21 +26,22 @@ class _ForgetInputs:
     budget: int | float
     data: Any
     """The --retain-data splits (None in data-free mode)."""
-    evaluation_data: Any
+    eval_source: Any
     """The splits Df/Dr and the audit read (--eval-data, else the retained data's)."""
     retain: Any
     checks_test_split: bool
     """Whether the test split goes to the self-check (it holds forget-class images and the check is on)."""
 
     @property
-    def evaluation(self):
-        return self.evaluation_data.test if self.evaluation_data is not None else None
+    def eval_data(self):
+        return self.eval_source.test if self.eval_source is not None else None
 
 
 def _forget_inputs(args) -> _ForgetInputs:
     """Every check of ``forget``, before any data is read or any subset drawn, then the data: a bad input
     is one line and exit 2, and nothing is printed before it."""
-    from ..api import check_request, check_save_format
+    from ..plan import check_request
+    from ..result import check_save_format
     from ..data import load_data, retained_subset
     from ..io import check_output_folder
 
@@ -61,18 +62,20 @@ def _forget_inputs(args) -> _ForgetInputs:
                             overrides=overrides, seed=args.seed, generator=args.generator, data_free=args.data_free,
                             training_log=args.training_log)
     data = load_data(args.retain_data, model) if args.retain_data else None
-    evaluation_data = load_data(args.eval_data, model) if args.eval_data else data
+    eval_source = load_data(args.eval_data, model) if args.eval_data else data
     # request.forget: classes the model forgot in earlier requests stay out of the retained data too.
     retain = None if data is None else retained_subset(data.train, request.forget, budget, seed=args.seed,
                                                         num_classes=request.num_classes)
-    evaluation = evaluation_data.test if evaluation_data is not None else None
-    has_forget_images = evaluation is not None and bool(set(evaluation.y.tolist()) & set(request.forget))
+    eval_data = eval_source.test if eval_source is not None else None
+    has_forget_images = eval_data is not None and bool(set(eval_data.y.tolist()) & set(request.forget))
     checks_test_split = has_forget_images and request.recipe.self_check.enabled
-    return _ForgetInputs(model, request, overrides, budget, data, evaluation_data, retain, checks_test_split)
+    return _ForgetInputs(model, request, overrides, budget, data, eval_source, retain, checks_test_split)
 
 
 def cmd_forget(args) -> int:
-    from ..api import ForgettingWarning, forget_classes, model_architecture
+    from ..api import forget_classes
+    from ..errors import ForgettingWarning
+    from ..spec import model_architecture
     from ..audit import AUDIT_COLUMNS
     from ..data import retained_subset
     from ..io import atomic_dir, write_json
@@ -91,19 +94,19 @@ def cmd_forget(args) -> int:
                                 progress=not args.quiet, device=args.device, generator=args.generator,
                                 strict=not args.no_strict, training_log=args.training_log,
                                 # the API's own verdict on the test split
-                                check_data=inputs.evaluation if inputs.checks_test_split else None)
-    row = result.metrics_row(model, inputs.evaluation)
+                                eval_data=inputs.eval_data if inputs.checks_test_split else None)
+    row = result.metrics_row(model, inputs.eval_data)
     say("time per phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
         + f"; peak memory {row['peak_memory_gib']:.2f} GiB ({row['peak_memory']})")
-    if inputs.evaluation is not None:
+    if inputs.eval_data is not None:
         say(f"Df {row['df']:.2f} (original {row['df_original']:.2f}), Dr {row['dr']:.2f} (original "
             f"{row['dr_original']:.2f}) on the test split")
-    audited = args.audit and inputs.evaluation is not None
+    audited = args.audit and inputs.eval_data is not None
     if audited and rank == 0:
         audit_retain = inputs.retain if inputs.retain is not None else retained_subset(  # the run read no data
-            inputs.evaluation_data.train, result.forget, inputs.budget, seed=args.seed,
+            inputs.eval_source.train, result.forget, inputs.budget, seed=args.seed,
             num_classes=inputs.request.num_classes)
-        report = run_audit(model, result.model, result.forget, inputs.evaluation_data, audit_retain,
+        report = run_audit(model, result.model, result.forget, inputs.eval_source, audit_retain,
                            source=args.eval_data or args.retain_data,
                            reference_path=args.reference, seed=args.seed, quiet=args.quiet,
                            generator=result.generator, recipe=result.recipe)

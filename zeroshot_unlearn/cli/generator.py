@@ -10,7 +10,7 @@ from ._common import HelpFormatter, load_trained, model_options, output_options,
 
 
 def cmd_generator_fit(args) -> int:
-    from ..api import model_architecture
+    from ..spec import model_architecture
     from ..augment import Augment
     from ..generators.amortised import fit_amortised, model_id, save_amortised
     from ..io import check_output_folder

@@ -10,7 +10,8 @@ from typing import Callable
 def cmd_info(args) -> int:
     import json
 
-    from ..api import forgotten_classes, model_architecture
+    from ..plan import forgotten_classes
+    from ..spec import model_architecture
     from ..data.names import display_names_of, label_names_of
     from ..recipes import resolve_recipe_name
     from ..surgery import model_num_classes

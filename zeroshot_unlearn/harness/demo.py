@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from ..api import check_request, forget_classes
+from ..api import forget_classes
+from ..plan import check_request
 from ..data import load_data, retained_subset
 from ..evaluation import forget_retain_accuracy, masked_accuracy, per_class_accuracy
 from ..zoo import load_model

@@ -19,7 +19,7 @@ import time
 
 from .. import seeds
 from ..sections import AmnesiacSettings
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 log = logging.getLogger(__name__)
@@ -32,15 +32,16 @@ class Amnesiac(Method):
     needs = frozenset({"retain", "training_log"})
     settings = AmnesiacSettings
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         start = time.perf_counter()
         log_of_training = ctx.training_log
         steps = log_of_training.steps_holding(ctx.forget)
         log_of_training.subtract(ctx.student, steps)
-        ctx.details.update(undone_steps=len(steps), logged_steps=log_of_training.steps,
-                           undone_fraction=round(len(steps) / max(1, log_of_training.steps), 4))
+        details = {"undone_steps": len(steps), "logged_steps": log_of_training.steps,
+                   "undone_fraction": round(len(steps) / max(1, log_of_training.steps), 4)}
         log.info("amnesiac: undid %d of %d logged training steps", len(steps), log_of_training.steps)
-        ctx.timings["subtract"] = time.perf_counter() - start
+        timings = {"subtract": time.perf_counter() - start}
         cfg = self.settings_in(ctx.recipe)
         if cfg.epochs > 0:  # the paper's brief retuning, on the retained subset only
-            ctx.timings["retune"] = ctx.train_on_retained(cfg, offset=seeds.AMNESIAC_RETUNE, name="retune").seconds
+            timings["retune"] = ctx.train_on_retained(cfg, offset=seeds.AMNESIAC_RETUNE, name="retune").seconds
+        return MethodOutput(ctx.student, timings=timings, details=details)

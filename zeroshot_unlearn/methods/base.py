@@ -19,6 +19,7 @@ from ..recipes import Recipe
 from ..runtime import Runtime
 from ..sections import PhaseConfig, RetainedPhase
 from ..settings import Settings
+from ..spec import ModelSpec
 from ..surgery import conv_weights_in, unknown_prefixes
 from ..training_log import TrainingLog
 from ..validate import retained_classes
@@ -36,23 +37,20 @@ class ForgetContext:
     retain: ImageTensorDataset | None
     recipe: Recipe
     seed: int
-    num_classes: int
-    input_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
+    spec: ModelSpec
+    """The model's classes, input size and normalisation (read once, by the plan)."""
     progress: bool = True
     forget_data: ImageTensorDataset | None = None
     """Forget-class images: only for the comparison baselines whose ``needs`` include ``forget``."""
     training_log: "TrainingLog | None" = None
     """The model's training log: only for the baselines whose ``needs`` include ``training_log``."""
     generator: nn.Module | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    """A pre-fitted generator the caller gave (a method that fits its own returns it in its output)."""
     runtime: Runtime = field(default_factory=Runtime)
     """Device, precision and data-parallel rank; streams shard and place batches with it."""
-    details: dict[str, object] = field(default_factory=dict)
-    """What a method reports about its run (recorded in the history), e.g. the training steps it undid."""
     gradient_sync: dict[str, int] = field(default_factory=lambda: {"ddp_reducer": 0, "all_reduce": 0})
-    """Data-parallel runs: training steps whose gradients each mechanism averaged."""
+    """Data-parallel runs: training steps whose gradients each mechanism averaged (kept by :meth:`train`, the
+    engine's accounting, not a method's)."""
     retained: list[int] = field(init=False)
     """The classes the result keeps: every class not in ``forget``."""
     forget_tensor: torch.Tensor = field(init=False)
@@ -65,6 +63,22 @@ class ForgetContext:
     @property
     def device(self) -> torch.device:
         return self.runtime.device
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        return self.spec.input_size
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        return self.spec.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.spec.std
 
     def augment(self) -> Augment:
         return Augment(self.recipe.augment, self.mean, self.std, self.input_size[1:]).to(self.device)
@@ -140,8 +154,21 @@ class ForgetContext:
         return loss
 
 
+@dataclass
+class MethodOutput:
+    """What :meth:`Method.run` made: the trained student, the generator it fitted or used, and its report."""
+
+    student: nn.Module
+    generator: nn.Module | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per step of the method (``generator``, ``impair``, ...), recorded in the result."""
+    details: dict[str, object] = field(default_factory=dict)
+    """What the method reports about its run (recorded in the history), e.g. the training steps it undid."""
+
+
 class Method:
-    """Base class. Subclasses set ``name``, ``needs`` and implement :meth:`run` with the engine.
+    """Base class. Subclasses set ``name``, ``needs`` and implement :meth:`run` with the engine; ``run``
+    reads its :class:`ForgetContext` and returns a :class:`MethodOutput` (it changes nothing in the context).
 
     A method with settings of its own gives their dataclass as ``settings`` (a
     :class:`~zeroshot_unlearn.settings.Settings`); they are the recipe section named ``section``
@@ -211,7 +238,7 @@ class Method:
         if self.uses_phases:  # only the settings the method reads are checked against the model
             check_phases(model, recipe, data_free="retain" not in self.needs)
 
-    def run(self, ctx: ForgetContext) -> None:  # pragma: no cover - abstract
+    def run(self, ctx: ForgetContext) -> MethodOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

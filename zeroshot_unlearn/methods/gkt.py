@@ -30,7 +30,7 @@ from ..generators import NetworkGenerator
 from ..losses import distillation
 from ..sections import GKTSettings, PhaseConfig
 from ..surgery import frozen_batchnorm, frozen_parameters, reset_weights
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 
@@ -42,7 +42,7 @@ class GKT(Method):
     supports_distributed = False  # its adversary trains inside the student's loop: one per rank would diverge
     settings = GKTSettings
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         cfg = self.settings_in(ctx.recipe)
         start = time.perf_counter()
         if cfg.student_init == "random":
@@ -85,5 +85,4 @@ class GKT(Method):
             return distillation(logits, batch["teacher"], cfg.distill_temperature)
 
         ctx.train(student_phase, cfg.iterations * cfg.student_steps, loss_fn, name=self.name)
-        ctx.generator = adversary.eval()
-        ctx.timings[self.name] = time.perf_counter() - start
+        return MethodOutput(ctx.student, generator=adversary.eval(), timings={self.name: time.perf_counter() - start})

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..evaluation import mask_logits
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 
@@ -43,5 +43,5 @@ class LogitMaskMethod(Method):
     summary = "hides the classes at the output only"
     needs = frozenset()
 
-    def run(self, ctx: ForgetContext) -> None:
-        ctx.student = LogitMask(ctx.student, ctx.forget)
+    def run(self, ctx: ForgetContext) -> MethodOutput:
+        return MethodOutput(LogitMask(ctx.student, ctx.forget))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .. import seeds
 from ..sections import FineTuneSettings, MaskedKDSettings, RetrainSettings
 from ..surgery import reset_weights
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 
@@ -25,9 +25,9 @@ class RetainedOnly(Method):
 
     needs = frozenset({"retain"})
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         stats = ctx.train_on_retained(self.settings_in(ctx.recipe), offset=seeds.RETAINED_ONLY, name=self.name)
-        ctx.timings[self.name] = stats.seconds
+        return MethodOutput(ctx.student, timings={self.name: stats.seconds})
 
 
 @register_method
@@ -55,6 +55,6 @@ class Retrain(RetainedOnly):
     summary = "re-initialise and train on the retained data"
     settings = RetrainSettings
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         reset_weights(ctx.student, ctx.seed + seeds.RETRAIN_INIT)
-        super().run(ctx)
+        return super().run(ctx)

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ..data.datasets import ImageTensorDataset
 from ..sections import SSDSettings
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class SSD(Method):
     needs = frozenset({"retain", "forget"})
     settings = SSDSettings
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         ctx.require("retain", "forget_data")
         cfg = self.settings_in(ctx.recipe)
         start = time.perf_counter()
@@ -91,4 +91,4 @@ class SSD(Method):
                                              desc="ssd importance (forget)")
         changed = dampen(ctx.student, overall, forget, cfg.selection_weight, cfg.dampening)
         log.info("ssd dampened %d of %d parameter entries", changed, sum(v.numel() for v in overall.values()))
-        ctx.timings[self.name] = time.perf_counter() - start
+        return MethodOutput(ctx.student, timings={self.name: time.perf_counter() - start})

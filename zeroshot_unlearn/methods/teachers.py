@@ -15,7 +15,7 @@ from ..engine import BatchStream
 from ..losses import distillation
 from ..sections import BadTeacherSettings, ScrubSettings
 from ..surgery import reset_weights
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 
@@ -34,7 +34,7 @@ class BadTeacher(Method):
     needs = frozenset({"retain", "forget"})
     settings = BadTeacherSettings
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         ctx.require("retain", "forget_data")
         cfg = self.settings_in(ctx.recipe)
         incompetent = reset_weights(copy.deepcopy(ctx.original), ctx.seed + seeds.BAD_TEACHER_INIT).eval()
@@ -52,7 +52,7 @@ class BadTeacher(Method):
             return distillation(ctx.student(batch), teacher, cfg.distill_temperature)
 
         stats = ctx.train(cfg, stream.steps_for(cfg.epochs), loss_fn, name=self.name)
-        ctx.timings[self.name] = stats.seconds
+        return MethodOutput(ctx.student, timings={self.name: stats.seconds})
 
 
 @register_method
@@ -70,7 +70,7 @@ class SCRUB(Method):
     needs = frozenset({"retain", "forget"})
     settings = ScrubSettings
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         ctx.require("retain", "forget_data")
         cfg = self.settings_in(ctx.recipe)
         retained = ctx.retain_stream(cfg, offset=seeds.SCRUB_RETAINED)
@@ -100,4 +100,4 @@ class SCRUB(Method):
                     + cfg.distill_weight * distillation(logits, teacher, cfg.distill_temperature))
 
         stats = ctx.train(cfg, len(schedule), loss_fn, name=self.name)
-        ctx.timings[self.name] = stats.seconds
+        return MethodOutput(ctx.student, timings={self.name: stats.seconds})

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .. import seeds
 from ..sections import ForgetDataSettings
-from .base import ForgetContext, Method
+from .base import ForgetContext, Method, MethodOutput
 from .registry import register_method
 
 
@@ -27,7 +27,7 @@ class _ForgetDataBaseline(Method):
                     rng: torch.Generator) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def run(self, ctx: ForgetContext) -> None:
+    def run(self, ctx: ForgetContext) -> MethodOutput:
         cfg = self.settings_in(ctx.recipe)
         retained = ctx.retain_stream(cfg, offset=seeds.FORGET_BASELINE_RETAINED)
         forget = ctx.forget_stream(cfg.forget_batch, offset=seeds.FORGET_BASELINE_FORGET)
@@ -41,7 +41,7 @@ class _ForgetDataBaseline(Method):
             return loss + cfg.forget_weight * self.forget_term(ctx, ctx.student(augment(xf)), yf, rng)
 
         stats = ctx.train(cfg, retained.steps_for(cfg.epochs), loss_fn, name=self.name)
-        ctx.timings[self.name] = stats.seconds
+        return MethodOutput(ctx.student, timings={self.name: stats.seconds})
 
 
 @register_method

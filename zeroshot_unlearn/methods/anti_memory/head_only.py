@@ -22,14 +22,14 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
-from .. import seeds
-from ..data.datasets import iter_batches
-from ..engine import BatchStream
-from ..generators import create_generator, fit_generator
-from ..generators.features import FeatureGenerator, batchnorm_feature_statistics, fit_feature_generator
-from ..losses import masked_distillation
-from ..surgery import HeadInput, classifier_head
-from .base import ForgetContext
+from ... import seeds
+from ...data.datasets import iter_batches
+from ...engine import BatchStream
+from ...generators import create_generator, fit_generator
+from ...generators.features import FeatureGenerator, batchnorm_feature_statistics, fit_feature_generator
+from ...losses import masked_distillation
+from ...surgery import HeadInput, classifier_head
+from ..base import ForgetContext, MethodOutput
 
 POOL_PER_CLASS = 64
 """Anti-memory images per forget class whose features an image generator's pool holds."""
@@ -92,23 +92,24 @@ def feature_memories(ctx: ForgetContext, per_class: int) -> tuple[torch.Tensor, 
     return memories.bank.detach().reshape(len(labels), -1), labels, (memories.mean, memories.std)
 
 
-def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None = None) -> None:
+def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None = None) -> MethodOutput:
     """Features once, anti-memories at the head's input, then impair and repair on the head alone.
 
     ``memories_per_class``: set by the data-free mode, which reads no retained image; the retained features
     are then memories fitted at the head's input (:func:`feature_memories`)."""
     recipe = ctx.recipe
+    timings: dict[str, float] = {}
     start = time.perf_counter()
     if memories_per_class is not None:
         features, labels, (mean, std) = feature_memories(ctx, memories_per_class)
-        ctx.timings["memories"] = time.perf_counter() - start
+        timings["memories"] = time.perf_counter() - start
     else:
         features, labels = head_inputs(ctx.original, iter_batches(ctx.retain, 32), ctx.device)
         mean, std = features.mean(0), features.std(0)
-        ctx.timings["features"] = time.perf_counter() - start
+        timings["features"] = time.perf_counter() - start
     original_head = classifier_head(ctx.original)
     start = time.perf_counter()
-    sampler = None
+    sampler, generator = None, ctx.generator
     if recipe.impair.anti_memory_batch > 0:
         if recipe.generator.kind == "features":
             generator = FeatureGenerator(ctx.num_classes, ctx.forget, mean, std,
@@ -125,8 +126,7 @@ def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None
                 batches = ((augment(generator.sample(pool_labels[i:i + 64])), pool_labels[i:i + 64])
                            for i in range(0, len(pool_labels), 64))
                 sampler = FeaturePool(*head_inputs(ctx.original, batches, ctx.device))
-        ctx.generator = generator
-    ctx.timings["generator"] = time.perf_counter() - start
+    timings["generator"] = time.perf_counter() - start
 
     with head_only(ctx.student) as head:
         for name, cfg, offset in (("impair", recipe.impair, seeds.IMPAIR), ("repair", recipe.repair, seeds.REPAIR)):
@@ -151,5 +151,5 @@ def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None
                                                                                cfg.distill_temperature)
                 return loss
 
-            stats = ctx.train(cfg, steps, loss_fn, name=name)
-            ctx.timings[name] = stats.seconds
+            timings[name] = ctx.train(cfg, steps, loss_fn, name=name).seconds
+    return MethodOutput(ctx.student, generator=generator, timings=timings)
