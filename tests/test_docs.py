@@ -156,6 +156,23 @@ def test_cli_option_tables_are_the_parsers():
                                             "`python tests/test_docs.py --write`"
 
 
+def test_the_method_of_your_own_example_runs_as_written(tmp_path):
+    """docs/how-it-works.md's example method registers, validates its section, runs and is recorded."""
+    block = next(b for b in code_blocks((REPO / "docs" / "how-it-works.md").read_text(encoding="utf-8"), "python")
+                 if "register_method" in b)
+    call = ("\nimport warnings\nfrom zeroshot_unlearn import forget_classes, load_model\n"
+            "warnings.simplefilter('ignore')\n"
+            "model = load_model('digits_cnn', pretrained=True)\n"
+            "result = forget_classes(model, [3], retain=None, method='shrink_head', "
+            "overrides={'shrink_head.factor': 0.1}, strict=False, progress=False)\n"
+            "assert result.method == 'shrink_head' and 'shrink_head.factor' in result.recipe_keys_read\n"
+            "assert (result.model.fc.weight[3] - 0.1 * model.fc.weight[3]).abs().max() < 1e-6\n"
+            "print('ok')\n")
+    run = subprocess.run([sys.executable, "-c", block + call], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
+
+
 def test_readme_quick_start_runs_as_written(tmp_path):
     """The README's Python quick start and its command-line quick start, run in a fresh folder."""
     text = (REPO / "README.md").read_text(encoding="utf-8")

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from zeroshot_unlearn import RecipeError, list_recipes, load_recipe
@@ -130,18 +132,27 @@ def test_method_sections_are_declared_by_their_methods():
         load_recipe("digits", {"mased_kd": {"epochs": 3}})
 
 
-def test_recording_reads_names_the_settings_read():
-    from zeroshot_unlearn.settings import recording_reads
+def test_recorded_reads_name_the_settings_read_through_the_view():
+    from zeroshot_unlearn.settings import RecordedReads
 
     recipe = load_recipe("digits")
-    with recording_reads() as keys:
-        recipe.impair.lr, recipe.masked_kd.epochs, recipe.name  # noqa: B018 (reading is what is recorded)
-        recipe.to_dict()  # serialising is not reading
+    keys: set[str] = set()
+    view = RecordedReads(recipe, keys)
+    view.impair.lr, view.masked_kd.epochs, view.name  # noqa: B018 (reading is what is recorded)
+    view.to_dict()  # serialising is not reading
+    recipe.repair.lr  # noqa: B018 (the recipe itself records nothing: only reads through a view do)
     assert keys == {"impair.lr", "masked_kd.epochs", "name"}
-    copy = recipe.generator.with_values(steps=3)
-    with recording_reads() as keys:
-        copy.steps  # noqa: B018 (reading is what is recorded)
-    assert keys == {"generator.steps"}
+    keys.clear()
+    view.section("masked_kd").epochs, view.impair.ranks_channels()  # noqa: B018 (a method's reads count too)
+    assert {"masked_kd.epochs", "impair.perturb_scope"} <= keys <= {"masked_kd.epochs", "impair.perturb_scope",
+                                                                   "impair.perturb_channels"}
+    keys.clear()
+    copy = view.generator.with_values(steps=3)
+    assert copy.steps == 3 and keys == {"generator.steps"} and recipe.generator.steps != 3
+    keys.clear()
+    assert view.replace({"impair.lr": 0.5}).impair.lr == 0.5 and keys == {"impair.lr"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.impair.lr = 1.0
 
 
 def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_model, digits_retain):

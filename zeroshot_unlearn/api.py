@@ -16,7 +16,6 @@ from .errors import InvalidRequestError
 from .plan import RecipeSource, plan_request
 from .result import ForgetResult
 from .run import run_plan
-from .settings import recording_reads
 
 
 def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Dataset | None,
@@ -79,9 +78,7 @@ def forget_classes(model: nn.Module, classes: Sequence[int | str], *, retain: Da
         eval_data = check_data
     if depth is not None:
         overrides = {**(overrides or {}), "depth": depth}
-    # Which recipe settings the request and the run read: the saved recipe holds exactly those.
-    with recording_reads() as keys_read:
-        plan = plan_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides,
-                            seed=seed, forget_data=forget_data, device=device, generator=generator,
-                            training_log=training_log, eval_data=eval_data)
-        return run_plan(model, plan, progress=progress, inplace=inplace, strict=strict, keys_read=keys_read)
+    plan = plan_request(model, classes, retain=retain, recipe=recipe, method=method, overrides=overrides, seed=seed,
+                        forget_data=forget_data, device=device, generator=generator, training_log=training_log,
+                        eval_data=eval_data)
+    return run_plan(model, plan, progress=progress, inplace=inplace, strict=strict)

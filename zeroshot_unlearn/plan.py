@@ -25,6 +25,7 @@ from .generators import AntiMemoryGenerator
 from .methods import Method, get_method
 from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
 from .runtime import Runtime, make_runtime
+from .settings import RecordedReads
 from .spec import ModelSpec
 from .training_log import TrainingLog
 from .validate import (first_images, item_shape, retained_coverage, validate_eval_data, validate_classes,
@@ -84,6 +85,8 @@ class CheckedRequest:
     """A pre-fitted amortised generator to use instead of fitting one."""
     training_log: TrainingLog | None = None
     """The model's training log, for the methods that undo training steps (checked against the model)."""
+    recipe_keys_read: frozenset[str] = frozenset()
+    """The recipe settings the checks read (dotted keys); the run adds its own and ``recipe.yaml`` holds them."""
 
     @property
     def num_classes(self) -> int:
@@ -127,7 +130,8 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *, recipe: Rec
     forget = validate_classes(sorted(set(requested) | set(earlier)), spec.num_classes) if earlier else requested
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
-    resolved = resolve_recipe(recipe, spec.architecture, overrides)
+    reads: set[str] = set()
+    resolved = RecordedReads(resolve_recipe(recipe, spec.architecture, overrides), reads)
     if resolved.depth == "representation":
         if not resolved.representation:
             families = [n for n in list_recipes() if load_recipe(n).representation]
@@ -155,8 +159,9 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *, recipe: Rec
         resolved = resolved.replace(resolved.amortised).replace(overrides)
     if resolved.method != algorithm.name:  # the recipe says which method ran (a saved one reruns it)
         resolved = resolved.replace({"method": algorithm.name})
-    return CheckedRequest(spec=spec, requested=requested, forget=forget, earlier=earlier, recipe=resolved,
-                          method=algorithm, imposed=imposed, seed=seed, generator=amortised, training_log=updates)
+    return CheckedRequest(spec=spec, requested=requested, forget=forget, earlier=earlier, recipe=resolved.settings,
+                          method=algorithm, imposed=imposed, seed=seed, generator=amortised, training_log=updates,
+                          recipe_keys_read=frozenset(reads))
 
 
 def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Dataset | None,
@@ -173,7 +178,8 @@ def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Data
     request = check_request(model, classes, recipe=recipe, method=method, overrides=overrides, seed=seed,
                             data_free=retain is None, forget_data_given=forget_data is not None,
                             generator=generator, training_log=training_log)
-    algorithm, resolved, forget = request.method, request.recipe, request.forget
+    reads = set(request.recipe_keys_read)
+    algorithm, resolved, forget = request.method, RecordedReads(request.recipe, reads), request.forget
     retain_data = materialise(retain) if retain is not None else None
     if retain_data is not None and algorithm.holds_images and is_streamed(retain_data):
         log.info("method %s holds its data in memory: loading the %d retained images", algorithm.name, len(retain_data))
@@ -213,11 +219,11 @@ def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Data
                                       "one process")
         _check_same_request_on_every_rank(runtime, forget, request.seed, retain_data, algorithm.name)
     checked = {f.name: getattr(request, f.name) for f in fields(CheckedRequest)}
-    return ForgetPlan(**{**checked, "spec": spec}, retain=retain_data, forget_data=forget_set, eval_data=eval_split,
-                      runtime=runtime)
+    return ForgetPlan(**{**checked, "spec": spec, "recipe_keys_read": frozenset(reads)}, retain=retain_data,
+                      forget_data=forget_set, eval_data=eval_split, runtime=runtime)
 
 
-def _check_generator(generator, model: nn.Module, algorithm: Method, recipe: Recipe,
+def _check_generator(generator, model: nn.Module, algorithm: Method, recipe: Recipe | RecordedReads,
                      spec: ModelSpec) -> AntiMemoryGenerator | None:
     """A pre-fitted generator: loaded (a folder is checked against the model) and checked for fit (its input
     size once the model's is known)."""

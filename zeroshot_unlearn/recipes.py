@@ -31,7 +31,7 @@ from .errors import RecipeError
 # The shared sections, also importable from here as before (their home is the leaf module sections.py).
 from .sections import (AntiMemoryPhase, AugmentConfig, GeneratorConfig, PhaseConfig,  # noqa: F401
                        RetainedPhase, SelfCheckConfig)
-from .settings import SECTIONS, Settings, build, field_names, not_recording, suggest
+from .settings import SECTIONS, Settings, build, field_names, suggest
 
 IDENTITY_KEYS = ("name", "description", "matches")
 """Keys that describe a recipe file rather than configure a run: never inherited through ``base:``."""
@@ -71,7 +71,7 @@ class Recipe(Settings):
     train_scope: str = "all"
     """Which weights the project's method trains. ``all``: the whole model. ``head``: the classifier head
     alone, on features of the retained images computed once, with anti-memories at the head's input
-    (``generator.kind: features``) or an image generator's pool (``zeroshot_unlearn.methods.head_only``):
+    (``generator.kind: features``) or an image generator's pool (``zeroshot_unlearn.methods.anti_memory.head_only``):
     forgetting at the output (``depth: output``) for the time of one pass over the retained images, the
     setting of 224-px ImageNet models on a CPU. No augmentation, feature terms or BatchNorm changes."""
     impair_scaling: str = "forget_ratio"
@@ -114,16 +114,11 @@ class Recipe(Settings):
         super().__post_init__()
         if self.repair.anti_memory_batch:
             raise RecipeError("repair.anti_memory_batch must be 0: repair trains on retained data only")
-        self.placed_at("")
-        for name in ("self_check", "generator", "augment", "impair", "repair"):
-            getattr(self, name).placed_at(f"{name}.")
-        for name, section in self.sections.items():
-            section.placed_at(f"{name}.")
 
     def section(self, name: str) -> Settings:
         """The settings of method section ``name``: as this recipe sets them, or that section's defaults."""
-        given = object.__getattribute__(self, "sections").get(name)
-        return given if given is not None else SECTIONS[name]().placed_at(f"{name}.")
+        given = self.sections.get(name)
+        return given if given is not None else SECTIONS[name]()
 
     def __getattr__(self, name: str) -> Settings:
         # ``recipe.masked_kd`` reads like the shared sections; only called when no field has the name.
@@ -132,13 +127,12 @@ class Recipe(Settings):
         raise AttributeError(f"recipe has no key {name!r}")
 
     def to_dict(self, keys: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
-        """The recipe as YAML-ready data; with ``keys`` (dotted, as :func:`~zeroshot_unlearn.settings.recording_reads`
+        """The recipe as YAML-ready data; with ``keys`` (dotted, as :class:`~zeroshot_unlearn.settings.RecordedReads`
         records them) only those settings, plus the recipe's ``name`` and ``method``."""
-        with not_recording():
-            data = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
-                    if f.metadata.get("yaml", True)}
-            for name, section in self.sections.items():
-                data[name] = section.to_dict()
+        data = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if f.metadata.get("yaml", True)}
+        for name, section in self.sections.items():
+            data[name] = section.to_dict()
         if keys is not None:
             data = _only(data, set(keys) | {"name", "method"})
         return data
@@ -177,8 +171,7 @@ def _only(data: dict[str, Any], keys: set[str], prefix: str = "") -> dict[str, A
 
 def recipe_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Recipe:
     """A :class:`Recipe` from YAML-shaped data; a ``base:`` key starts from that registered recipe."""
-    with not_recording():  # validating a recipe reads every setting; that is not a run using them
-        return _parse(data, source)
+    return _parse(data, source)
 
 
 def _parse(data: Mapping[str, Any], source: str) -> Recipe:

@@ -21,16 +21,18 @@ from .methods import ForgetContext, MethodOutput
 from .plan import ForgetPlan, forgotten_classes
 from .result import ForgetResult
 from .selfcheck import SelfCheck, check_baseline, check_forgetting, uncheckable_message
+from .settings import RecordedReads
 from .validate import retained_coverage
 
 log = logging.getLogger(__name__)
 
 
-def run_plan(model: nn.Module, plan: ForgetPlan, *, progress: bool, inplace: bool, strict: bool,
-             keys_read: set[str]) -> ForgetResult:
+def run_plan(model: nn.Module, plan: ForgetPlan, *, progress: bool, inplace: bool, strict: bool) -> ForgetResult:
     """Run ``plan`` on a copy of ``model`` and check what it forgot; ``model`` is written only with ``inplace``
-    (and only once the run has passed its check). ``keys_read``: the recipe keys read, filled as the run reads."""
+    (and only once the run has passed its check)."""
     runtime, spec, seed = plan.runtime, plan.spec, plan.seed
+    keys_read = set(plan.recipe_keys_read)  # the plan's reads, and the run's as it reads through ``recipe``
+    recipe = RecordedReads(plan.recipe, keys_read)
     start = time.perf_counter()
     original_hash = sha256_state_dict(model.state_dict())
     cuda = [runtime.device] if runtime.device.type == "cuda" else []
@@ -41,13 +43,13 @@ def run_plan(model: nn.Module, plan: ForgetPlan, *, progress: bool, inplace: boo
         original = copy.deepcopy(model).to(runtime.device, memory_format=memory_format).eval()
         for p in original.parameters():
             p.requires_grad_(False)
-        baseline = _pre_run_check(model, original, plan, strict=strict)
+        baseline = _pre_run_check(model, original, plan, recipe.self_check, strict=strict)
         student = copy.deepcopy(model).to(runtime.device, memory_format=memory_format)
         synced = runtime.distributed and runtime.device.type == "cuda"
         if synced:  # BatchNorm statistics over the global batch (SyncBatchNorm is GPU-only in PyTorch)
             student = nn.SyncBatchNorm.convert_sync_batchnorm(student)
         ctx = ForgetContext(original=original, student=student, forget=plan.forget, retain=plan.retain,
-                            forget_data=plan.forget_data, training_log=plan.training_log, recipe=plan.recipe,
+                            forget_data=plan.forget_data, training_log=plan.training_log, recipe=recipe,
                             seed=seed, spec=spec, progress=progress and runtime.is_main, runtime=runtime,
                             generator=copy.deepcopy(plan.generator).to(runtime.device) if plan.generator else None)
         output = plan.method.run(ctx)
@@ -64,11 +66,11 @@ def run_plan(model: nn.Module, plan: ForgetPlan, *, progress: bool, inplace: boo
     timings = dict(output.timings)
     checked = None
     if baseline is not None:
-        checked = check_forgetting(baseline, student, plan.forget, plan.recipe.self_check, spec.input_size, spec.mean,
+        checked = check_forgetting(baseline, student, plan.forget, recipe.self_check, spec.input_size, spec.mean,
                                    spec.std, seed=seed + seeds.SELF_CHECK, eval_data=plan.eval_data)
         timings["self_check"] = checked.seconds
     timings["total"] = time.perf_counter() - start
-    entry = history_entry(plan, output, dict(ctx.gradient_sync), checked, input_sha256=original_hash,
+    entry = history_entry(plan, recipe, output, dict(ctx.gradient_sync), checked, input_sha256=original_hash,
                           output_sha256=sha256_state_dict(student.state_dict()))
     history = list(getattr(model, "unlearning_history", [])) + [entry]
     student.pretrained_cfg = spec.pretrained_cfg
@@ -107,10 +109,10 @@ def run_plan(model: nn.Module, plan: ForgetPlan, *, progress: bool, inplace: boo
     return result
 
 
-def _pre_run_check(model: nn.Module, original: nn.Module, plan: ForgetPlan, *, strict: bool):
+def _pre_run_check(model: nn.Module, original: nn.Module, plan: ForgetPlan, cfg, *, strict: bool):
     """The self-check's view of the original, taken before any work: a model it cannot judge is refused
-    under ``strict`` (otherwise the run goes on with an inconclusive check). None when the check is off."""
-    cfg = plan.recipe.self_check
+    under ``strict`` (otherwise the run goes on with an inconclusive check). None when the check is off.
+    ``cfg``: the recipe's ``self_check`` section."""
     if not cfg.enabled:
         return None
     earlier = set(forgotten_classes(model))
@@ -125,10 +127,11 @@ def _pre_run_check(model: nn.Module, original: nn.Module, plan: ForgetPlan, *, s
     return baseline
 
 
-def history_entry(plan: ForgetPlan, output: MethodOutput, gradient_sync: dict[str, int], checked: SelfCheck | None,
-                  *, input_sha256: str, output_sha256: str) -> dict[str, Any]:
-    """What the model's history records of this request (``docs/glossary.md`` names each key)."""
-    runtime, algorithm, resolved = plan.runtime, plan.method, plan.recipe
+def history_entry(plan: ForgetPlan, recipe: RecordedReads, output: MethodOutput, gradient_sync: dict[str, int],
+                  checked: SelfCheck | None, *, input_sha256: str, output_sha256: str) -> dict[str, Any]:
+    """What the model's history records of this request (``docs/glossary.md`` names each key); ``recipe``: the
+    plan's, read through the run's view."""
+    runtime, algorithm, resolved = plan.runtime, plan.method, recipe
     reads_retain = plan.retain is not None and "retain" in algorithm.needs
     return {
         "forget": plan.forget, "requested": plan.requested, "method": algorithm.name, "recipe": resolved.name,

@@ -6,27 +6,26 @@ declare each field's range or choices (checked on construction with :func:`check
 unknown keys with a suggestion and wrong types with the key's name. A method declares its own section by giving
 its settings class (``Method.settings``); :data:`SECTIONS` maps section names to those classes.
 
-A section knows where it sits in its recipe, and while :func:`recording_reads` is active
-every field read is recorded under its dotted key (``impair.lr``), so a run can save exactly
+The settings are plain frozen dataclasses. Which of them a run read is recorded by reading through a
+:class:`RecordedReads` view, which the plan and the run put explicitly around the recipe they read: every
+setting read through it is added to a set under its dotted key (``impair.lr``), so a run can save exactly
 the settings it read.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import difflib
+import inspect
 import math
+import types
 import typing
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar, Mapping
 
 from .errors import RecipeError
 
 SECTIONS: dict[str, type["Settings"]] = {}
 """Method sections of a recipe by name (``masked_kd``, ``gkt``, ...), filled as methods register."""
-
-_reads: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("recipe_reads", default=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,60 +45,78 @@ class Settings:
         cls._all_rules = {**cls._all_rules, **cls.__dict__.get("rules", {})}  # the bases' rules, then its own
 
     def __post_init__(self) -> None:
-        with not_recording():
-            for name, rule in self._all_rules.items():
-                value = getattr(self, name)
-                if all(isinstance(r, str) for r in rule):
-                    check_choice(name, value, rule)
-                else:
-                    check_range(name, value, rule[0], rule[1], open_low=rule[2:] == ("open",))
-
-    def __getattribute__(self, name: str) -> Any:
-        value = object.__getattribute__(self, name)
-        reads = _reads.get()
-        # A nested section is not a setting; its fields record themselves when they are read.
-        if reads is not None and name in type(self).__dataclass_fields__ and not isinstance(value, Settings):
-            path = object.__getattribute__(self, "__dict__").get("_path")
-            if path is not None:
-                reads.add(f"{path}{name}")
-        return value
-
-    def placed_at(self, path: str) -> "Settings":
-        """Mark this section as the one at ``path`` (``"impair."``; ``""`` for the recipe itself)."""
-        object.__setattr__(self, "_path", path)
-        return self
+        for name, rule in self._all_rules.items():
+            value = getattr(self, name)
+            if all(isinstance(r, str) for r in rule):
+                check_choice(name, value, rule)
+            else:
+                check_range(name, value, rule[0], rule[1], open_low=rule[2:] == ("open",))
 
     def with_values(self, **changes: Any) -> "Settings":
-        """``dataclasses.replace`` that keeps the section's place, so reads of the copy are recorded too."""
-        with not_recording():  # the copy's validation reads every field
-            copy = dataclasses.replace(self, **changes)
-        path = object.__getattribute__(self, "__dict__").get("_path")
-        return copy.placed_at(path) if path is not None else copy
+        """A copy with ``changes`` (validated like the original)."""
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        with not_recording():
-            return dataclasses.asdict(self)
+        return dataclasses.asdict(self)
 
 
-@contextlib.contextmanager
-def recording_reads() -> Iterator[set[str]]:
-    """Record the dotted key of every recipe setting read inside the block into the yielded set."""
-    reads: set[str] = set()
-    token = _reads.set(reads)
-    try:
-        yield reads
-    finally:
-        _reads.reset(token)
+class RecordedReads:
+    """A read-only view of a recipe or one of its sections that adds the dotted key of every setting read
+    through it to ``reads`` (``impair.lr``; a section read gives a view of the section, so its settings are
+    recorded when they are read, not the section).
 
+    The plan reads the recipe through one while it checks a request and the run hands one to the method,
+    so ``recipe.yaml`` holds exactly the settings a run read. Methods of the settings classes run on the view
+    (their reads are recorded too); serialising (:meth:`to_dict`) and copying (:meth:`replace`,
+    :meth:`with_values`) are bookkeeping, not reads.
+    """
 
-@contextlib.contextmanager
-def not_recording() -> Iterator[None]:
-    """Reads inside the block are bookkeeping (serialising, comparing), not the run's use of a setting."""
-    token = _reads.set(None)
-    try:
-        yield
-    finally:
-        _reads.reset(token)
+    __slots__ = ("settings", "reads", "path")
+
+    def __init__(self, settings: Settings, reads: set[str], path: str = ""):
+        object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "reads", reads)
+        object.__setattr__(self, "path", path)
+
+    def _view(self, settings: Settings, name: str = "") -> "RecordedReads":
+        return RecordedReads(settings, self.reads, f"{self.path}{name}." if name else self.path)
+
+    def __getattr__(self, name: str) -> Any:
+        settings = self.settings
+        value = getattr(settings, name)
+        if isinstance(value, Settings):
+            return self._view(value, name)
+        field = settings.__dataclass_fields__.get(name)
+        if field is not None:
+            if field.metadata.get("yaml", True):
+                self.reads.add(f"{self.path}{name}")
+            return value
+        member = inspect.getattr_static(type(settings), name, None)
+        if isinstance(member, property):
+            return member.fget(self)
+        if inspect.isfunction(member):
+            return types.MethodType(member, self)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"recipe settings are read-only: cannot assign to {name!r}")
+
+    def section(self, name: str) -> "RecordedReads":
+        """The method section ``name`` (``Recipe.section``), through the view."""
+        return RecordedReads(self.settings.section(name), self.reads, f"{name}.")
+
+    def with_values(self, **changes: Any) -> "RecordedReads":
+        return self._view(self.settings.with_values(**changes))
+
+    def replace(self, overrides: Mapping[str, Any] | None) -> "RecordedReads":
+        """``Recipe.replace``, through the view (the new recipe's reads go to the same set)."""
+        return self._view(self.settings.replace(overrides))
+
+    def to_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return self.settings.to_dict(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"RecordedReads({self.settings!r})"
 
 
 # --------------------------------------------------------------------------- validation

@@ -36,6 +36,8 @@ class ForgetContext:
     """Every class the result must not know: the requested ones and those forgotten earlier."""
     retain: ImageTensorDataset | None
     recipe: Recipe
+    """The resolved recipe; in a run, read through a :class:`~zeroshot_unlearn.settings.RecordedReads` view that
+    records the settings the method reads (``recipe.yaml`` holds those)."""
     seed: int
     spec: ModelSpec
     """The model's classes, input size and normalisation (read once, by the plan)."""
