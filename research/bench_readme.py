@@ -16,6 +16,8 @@ import json
 import shlex
 from pathlib import Path
 
+from zeroshot_unlearn.harness.bench import row_requested
+
 
 SCRIPTS = {
     "erasure-bound-": "python -m research.erasure_bound",
@@ -116,7 +118,7 @@ def bench_command(path: Path, result: dict) -> str:
     argv = ["zeroshot-unlearn", "bench", "--suite", suite]
     if suite != "digits":
         argv += ["--data-dir", "../shared/data"]
-    requests = list(dict.fromkeys(tuple(row["classes"]) for row in result.get("rows", [])))
+    requests = list(dict.fromkeys(tuple(row_requested(row)) for row in result.get("rows", [])))
     argv += ["--requests", ";".join(",".join(map(str, r)) for r in requests)]
     argv += ["--retain-budget", str(result["retain_budget"])]
     methods = [m for m in result.get("methods", []) if m]

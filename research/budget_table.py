@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from zeroshot_unlearn.harness.bench import row_requested
+
 PROTOCOL_BUDGET = {"digits": 400}  # 5% of the training split; the CIFAR suites: 2,500
 
 
@@ -19,10 +21,10 @@ def rows(paths: list[str]) -> list[dict]:
         for row in result["rows"]:
             if row["method"] != "anti_memory":
                 continue
-            original = next(r for r in result["rows"] if r["method"] == "original" and r["classes"] == row["classes"])
-            out.append({"suite": result["suite"], "budget": result["retain_budget"], **row,
+            original = next(r for r in result["rows"] if r["method"] == "original" and row_requested(r) == row_requested(row))
+            out.append({"suite": result["suite"], "budget": result["retain_budget"], **row, "requested": row_requested(row),
                         "rebound_original": original.get("rebound_df")})
-    return sorted(out, key=lambda r: (r["suite"], r["budget"], len(r["classes"]), r["classes"]))
+    return sorted(out, key=lambda r: (r["suite"], r["budget"], len(r["requested"]), r["requested"]))
 
 
 def fmt(value, digits=2):
@@ -37,7 +39,7 @@ def main(paths: list[str]) -> str:
         over = " (over 5%)" if r["budget"] > PROTOCOL_BUDGET.get(r["suite"], 2500) else ""
         check = "–" if r.get("self_check_passed") is None else \
             f"{'pass' if r['self_check_passed'] else 'FAIL'} ({fmt(r.get('self_check_figure', r.get('self_check_forget_rate')), 1)}%)"
-        lines.append(f"| {r['suite']} | {r['budget']}{over} | {{{','.join(map(str, r['classes']))}}} | "
+        lines.append(f"| {r['suite']} | {r['budget']}{over} | {{{','.join(map(str, r['requested']))}}} | "
                      f"{r['retained_images']} | {fmt(r['df'])} ({fmt(r['df_original'])}) | {fmt(r['dr'])} | "
                      f"{r['dr'] - r['dr_original_masked']:+.2f} | {fmt(r['rebound_df'])} ({fmt(r['rebound_original'])}) | "
                      f"{fmt(r.get('mia_forget_auc'), 3)} | {fmt(r.get('epoch_equivalents_cpu'), 3)} | {check} |")

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from research.common import RESULTS, result_file
+from zeroshot_unlearn.harness.bench import row_requested
 from zeroshot_unlearn.io import atomic_path, write_json
 
 BENCH_FILES = ("ablation-cifar10-resnet20.json", "frontier-sp-0.5.json", "frontier-sp-0.7.json",
@@ -45,7 +46,7 @@ def bench_points(names=BENCH_FILES) -> list[dict]:
             continue
         run = json.loads(path.read_text())
         for row in run["rows"]:
-            if row["classes"] != [3, 7] or row.get("probe_df") is None:
+            if row_requested(row) != [3, 7] or row.get("probe_df") is None:
                 continue
             method = row["method"]
             if method in ("original", "retrain", "logit_mask"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from zeroshot_unlearn.harness.bench import row_requested
+
 FOLDER = Path("benchmarks/imagenet-efficientnet_lite0")
 NAMES = {0: "tench", 574: "golf ball", 701: "parachute", 258: "Samoyed"}
 
@@ -56,7 +58,7 @@ def suite_table(path: Path, title: str) -> list[str]:
         peak = r.get("peak_memory_gib") or {}
         phases, auc = _phases(r), _auc_per_class(r, original)
         lines.append(
-            f"| {_request(r['classes'])} | {r['retained_images']} ({r.get('retained_classes_shown')}) | "
+            f"| {_request(row_requested(r))} | {r['retained_images']} ({r.get('retained_classes_shown')}) | "
             f"{_f(r['df'])} ({_f(r['df_original'])}) | {_f(r.get('dr_shown'))} / {_f(r.get('dr_shown_ceiling'))} | "
             f"{_f(r.get('dr_unshown'))} / {_f(r.get('dr_unshown_ceiling'))} | {auc or '–'} | {_check(r)} | "
             f"{_f(r['time_s'], 1)} ({_f(r.get('epoch_equivalents_cpu'), 5)}) | {phases} | "
@@ -75,7 +77,7 @@ def data_free_table(path: Path) -> list[str]:
     for r in result["rows"]:
         phases, auc = _phases(r), _auc_per_class(r, original)
         lines.append(
-            f"| {_request(r['classes'])} | {_f(r['df'])} ({_f(r['df_original'])}) | "
+            f"| {_request(row_requested(r))} | {_f(r['df'])} ({_f(r['df_original'])}) | "
             f"{_f(r['dr'])} / {_f(r['dr_original'])} / {_f(r['dr_original_masked'])} | {auc or '–'} | {_check(r)} | "
             f"{_f(r['time_s'], 1)} ({_f(r.get('epoch_equivalents_cpu'), 5)}) | {phases} | {_f((r.get('peak_memory_gib') or {}).get('process'))} |")
     return lines + [""]

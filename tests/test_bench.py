@@ -6,7 +6,7 @@ from zeroshot_unlearn import InvalidRequestError
 from zeroshot_unlearn.harness.bench import (PROTOCOL_REQUESTS, markdown_table, parse_requests, run_bench, save_results,
                                             summary_table)
 
-SCHEMA = {"method", "classes", "df", "dr", "df_original", "dr_original", "dr_retrain", "time_s", "epoch_equivalents",
+SCHEMA = {"method", "requested", "df", "dr", "df_original", "dr_original", "dr_retrain", "time_s", "epoch_equivalents",
           "retained_images", "forget_images_used"}
 
 
@@ -74,17 +74,19 @@ def test_bench_refuses_unknown_methods_and_audit_levels():
 
 
 def test_merge_results_keeps_one_row_per_method_and_request(tmp_path, capsys):
-    from zeroshot_unlearn.harness.bench import merge_results
+    from zeroshot_unlearn.harness.bench import merge_results, row_requested
     from zeroshot_unlearn.cli import main
 
-    def row(method, classes, df):
-        return {"method": method, "classes": classes, "df": df, "dr": 90.0, "df_original": 99.0, "dr_original": 91.0,
+    def row(method, requested, df, key="requested"):
+        return {"method": method, key: requested, "df": df, "dr": 90.0, "df_original": 99.0, "dr_original": 91.0,
                 "dr_original_masked": 92.0, "forget_images_used": 0, "epoch_equivalents": 0.1, "data_used": "retain"}
 
-    a = {"suite": "digits", "seed": 0, "retain_budget": 400, "rows": [row("m", [3], 1.0), row("m", [4], 3.0)]}
+    # a file written before the rename names the request "classes"; it merges with a new one all the same
+    a = {"suite": "digits", "seed": 0, "retain_budget": 400, "rows": [row("m", [3], 1.0, key="classes"),
+                                                                       row("m", [4], 3.0, key="classes")]}
     b = {"suite": "digits", "seed": 0, "retain_budget": 400, "rows": [row("m", [4], 2.0), row("n", [3], 0.0)]}
     merged = merge_results([a, b])
-    assert sorted((r["method"], r["classes"][0], r["df"]) for r in merged["rows"]) == [("m", 3, 1.0), ("m", 4, 2.0),
+    assert sorted((r["method"], row_requested(r)[0], r["df"]) for r in merged["rows"]) == [("m", 3, 1.0), ("m", 4, 2.0),
                                                                                        ("n", 3, 0.0)]
     with pytest.raises(InvalidRequestError, match="different suites"):
         merge_results([a, {**b, "suite": "cifar10-resnet20"}])

@@ -39,7 +39,10 @@ def test_forget_writes_model_recipe_and_metrics(tmp_path, capsys):
     assert set(report["metrics"]) >= {"original", "unlearned", "retrain", "dr_original_masked"}
     assert report["metrics"]["unlearned"]["df"] == pytest.approx(row["df"], abs=0.005)
     assert report["meta"]["recipe"]["name"] == "digits"  # the run's recipe.yaml, read from the folder
-    assert "MIA-forget" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "MIA-forget" in printed
+    assert report["stage_flags"] and all(f"{name}: stages: {flag['text']}" in printed
+                                         for name, flag in report["stage_flags"].items())
 
 
 def test_forget_refuses_a_non_empty_out(tmp_path, capsys):

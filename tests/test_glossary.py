@@ -68,3 +68,13 @@ def test_the_old_name_of_eval_data_still_works_and_says_so(model_copy, digits, d
         result = forget_classes(model_copy, [3, 7], retain=digits_retain, overrides={**FAST, "self_check.enabled": True},
                                 check_data=digits.test, strict=False, progress=False)
     assert result.history[-1]["eval_images"] == len(digits.test)
+
+
+def test_the_old_name_of_plan_request_still_works_and_says_so(model_copy, digits_retain):
+    from zeroshot_unlearn import validate_request
+
+    with pytest.warns(DeprecationWarning, match="now plan_request"):
+        plan = validate_request(model_copy, [3, 7], retain=digits_retain)
+    again = plan_request(model_copy, [3, 7], retain=digits_retain)
+    assert (plan.recipe, plan.forget, plan.method.name, plan.spec) == (again.recipe, again.forget, again.method.name,
+                                                                        again.spec)

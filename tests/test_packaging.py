@@ -1,6 +1,7 @@
 """A normal install: the wheel carries everything the library reads, and runs outside the repository."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,8 +19,16 @@ def _run(command, cwd, env, timeout=300):
 
 
 def test_wheel_installs_and_runs_outside_the_repository(tmp_path):
+    # Built from a copy of the sources: a build in the checkout leaves build/lib behind, whose stale modules
+    # (a file since moved into a package) a later wheel would carry.
+    source = tmp_path / "source"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, source / name)
+    for folder in ("zeroshot_unlearn", "recipes", "checkpoints", "generators"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(REPO)],
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(source)],
          cwd=tmp_path, env=os.environ, timeout=600)
     (wheel,) = dist.glob("zeroshot_unlearn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -45,6 +45,8 @@ def print_report(report) -> None:
     for name in report.verdicts:
         for line in report.headline(name):
             print(f"{name}: {line}")
+    for name, flag in report.stage_flags.items():  # probes at every stage: does a class linger below the head?
+        print(f"{name}: stages: {flag['text']}")
     if report.self_check is not None:
         print(report.self_check["summary"])
 

@@ -14,7 +14,7 @@ import statistics
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,7 @@ from ..errors import InvalidRequestError
 from ..evaluation import accuracy, data_logits, forget_retain_accuracy, logits_df_dr, original_columns
 from ..io import write_json, write_text
 from ..methods import get_method
+from ..runtime import peak_memory as process_peak
 from ..validate import retained_classes
 from ..zoo import load_model
 from .specs import DIGITS_TRAIN, get_train_spec, list_train_specs
@@ -215,12 +216,14 @@ def training_step_seconds(model: nn.Module, input_size: Sequence[int], *, batch_
 
 
 def peak_memory() -> dict:
-    """Resident peaks so far, in GiB: this process, and the largest of its finished children (DataLoader
-    workers). A process's peak never falls, so a bench row's figure is the run's peak up to that row."""
+    """Resident peaks so far, in GiB: this process (:func:`~zeroshot_unlearn.runtime.peak_memory`), and the largest
+    of its finished children (DataLoader workers). A process's peak never falls, so a bench row's figure is the
+    run's peak up to that row."""
     import resource
+    import sys
 
-    scale = 1024 / 2**30  # ru_maxrss is in KiB on Linux
-    return {"process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 3),
+    scale = (1 if sys.platform == "darwin" else 1024) / 2**30  # ru_maxrss: KiB on Linux, bytes on macOS
+    return {"process": round(process_peak("cpu")["gib"], 3),
             "largest_child": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 3)}
 
 
@@ -304,6 +307,11 @@ def _resumable_rows(results_file: Path | None, settings: dict) -> list[dict]:
     return earlier.get("rows", [])
 
 
+def row_requested(row: Mapping[str, Any]) -> list[int]:
+    """The request of a results row (``requested``; rows written before the rename call it ``classes``)."""
+    return list(row["requested"] if "requested" in row else row["classes"])
+
+
 def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Sequence[int]] | None = None,
               retain_budget: int | float | None = None, methods: Sequence[str] = ("anti_memory",),
               references: dict[tuple[int, ...], nn.Module] | None = None, seed: int = 0,
@@ -354,7 +362,7 @@ def run_bench(suite: str, *, data_dir: str | None = None, requests: Sequence[Seq
     for forget in tqdm(requests, desc=f"bench {suite}", disable=not progress):
         anchors: dict | None = None  # the original's and the reference's figures, measured at the first seed
         for one_seed in range(seed, seed + seeds):
-            earlier = [r for r in done if r["classes"] == forget and r.get("seed", seed) == one_seed]
+            earlier = [r for r in done if row_requested(r) == forget and r.get("seed", seed) == one_seed]
             if earlier:
                 rows += earlier
                 continue
@@ -484,7 +492,7 @@ def _bench_request(run: _BenchRun, forget: list[int], anchors: _Anchors, *, with
     df_ref, dr_ref = forget_retain_accuracy(reference, data.test, forget) if reference is not None else (None, None)
     retained_full = sum(run.per_class_full[c] for c in retained_classes(len(run.per_class_full), forget))
     epochs = (wall_per_image * retained_full, cpu_per_image * retained_full)
-    common = {"classes": forget, "seed": run.seed,
+    common = {"requested": forget, "seed": run.seed,
               **{key: value if value is None or isinstance(value, dict) else round(value, 2)
                  for key, value in originals.items()},
               "df_retrain": None if df_ref is None else round(df_ref, 2),
@@ -599,12 +607,12 @@ def seed_summary(rows: list[dict]) -> list[dict]:
     (n - 1) and range over the seeds, and the seeds."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["method"], tuple(row["classes"])), []).append(row)
+        groups.setdefault((row["method"], tuple(row_requested(row))), []).append(row)
     out = []
-    for (method, classes), mine in groups.items():
+    for (method, requested), mine in groups.items():
         if len(mine) < 2:
             continue
-        entry: dict = {"method": method, "classes": list(classes), "seeds": [r.get("seed") for r in mine]}
+        entry: dict = {"method": method, "requested": list(requested), "seeds": [r.get("seed") for r in mine]}
         for key in SEED_COLUMNS:
             values = [r[key] for r in mine if r.get(key) is not None]
             if len(values) == len(mine):
@@ -628,7 +636,7 @@ def seed_table(results: dict) -> str:
             digits = 3 if "mia" in key or "tpr" in key else 1 if key in ("relearn_steps", "time_s") else 2
             cells.append("–" if s is None else f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f} "
                                                f"[{_fmt(s['min'], digits)}, {_fmt(s['max'], digits)}]")
-        lines.append(f"| {entry['method']} | {{{','.join(map(str, entry['classes']))}}} | "
+        lines.append(f"| {entry['method']} | {{{','.join(map(str, row_requested(entry)))}}} | "
                      f"{','.join(map(str, entry['seeds']))} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -672,7 +680,7 @@ def markdown_table(results: dict) -> str:
              "epoch-eq. | epoch-eq. (CPU) | retained imgs | forget imgs | self-check |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | {r.get('seed', results['seed'])} | "
+        lines.append(f"| {r['method']} | {{{','.join(map(str, row_requested(r)))}}} | {r.get('seed', results['seed'])} | "
                      f"{_fmt(r['df'])} | {_fmt(r['dr'])} | "
                      f"{_fmt(r['df_original'])} | {_fmt(r['dr_original'])} | {_fmt(r['dr_original_masked'])} | "
                      f"{_fmt(r['dr_retrain'])} | {r['dr'] - r['dr_original']:+.2f} | {r['dr'] - r['dr_original_masked']:+.2f} | "
@@ -684,7 +692,7 @@ def markdown_table(results: dict) -> str:
                   "probe-Df | probe-Df retrain | rebound Df | relearn steps | relearn retrain | AIN |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in rows:
-            lines.append(f"| {r['method']} | {{{','.join(map(str, r['classes']))}}} | "
+            lines.append(f"| {r['method']} | {{{','.join(map(str, row_requested(r)))}}} | "
                          f"{_with_interval(r, 'mia_forget_auc')} | {_fmt(r['mia_forget_tpr1'], 3)} | "
                          f"{_with_interval(r, 'qmia_auc')} | {_with_interval(r, 'qmia_tpr1')} | "
                          f"{_fmt(r.get('qmia_tpr01'), 3)} | {_fmt(r['mia_ssd'])} | {_with_interval(r, 'probe_df', 2)} | "
@@ -722,7 +730,7 @@ def merge_results(results: Sequence[dict]) -> dict:
     rows: dict[tuple, dict] = {}
     for result in results:
         for row in result["rows"]:
-            rows[(row["method"], tuple(row["classes"]), row.get("seed", result.get("seed")))] = row
+            rows[(row["method"], tuple(row_requested(row)), row.get("seed", result.get("seed")))] = row
     first = results[0]
     return {**first, "overrides": first.get("overrides", {}), "rows": list(rows.values()),
             "merged_from": len(results)}
