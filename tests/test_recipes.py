@@ -153,6 +153,13 @@ def test_recorded_reads_name_the_settings_read_through_the_view():
     assert view.replace({"impair.lr": 0.5}).impair.lr == 0.5 and keys == {"impair.lr"}
     with pytest.raises(dataclasses.FrozenInstanceError):
         view.impair.lr = 1.0
+    keys.clear()
+    import copy
+    import pickle
+
+    copy.copy(view).impair.lr, copy.deepcopy(view).repair.lr  # noqa: B018 (copies still record into the set)
+    assert keys == {"impair.lr", "repair.lr"} and pickle.loads(pickle.dumps(view.impair)).epochs == recipe.impair.epochs
+    assert view.unwrap() is recipe
 
 
 def test_depth_is_a_validated_choice_with_a_measured_setting_per_family(digits_model, digits_retain):

@@ -14,7 +14,7 @@ from ._version import __version__
 _EXPORTS = {
     "forget_classes": "api", "ForgetResult": "result", "load_generator": "result",
     "plan_request": "plan", "check_request": "plan", "ForgetPlan": "plan", "CheckedRequest": "plan",
-    "validate_request": "plan", "ModelSpec": "spec",
+    "ModelSpec": "spec",
     "ForgettingWarning": "errors",
     "audit": "audit", "AuditReport": "audit",
     "load_model": "zoo", "list_models": "zoo",
@@ -25,11 +25,14 @@ _EXPORTS = {
     "OutputError": "errors", "ForgettingFailedError": "errors", "UncheckableModelError": "errors",
 }
 
+_DEPRECATED = {"validate_request": "plan"}
+"""Old names still served (each warns when called), not advertised in ``__all__``."""
+
 __all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (the keys of _EXPORTS: names, lazily imported)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    module = _EXPORTS.get(name) or _DEPRECATED.get(name)
     if module is None:
         raise AttributeError(f"module 'zeroshot_unlearn' has no attribute {name!r}")
     imported = importlib.import_module(f".{module}", __name__)

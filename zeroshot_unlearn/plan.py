@@ -159,7 +159,7 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *, recipe: Rec
         resolved = resolved.replace(resolved.amortised).replace(overrides)
     if resolved.method != algorithm.name:  # the recipe says which method ran (a saved one reruns it)
         resolved = resolved.replace({"method": algorithm.name})
-    return CheckedRequest(spec=spec, requested=requested, forget=forget, earlier=earlier, recipe=resolved.settings,
+    return CheckedRequest(spec=spec, requested=requested, forget=forget, earlier=earlier, recipe=resolved.unwrap(),
                           method=algorithm, imposed=imposed, seed=seed, generator=amortised, training_log=updates,
                           recipe_keys_read=frozenset(reads))
 
@@ -188,8 +188,10 @@ def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Data
     if len(spec.input_size) != 3:
         raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = "
                                   "(C, H, W)")
-    if request.generator is not None:  # checked again now that the input size is known
-        _check_generator(request.generator, model, algorithm, resolved, spec)
+    generator = request.generator
+    if generator is not None and tuple(generator.input_size) != tuple(spec.input_size):  # known only now
+        raise InvalidRequestError(f"the generator makes {tuple(generator.input_size)} images; this model takes "
+                                  f"{tuple(spec.input_size)}")
     if retain_data is not None:
         if request.earlier:
             leaked = sorted(set(retain_data.y.unique().tolist()) & set(request.earlier) - set(request.requested))
@@ -258,9 +260,11 @@ def _check_same_request_on_every_rank(runtime: Runtime, classes: list[int], seed
                                   "(classes, seed, method or retained data); give every rank the same arguments")
 
 
-def validate_request(*args, **kwargs) -> ForgetPlan:
-    """The old name of :func:`plan_request` (deprecated; it will be removed)."""
+def validate_request(*args, check_data: Dataset | None = None, **kwargs) -> ForgetPlan:
+    """The old name of :func:`plan_request` (deprecated; it will be removed), with its old ``check_data``."""
     import warnings
 
     warnings.warn("validate_request is now plan_request", DeprecationWarning, stacklevel=2)
+    if check_data is not None:
+        kwargs["eval_data"] = check_data
     return plan_request(*args, **kwargs)

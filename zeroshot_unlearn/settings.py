@@ -14,6 +14,7 @@ the settings it read.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
@@ -67,29 +68,37 @@ class RecordedReads:
 
     The plan reads the recipe through one while it checks a request and the run hands one to the method,
     so ``recipe.yaml`` holds exactly the settings a run read. Methods of the settings classes run on the view
-    (their reads are recorded too); serialising (:meth:`to_dict`) and copying (:meth:`replace`,
-    :meth:`with_values`) are bookkeeping, not reads.
+    (their reads are recorded too; a zero-argument ``super()`` in such a method would fail on the view, and none
+    uses one); serialising (:meth:`to_dict`) and copying (:meth:`replace`, :meth:`with_values`) are bookkeeping,
+    not reads. It is not a dataclass and not an instance of the settings class: code that needs either takes
+    :meth:`unwrap`.
     """
 
-    __slots__ = ("settings", "reads", "path")
+    __slots__ = ("_settings", "_reads", "_path")
 
     def __init__(self, settings: Settings, reads: set[str], path: str = ""):
-        object.__setattr__(self, "settings", settings)
-        object.__setattr__(self, "reads", reads)
-        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "_reads", reads)
+        object.__setattr__(self, "_path", path)
+
+    def unwrap(self) -> Settings:
+        """The settings object itself (reads of it are not recorded)."""
+        return self._settings
 
     def _view(self, settings: Settings, name: str = "") -> "RecordedReads":
-        return RecordedReads(settings, self.reads, f"{self.path}{name}." if name else self.path)
+        return RecordedReads(settings, self._reads, f"{self._path}{name}." if name else self._path)
 
     def __getattr__(self, name: str) -> Any:
-        settings = self.settings
+        if name.startswith("_"):  # own slots not yet set (copy, unpickling) and dunders: never a setting
+            raise AttributeError(name)
+        settings = self._settings
         value = getattr(settings, name)
         if isinstance(value, Settings):
             return self._view(value, name)
         field = settings.__dataclass_fields__.get(name)
         if field is not None:
             if field.metadata.get("yaml", True):
-                self.reads.add(f"{self.path}{name}")
+                self._reads.add(f"{self._path}{name}")
             return value
         member = inspect.getattr_static(type(settings), name, None)
         if isinstance(member, property):
@@ -103,20 +112,29 @@ class RecordedReads:
 
     def section(self, name: str) -> "RecordedReads":
         """The method section ``name`` (``Recipe.section``), through the view."""
-        return RecordedReads(self.settings.section(name), self.reads, f"{name}.")
+        return RecordedReads(self._settings.section(name), self._reads, f"{name}.")
 
     def with_values(self, **changes: Any) -> "RecordedReads":
-        return self._view(self.settings.with_values(**changes))
+        return self._view(self._settings.with_values(**changes))
 
     def replace(self, overrides: Mapping[str, Any] | None) -> "RecordedReads":
         """``Recipe.replace``, through the view (the new recipe's reads go to the same set)."""
-        return self._view(self.settings.replace(overrides))
+        return self._view(self._settings.replace(overrides))
 
     def to_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return self.settings.to_dict(*args, **kwargs)
+        return self._settings.to_dict(*args, **kwargs)
+
+    def __copy__(self) -> "RecordedReads":
+        return RecordedReads(self._settings, self._reads, self._path)
+
+    def __deepcopy__(self, memo: dict) -> "RecordedReads":  # a copy made during a run still records into its set
+        return RecordedReads(copy.deepcopy(self._settings, memo), self._reads, self._path)
+
+    def __reduce__(self):
+        return RecordedReads, (self._settings, set(self._reads), self._path)
 
     def __repr__(self) -> str:
-        return f"RecordedReads({self.settings!r})"
+        return f"RecordedReads({self._settings!r})"
 
 
 # --------------------------------------------------------------------------- validation

@@ -1,8 +1,9 @@
 """``ModelSpec``: what a request needs to know about the model, read once from its ``pretrained_cfg``.
 
-Classes, label names, input size, normalisation and architecture are read here and nowhere else on the
-path of a request: the plan carries the spec, the methods read it from their context, the result writes
-the model's ``pretrained_cfg`` back unchanged.
+The plan reads the spec once and carries it: the methods read the classes, input size and normalisation from
+their context, and the result writes the model's ``pretrained_cfg`` back unchanged. (Two checks still look at
+the model itself: class names are resolved by ``data.names``, and a head-only data-free run reads the input
+size to draw its feature prior.)
 """
 
 from __future__ import annotations

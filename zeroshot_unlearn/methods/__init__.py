@@ -1,7 +1,8 @@
 """Forgetting methods, registered by name. ``forget_classes(..., method=NAME)`` picks one.
 
-A method is one file: its class (data needs, loss, schedule) and, when it has settings of its
-own, their dataclass, which registering the method makes a recipe section.
+A method is one class in a file (or, for the project's own method, a package: ``anti_memory/``): its data
+needs and its ``run``, which returns a ``MethodOutput``; a method with settings of its own names their dataclass
+(built-in ones live in ``sections.py``), which registering the method makes a recipe section.
 """
 
 from __future__ import annotations

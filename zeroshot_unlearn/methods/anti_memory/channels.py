@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ... import seeds
 from ...data.datasets import images_at
+from ...errors import InvalidRequestError
 from ...surgery import conv_weights_in
 from ..base import ForgetContext
 
@@ -20,6 +21,8 @@ def forget_channel_indices(ctx: ForgetContext, cfg, generator: nn.Module, sample
     retained images (the original model; the ranking of Class-Discriminative Pruning, estimated without
     forget data)."""
     ctx.require("retain")
+    if generator is None:  # the method fits one whenever a phase ranks channels
+        raise InvalidRequestError("perturb_channels < 1 ranks channels on anti-memories: the run has no generator")
     convs = conv_weights_in(ctx.original, cfg.perturb_scope)
     activity: dict[str, list[torch.Tensor]] = {name: [] for name in convs}
     hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: activity[name].append(
