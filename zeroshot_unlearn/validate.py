@@ -139,7 +139,7 @@ def validate_forget_data(data: ImageTensorDataset, forget: Sequence[int], input_
 
 
 def validate_eval_data(data: ImageTensorDataset, forget: Sequence[int], num_classes: int,
-                        input_size: Sequence[int]) -> None:
+                       input_size: Sequence[int]) -> None:
     """An evaluation split for the self-check: labelled images of the model's classes, some of the forget classes."""
     images = data.x if hasattr(data, "x") else first_images(data)
     if tuple(images.shape[1:]) != tuple(input_size):

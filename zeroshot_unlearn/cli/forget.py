@@ -40,10 +40,10 @@ class _ForgetInputs:
 def _forget_inputs(args) -> _ForgetInputs:
     """Every check of ``forget``, before any data is read or any subset drawn, then the data: a bad input
     is one line and exit 2, and nothing is printed before it."""
-    from ..plan import check_request
-    from ..result import check_save_format
     from ..data import load_data, retained_subset
     from ..io import check_output_folder
+    from ..plan import check_request
+    from ..result import check_save_format
 
     check_output_folder(Path(args.out), overwrite=args.overwrite)  # the write checks again
     if args.data_free == bool(args.retain_data):
@@ -74,12 +74,12 @@ def _forget_inputs(args) -> _ForgetInputs:
 
 def cmd_forget(args) -> int:
     from ..api import forget_classes
-    from ..errors import ForgettingWarning
-    from ..spec import model_architecture
     from ..audit import AUDIT_COLUMNS
     from ..data import retained_subset
+    from ..errors import ForgettingWarning
     from ..io import atomic_dir, write_json
     from ..runtime import current_world
+    from ..spec import model_architecture
 
     inputs = _forget_inputs(args)
     model, out = inputs.model, Path(args.out)
