@@ -188,10 +188,8 @@ def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Data
     if len(spec.input_size) != 3:
         raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = "
                                   "(C, H, W)")
-    generator = request.generator
-    if generator is not None and tuple(generator.input_size) != tuple(spec.input_size):  # known only now
-        raise InvalidRequestError(f"the generator makes {tuple(generator.input_size)} images; this model takes "
-                                  f"{tuple(spec.input_size)}")
+    if request.generator is not None:  # its image size, checked again now that the model's is known
+        _check_generator_fits(request.generator, spec)
     if retain_data is not None:
         if request.earlier:
             leaked = sorted(set(retain_data.y.unique().tolist()) & set(request.earlier) - set(request.requested))
@@ -240,11 +238,16 @@ def _check_generator(generator, model: nn.Module, algorithm: Method, recipe: Rec
     if not isinstance(generator, AntiMemoryGenerator):
         raise InvalidRequestError(f"generator must be a folder written by `zeroshot-unlearn generator fit` or an "
                                   f"AntiMemoryGenerator, got {type(generator).__name__}")
+    _check_generator_fits(generator, spec)
+    return generator
+
+
+def _check_generator_fits(generator: AntiMemoryGenerator, spec: ModelSpec) -> None:
+    """The generator makes the model's classes, at its input size where that is known."""
     if generator.num_classes != spec.num_classes or (
             spec.input_size and tuple(generator.input_size) != tuple(spec.input_size)):
         raise InvalidRequestError(f"the generator makes {generator.num_classes} classes of {tuple(generator.input_size)} "
                                   f"images; this model has {spec.num_classes} classes of {tuple(spec.input_size)}")
-    return generator
 
 
 def _check_same_request_on_every_rank(runtime: Runtime, classes: list[int], seed: int,
