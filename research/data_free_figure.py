@@ -85,7 +85,7 @@ def main() -> None:
             continue
         model, data = SUITES[suite_name].load(args.data_dir)
         cfg = {**model.pretrained_cfg, "num_classes": 10}
-        recipe = resolve_recipe("auto", cfg["architecture"])
+        recipe = resolve_recipe("auto", cfg["architecture"], input_size=tuple(cfg["input_size"]))
         for weight in WEIGHTS:
             if any(r["suite"] == suite_name and r["classes"] == forget and r["weight"] == weight for r in rows):
                 continue

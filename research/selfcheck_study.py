@@ -115,7 +115,8 @@ def main() -> None:
     if args.budgets:
         budgets = [int(b) for b in args.budgets.split(",")]
     model.eval()
-    check_cfg = resolve_recipe("auto", model.pretrained_cfg["architecture"]).self_check
+    check_cfg = resolve_recipe("auto", model.pretrained_cfg["architecture"],
+                               input_size=tuple(model.pretrained_cfg["input_size"])).self_check
     requests = PROTOCOL_REQUESTS if args.requests == "protocol" else \
         [[int(c) for c in r.split(",")] for r in args.requests.split(";")]
     out = Path(args.out)
@@ -140,7 +141,8 @@ def main() -> None:
                 overrides = dict(overrides)
                 fraction = overrides.pop("impair.epochs_fraction", None)
                 if fraction is not None:
-                    recipe = resolve_recipe("auto", model.pretrained_cfg["architecture"])
+                    recipe = resolve_recipe("auto", model.pretrained_cfg["architecture"],
+                               input_size=tuple(model.pretrained_cfg["input_size"]))
                     overrides["impair.epochs"] = recipe.impair.epochs * fraction
                 overrides["self_check.enabled"] = False
                 needs = get_method(method).needs

@@ -117,3 +117,18 @@ def test_benchmark_folder_layout_from_the_full_arrays(tmp_path):
     for c in range(10):
         assert index[data.train.y.numpy() == c].tolist() == np.flatnonzero(train_y == c)[:5].tolist()
     assert len(data.test) == 50 and data.classes[3] == "cat"
+
+
+def test_an_evaluation_folder_of_test_alone_is_a_test_split(tmp_path):
+    """A validation set in class folders under test/, with no train/ (issue 45): a test split, and a clear error
+    where training images are asked of it."""
+    from zeroshot_unlearn import load_model
+
+    model = load_model("tf_efficientnet_lite0")
+    for wnid in ("n01440764", "n03888257"):  # tench, parachute
+        (tmp_path / "test" / wnid).mkdir(parents=True)
+        Image.fromarray(np.zeros((60, 80, 3), dtype=np.uint8)).save(tmp_path / "test" / wnid / "a.JPEG")
+    data = load_data(tmp_path, model)
+    assert data.train is None and sorted(data.test.y.tolist()) == [0, 701]
+    with pytest.raises(DataError, match="holds only a test split.*--eval-data"):
+        data.require_train()

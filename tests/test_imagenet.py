@@ -91,7 +91,7 @@ def test_the_head_only_setting_refuses_what_it_cannot_run(digits_model, digits_r
         forget_classes(digits_model, [3], retain=digits_retain, overrides={"generator.kind": "features"})
     with pytest.raises(RecipeError, match="data-free mode with train_scope: head.*generator.kind: features"):
         forget_classes(digits_model, [3], retain=None, overrides={"train_scope": "head"})
-    with pytest.raises(ModelError, match="does not read the pooled output of a BatchNorm"):  # a ResNet adds, then pools
+    with pytest.raises(ModelError, match="does not read the output of a BatchNorm or LayerNorm"):  # a ResNet adds, then pools
         forget_classes(digits_model, [3], retain=None, overrides={"train_scope": "head", "generator.kind": "features"})
     with pytest.raises(RecipeError, match="impair.feature_weight changes the backbone"):
         forget_classes(digits_model, [3], retain=digits_retain,

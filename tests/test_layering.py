@@ -126,7 +126,7 @@ def test_the_analysis_finds_circles_however_they_are_hidden(tmp_path, monkeypatc
 
 def test_loading_a_recipe_imports_no_torch_and_no_method():
     code = ("import sys\nfrom zeroshot_unlearn.recipes import load_recipe\n"
-            "recipe = load_recipe('efficientnet_imagenet')\nrecipe.section('data_free'); recipe.section('masked_kd')\n"
+            "recipe = load_recipe('imagenet')\nrecipe.section('data_free'); recipe.section('masked_kd')\n"
             "print(sorted(m for m in ('torch', 'numpy', 'kornia', 'zeroshot_unlearn.methods') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -138,3 +138,21 @@ def test_the_inversion_figure_sees_what_the_impressions_miss(digits_model, digit
     assert df > 5
     assert runs["impressions"].self_check.passed is True  # the known miss
     assert runs["inversion"].self_check.passed is False and runs["inversion"].self_check.inversion_rate > 10
+
+
+def test_the_inversion_stops_once_every_impression_is_recognised(digits_model):
+    """``self_check.patience``: the inversion ends once every impression reached the confidence on that many steps
+    in a row; the impressions it returns are then recognised, in fewer steps than the cap."""
+    from zeroshot_unlearn.inversion import invert_classes
+
+    calls = []
+    handle = digits_model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        invert_classes(digits_model, [3, 7], (1, 28, 28), (0.1307,), (0.3081,), per_class=2, steps=100, lr=0.1,
+                       patience=2, stop_confidence=0.5, seed=0)
+        early = len(calls)
+        calls.clear()
+        invert_classes(digits_model, [3, 7], (1, 28, 28), (0.1307,), (0.3081,), per_class=2, steps=100, lr=0.1, seed=0)
+    finally:
+        handle.remove()
+    assert len(calls) == 100 and 2 <= early < 100

@@ -17,7 +17,7 @@ _EXPORTS = {
     "ModelSpec": "spec",
     "ForgettingWarning": "errors",
     "audit": "audit", "AuditReport": "audit",
-    "load_model": "zoo", "list_models": "zoo",
+    "load_model": "zoo", "list_models": "zoo", "describe_model": "zoo",
     "list_recipes": "recipes", "load_recipe": "recipes", "Recipe": "recipes",
     "list_methods": "methods",
     "UnlearnError": "errors", "InvalidRequestError": "errors", "RecipeError": "errors",

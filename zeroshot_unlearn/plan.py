@@ -23,7 +23,7 @@ from .data.datasets import ImageTensorDataset, in_memory, is_streamed, materiali
 from .errors import DataError, InvalidRequestError, RecipeError
 from .generators import AntiMemoryGenerator
 from .methods import Method, get_method
-from .recipes import Recipe, list_recipes, load_recipe, resolve_recipe
+from .recipes import Recipe, choose_recipe, list_recipes, load_recipe, resolve_recipe
 from .runtime import Runtime, make_runtime
 from .settings import RecordedReads
 from .spec import ModelSpec
@@ -87,6 +87,8 @@ class CheckedRequest:
     """The model's training log, for the methods that undo training steps (checked against the model)."""
     recipe_keys_read: frozenset[str] = frozenset()
     """The recipe settings the checks read (dotted keys); the run adds its own and ``recipe.yaml`` holds them."""
+    recipe_reason: str = ""
+    """Why ``recipe="auto"`` picked this recipe, in words (empty where the caller named one)."""
 
     @property
     def num_classes(self) -> int:
@@ -131,6 +133,11 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *, recipe: Rec
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InvalidRequestError(f"seed must be an integer, got {seed!r}")
     reads: set[str] = set()
+    reason = ""
+    if isinstance(recipe, (str, os.PathLike)) and str(recipe) == "auto":
+        choice = choose_recipe(spec.architecture, spec.input_size)
+        recipe, reason = choice.name, choice.reason
+        log.info("recipe %r: %s", choice.name, reason)
     resolved = RecordedReads(resolve_recipe(recipe, spec.architecture, overrides), reads)
     if resolved.depth == "representation":
         if not resolved.representation:
@@ -161,7 +168,7 @@ def check_request(model: nn.Module, classes: Sequence[int | str], *, recipe: Rec
         resolved = resolved.replace({"method": algorithm.name})
     return CheckedRequest(spec=spec, requested=requested, forget=forget, earlier=earlier, recipe=resolved.unwrap(),
                           method=algorithm, imposed=imposed, seed=seed, generator=amortised, training_log=updates,
-                          recipe_keys_read=frozenset(reads))
+                          recipe_keys_read=frozenset(reads), recipe_reason=reason)
 
 
 def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Dataset | None,

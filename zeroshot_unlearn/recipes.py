@@ -22,7 +22,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -33,7 +33,7 @@ from .sections import (AntiMemoryPhase, AugmentConfig, GeneratorConfig, PhaseCon
                        RetainedPhase, SelfCheckConfig)
 from .settings import SECTIONS, Settings, build, field_names, suggest
 
-IDENTITY_KEYS = ("name", "description", "matches")
+IDENTITY_KEYS = ("name", "description", "matches", "min_input_size")
 """Keys that describe a recipe file rather than configure a run: never inherited through ``base:``."""
 
 
@@ -48,6 +48,10 @@ class Recipe(Settings):
     name: str = "default"
     description: str = ""
     matches: tuple[str, ...] = ("*",)
+    min_input_size: int = 0
+    """The smallest input side (pixels) this recipe serves; 0: any. ``recipe="auto"`` picks, among the recipes
+    whose ``matches`` fit the architecture, one with a ``min_input_size`` the model reaches before any that has
+    none: the path is chosen by what the model is (its input size) before its name."""
     method: str = "anti_memory"
     bn_policy: str = "real_only"
     """``real_only``: BatchNorm statistics update from real retained batches only, synthetic
@@ -106,7 +110,7 @@ class Recipe(Settings):
     """The method sections this recipe sets, by name (written at the top level of the YAML)."""
 
     rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
-             "min_epoch_images": (0, None), "max_epoch_images": (0, None), "depth": ("output", "representation"),
+             "min_epoch_images": (0, None), "max_epoch_images": (0, None), "min_input_size": (0, None), "depth": ("output", "representation"),
              "impair_scaling": ("forget_ratio", "none"),
              "train_scope": ("all", "head")}
 
@@ -309,28 +313,64 @@ def load_recipe(name_or_path: str | os.PathLike, overrides: Mapping[str, Any] | 
     return _load_file(str(path), mtimes).replace(overrides)
 
 
-def resolve_recipe_name(architecture: str) -> str:
-    """The registered recipe whose most specific ``matches`` pattern fits ``architecture``."""
-    best: tuple[int, str] | None = None
+@dataclass(frozen=True)
+class RecipeChoice:
+    """Which registered recipe ``recipe="auto"`` picks for a model, and why, in words a run can print."""
+
+    name: str
+    reason: str
+
+
+def choose_recipe(architecture: str, input_size: Sequence[int] = ()) -> RecipeChoice:
+    """The registered recipe for a model of ``architecture`` at ``input_size`` (``(C, H, W)``; empty: unknown).
+
+    Among the recipes whose ``matches`` patterns fit the architecture, one whose ``min_input_size`` the model's
+    smaller side reaches wins over any without one (the path follows what the model is: at ImageNet size the
+    head-only path, whatever the family); then the most specific pattern wins.
+    """
+    side = min(input_size[1:]) if len(input_size) == 3 else 0
+    best: tuple[tuple[int, int], str] | None = None
+    by_name: tuple[int, str] | None = None
     for name in _recipe_files():
-        for pattern in load_recipe(name).matches:
-            if fnmatch.fnmatchcase(architecture.lower(), pattern.lower()):
-                score = len(pattern.replace("*", ""))
-                if best is None or score > best[0]:
-                    best = (score, name)
+        recipe = load_recipe(name)
+        for pattern in recipe.matches:
+            if not fnmatch.fnmatchcase(architecture.lower(), pattern.lower()):
+                continue
+            score = len(pattern.replace("*", ""))
+            if recipe.min_input_size == 0 and (by_name is None or score > by_name[0]):
+                by_name = (score, name)
+            if recipe.min_input_size and side < recipe.min_input_size:
+                continue
+            key = (recipe.min_input_size, score)
+            if best is None or key > best[0]:
+                best = (key, name)
     if best is None:
         raise RecipeError(f"no recipe matches architecture {architecture!r}; pass recipe=NAME or a YAML path "
                           f"(registered: {', '.join(_recipe_files())})")
-    return best[1]
+    (min_size, _), name = best
+    if min_size:
+        other = f"recipe={by_name[1]!r}" if by_name else "a recipe with train_scope: all"
+        reason = (f"input {side} px >= {min_size} px: the head alone is trained, on features computed once (forgetting "
+                  f"at the output, the backbone kept); {other} trains the whole network instead, at many times the cost")
+    else:
+        sized = sorted(n for n in _recipe_files() if load_recipe(n).min_input_size)
+        reason = (f"architecture {architecture!r} matches its patterns" + (f" (input {side} px)" if side else "")
+                  + (f"; {', '.join(sized)} serve{'s' if len(sized) == 1 else ''} larger inputs" if sized else ""))
+    return RecipeChoice(name, reason)
+
+
+def resolve_recipe_name(architecture: str, input_size: Sequence[int] = ()) -> str:
+    """The registered recipe ``recipe="auto"`` picks (:func:`choose_recipe`)."""
+    return choose_recipe(architecture, input_size).name
 
 
 def resolve_recipe(recipe: "str | os.PathLike | Recipe | Mapping[str, Any]", architecture: str,
-                   overrides: Mapping[str, Any] | None = None) -> Recipe:
+                   overrides: Mapping[str, Any] | None = None, input_size: Sequence[int] = ()) -> Recipe:
     if isinstance(recipe, Recipe):
         return recipe.replace(overrides)
     if isinstance(recipe, Mapping):
         return recipe_from_dict(recipe, source="recipe dict").replace(overrides)
     if isinstance(recipe, (str, os.PathLike)):
-        name = resolve_recipe_name(architecture) if str(recipe) == "auto" else recipe
+        name = resolve_recipe_name(architecture, input_size) if str(recipe) == "auto" else recipe
         return load_recipe(name, overrides)
     raise RecipeError(f"recipe must be 'auto', a name, a YAML path, a dict or a Recipe; got {type(recipe).__name__}")

@@ -196,6 +196,10 @@ class SelfCheckConfig(Settings):
     resolution: int = 0
     """Side of the pixel grid the inversion optimises, upsampled bilinearly to the input size; 0: the
     input size (grayscale: half of it). A coarse grid converges in fewer steps on large inputs."""
+    patience: int = 0
+    """Stop an inversion before ``steps`` once every impression has reached ``min_confidence`` on this many
+    consecutive steps (0: always run ``steps``). At 224 px the inversion is most of the check's cost and the
+    original's impressions of Lite0 cross 0.5 within 6 to 10 of the 30 steps (docs/imagenet.md)."""
     min_confidence: float = 0.9
     """The original's confidence an impression needs to count among its confident impressions."""
     min_original_figure: float = 50.0
@@ -208,7 +212,7 @@ class SelfCheckConfig(Settings):
     the project's goals (a run at Df <= 1 passes, one at Df >= 5 fails)."""
 
     rules = {"figure": ("impressions", "inversion"), "impressions_per_class": (1, 1024), "max_impressions": (2, 100_000), "steps": (1, 10_000),
-             "lr": (0.0, 10.0, "open"), "bn_prior_weight": (0.0, None), "resolution": (0, 4096),
+             "lr": (0.0, 10.0, "open"), "bn_prior_weight": (0.0, None), "resolution": (0, 4096), "patience": (0, 10_000),
              "min_confidence": (0.0, 1.0), "min_original_figure": (0.0, 100.0), "max_figure": (0.0, 100.0),
              "max_test_df": (0.0, 100.0)}
 
@@ -241,6 +245,10 @@ class DataFreeSettings(Settings):
     memories_per_class: int = 4
     """``train_scope: head``: memories fitted per retained class at the head's input (a bank the phases
     draw from; 4,000 feature vectors for a 1,000-class model, fitted in seconds)."""
+    layernorm_prior: bool = False
+    """``train_scope: head`` on a head that reads a LayerNorm (ViT, DeiT, ConvNeXt, Swin): make the memories under
+    the prior that norm's affine implies. Off: such a request is refused, because the prior has not been measured
+    on a trained model of that kind yet (on random weights it is not a test of anything); on: run it unmeasured."""
 
     rules = {"memories_per_epoch": (1, None), "memories_per_class": (1, None)}
 

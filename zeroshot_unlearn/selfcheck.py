@@ -121,8 +121,10 @@ def _normalised(pixels: torch.Tensor, mean, std) -> torch.Tensor:
 
 def _per_class(cfg: SelfCheckConfig, classes: int) -> int:
     """Impressions per class: the recipe's count, fewer for a request of many classes (the check's cost
-    grows with the images, and ``max_impressions`` bounds them), never under 2."""
-    return max(2, min(cfg.impressions_per_class, cfg.max_impressions // max(1, classes)))
+    grows with the images, and ``max_impressions`` bounds them), never under 2 where ``max_impressions``
+    allows 2 per class, else 1 (at 224 px a 10-class request's 20 impressions cost half the call)."""
+    fits = cfg.max_impressions // max(1, classes)
+    return max(2 if fits >= 2 else 1, min(cfg.impressions_per_class, fits))
 
 
 def _called_forget(model: nn.Module, x: torch.Tensor, forget: torch.Tensor) -> torch.Tensor:
@@ -136,7 +138,8 @@ def _invert(model: nn.Module, forget: Sequence[int], cfg: SelfCheckConfig, per_c
 
     device = next(model.parameters()).device
     pixels = invert_classes(model, list(forget), input_size, mean, std, per_class=per_class, steps=cfg.steps,
-                            lr=cfg.lr, bn_weight=cfg.bn_prior_weight, resolution=cfg.resolution, seed=seed)
+                            lr=cfg.lr, bn_weight=cfg.bn_prior_weight, resolution=cfg.resolution, seed=seed,
+                            patience=cfg.patience, stop_confidence=cfg.min_confidence)
     return _normalised(pixels, mean, std).to(device)
 
 

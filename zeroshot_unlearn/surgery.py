@@ -106,6 +106,42 @@ class HeadInput:
         self.handle.remove()
 
 
+@torch.no_grad()
+def check_linear_head(model: nn.Module, input_size: Sequence[int]) -> None:
+    """Refuse (:class:`~zeroshot_unlearn.errors.ModelError`) a model whose logits are not its head applied to one
+    feature vector per image: training that head alone, on features captured at its input, would then train
+    something other than what the model outputs (a distilled ViT averages two heads; a model may scale, pool
+    or mix its logits after the last linear layer). One forward pass of two random images, in eval mode."""
+    head = classifier_head(model)
+    if head is None:
+        raise ModelError(f"{type(model).__name__} has no linear classifier head, so the head-only path cannot serve "
+                         "it: use a recipe with train_scope: all")
+    getter = getattr(model, "get_classifier", None)
+    declared = getter() if callable(getter) else None
+    if isinstance(declared, (tuple, list)):
+        raise ModelError(f"{type(model).__name__} has {len(declared)} classifier heads (e.g. a distilled ViT's head and "
+                         "head_dist, averaged): training one on its own features would not remove a class from the "
+                         "output, so the head-only path cannot serve it: use a recipe with train_scope: all")
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        x = torch.rand(2, *input_size, generator=torch.Generator().manual_seed(0)).to(device)
+        with HeadInput(model) as captured:
+            logits = model(x)
+        calls = len(captured.values)
+        direct = head(captured.value) if calls == 1 else None
+    finally:
+        for module, training in modes:
+            module.training = training
+    if not isinstance(logits, torch.Tensor) or direct is None or direct.shape != logits.shape or not torch.allclose(
+            direct, logits, rtol=1e-4, atol=1e-4):
+        why = (f"its last linear layer ran {calls} times in one forward pass" if calls != 1 else
+               "its logits are not its last linear layer's output")
+        raise ModelError(f"{type(model).__name__}: {why}, so the head-only path (train_scope: head, features at the "
+                         "head's input) cannot serve it: use a recipe with train_scope: all (recipe=NAME)")
+
+
 def backbone_stages(model: nn.Module) -> list[str]:
     """The names of the modules whose outputs are the backbone's stages, in order, from timm's ``feature_info``
     (every timm model has one; so do the zoo's own models). Empty where the model does not describe its stages."""

@@ -31,6 +31,9 @@ def validate_model(model: Any) -> None:
     if unusable:
         raise ModelError(f"the model is on {', '.join(unusable)}; forgetting runs on the CPU or CUDA. Call model.cpu() "
                          "first")
+    from .zoo.describe import check_described
+
+    check_described(model)
     head = classifier_head(model)
     if head is None and not isinstance(getattr(model, "num_classes", None), int):
         raise ModelError(f"{type(model).__name__} has no classifier head (no nn.Linear and no get_classifier())")

@@ -143,7 +143,7 @@ def self_check_beside_df(original: nn.Module, unlearned: nn.Module, forget: Sequ
     cfg = getattr(original, "pretrained_cfg", {}) or {}
     architecture = str(cfg.get("architecture") or type(original).__name__.lower())
     resolved = recipe if isinstance(recipe, Recipe) else resolve_recipe("auto" if recipe is None or isinstance(
-        recipe, Mapping) else recipe, architecture)
+        recipe, Mapping) else recipe, architecture, input_size=tuple(cfg.get("input_size") or ()))
     if recorded is not None:
         source = "recorded by the unlearning run"
         figure, max_figure = recorded.get("figure"), recorded["max_figure"]

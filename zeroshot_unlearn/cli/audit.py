@@ -79,7 +79,7 @@ def cmd_audit(args) -> int:
 
         recipe = load_recipe(recipe_file)
     data = load_data(args.data, original)
-    retain = retained_subset(data.train, sorted(set(classes) | set(forgotten_classes(unlearned))), budget,
+    retain = retained_subset(data.require_train("audit's training images"), sorted(set(classes) | set(forgotten_classes(unlearned))), budget,
                              seed=args.seed, num_classes=model_num_classes(original))
     compare = {}
     for path in args.compare or []:

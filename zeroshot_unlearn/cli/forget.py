@@ -64,7 +64,7 @@ def _forget_inputs(args) -> _ForgetInputs:
     data = load_data(args.retain_data, model) if args.retain_data else None
     eval_source = load_data(args.eval_data, model) if args.eval_data else data
     # request.forget: classes the model forgot in earlier requests stay out of the retained data too.
-    retain = None if data is None else retained_subset(data.train, request.forget, budget, seed=args.seed,
+    retain = None if data is None else retained_subset(data.require_train(), request.forget, budget, seed=args.seed,
                                                         num_classes=request.num_classes)
     eval_data = eval_source.test if eval_source is not None else None
     has_forget_images = eval_data is not None and bool(set(eval_data.y.tolist()) & set(request.forget))
@@ -87,6 +87,8 @@ def cmd_forget(args) -> int:
     say = print if rank == 0 else (lambda *a, **k: None)
     # Printed only once every input check has passed: a refused input leaves nothing on stdout.
     say(f"model: {model_architecture(model)}, {model.pretrained_cfg.get('weights', 'weights of unknown origin')}")
+    say(f"recipe: {inputs.request.recipe.name}" + (f" ({inputs.request.recipe_reason})"
+                                                    if inputs.request.recipe_reason else " (as asked)"))
     with warnings.catch_warnings():  # --no-strict: the failure is reported below, once, in this command's words
         warnings.simplefilter("ignore", ForgettingWarning)
         result = forget_classes(model, inputs.request.requested, retain=inputs.retain, recipe=args.recipe,
@@ -104,7 +106,7 @@ def cmd_forget(args) -> int:
     audited = args.audit and inputs.eval_data is not None
     if audited and rank == 0:
         audit_retain = inputs.retain if inputs.retain is not None else retained_subset(  # the run read no data
-            inputs.eval_source.train, result.forget, inputs.budget, seed=args.seed,
+            inputs.eval_source.require_train("audit's retained images"), result.forget, inputs.budget, seed=args.seed,
             num_classes=inputs.request.num_classes)
         report = run_audit(model, result.model, result.forget, inputs.eval_source, audit_retain,
                            source=args.eval_data or args.retain_data,

@@ -19,7 +19,8 @@ def cmd_generator_fit(args) -> int:
     model = load_trained(args)
     out = Path(args.out) if args.out else Path("generators") / model_id(model)
     check_output_folder(out, overwrite=args.overwrite)
-    recipe = resolve_recipe(args.recipe, model_architecture(model), parse_overrides(args.set))
+    recipe = resolve_recipe(args.recipe, model_architecture(model), parse_overrides(args.set),
+                            input_size=tuple(model.pretrained_cfg.get("input_size") or ()))
     cfg = model.pretrained_cfg
     augment = Augment(recipe.augment, cfg["mean"], cfg["std"], cfg["input_size"][1:])
     generator, card = fit_amortised(model, recipe.generator, augment, steps=args.steps, seed=args.seed,

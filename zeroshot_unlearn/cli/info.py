@@ -38,7 +38,7 @@ def cmd_info(args) -> int:
                         for c in range(num_classes)],
             "input_size": list(cfg.get("input_size") or []), "mean": list(cfg.get("mean") or []),
             "std": list(cfg.get("std") or []), "checkpoint_sha256": cfg.get("checkpoint_sha256"),
-            "recipe": resolve_recipe_name(architecture),
+            "recipe": resolve_recipe_name(architecture, tuple(cfg.get("input_size") or ())),
             "unlearning_history": list(getattr(model, "unlearning_history", None) or [])}
     if args.json:
         print(json.dumps(info, indent=2))

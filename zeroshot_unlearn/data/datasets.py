@@ -43,11 +43,20 @@ class ImageTensorDataset(Dataset):
 
 @dataclass
 class DataSplits:
-    train: ImageTensorDataset
-    """In memory, or :class:`~zeroshot_unlearn.data.FolderImages` read from disk as it is used."""
+    train: ImageTensorDataset | None
+    """In memory, or :class:`~zeroshot_unlearn.data.FolderImages` read from disk as it is used; None for an
+    evaluation folder that holds only ``test/``."""
     test: ImageTensorDataset | None
     classes: list[str]
     name: str = ""
+
+    def require_train(self, role: str = "retained data") -> ImageTensorDataset:
+        """The train split, or a :class:`~zeroshot_unlearn.errors.DataError` that says what to pass instead."""
+        if self.train is None:
+            raise DataError(f"{self.name or 'the data'} holds only a test split (test/ and no train/), so it cannot "
+                            f"give the {role}: pass it as the evaluation data (--eval-data, eval_data=) and the "
+                            "retained images as a folder with train/ (or class folders at its top)")
+        return self.train
 
 
 def normalise_uint8(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -147,7 +147,8 @@ def load_image_folder(folder: str | Path, input_size: Sequence[int], mean: Seque
                       std: Sequence[float], *, label_names: Sequence[str] | None = None,
                       num_classes: int | None = None, data_config: Mapping | None = None,
                       display_names: Sequence[str] | None = None) -> DataSplits:
-    """An ImageFolder tree (``DIR/<class>/<image>``, or ``DIR/train`` and ``DIR/test``), each folder labelled
+    """An ImageFolder tree (``DIR/<class>/<image>``, ``DIR/train`` and ``DIR/test``, or ``DIR/test`` alone: an
+    evaluation set, whose ``train`` split is None), each folder labelled
     with the class id its name maps to, read from disk as it is used (:class:`FolderImages`).
 
     ``data_config``: the model's ``pretrained_cfg``, whose evaluation transform the images go through
@@ -160,9 +161,12 @@ def load_image_folder(folder: str | Path, input_size: Sequence[int], mean: Seque
     if (folder / "train").is_dir():
         train = _load_folder(folder / "train", *args)
         test = _load_folder(folder / "test", *args) if (folder / "test").is_dir() else None
+    elif (folder / "test").is_dir() and not any(p.is_dir() for p in folder.iterdir() if p.name != "test"):
+        # An evaluation set alone (a validation set in class folders under test/): a test split, no train split.
+        train, test = None, _load_folder(folder / "test", *args)
     else:
         train, test = _load_folder(folder, *args), None
-    return DataSplits(train, test, train.classes or [], name=folder.name)
+    return DataSplits(train, test, (train or test).classes or [], name=folder.name)
 
 
 __all__ = ["FolderImages", "load_image_folder", "folder_class_ids", "model_transform"]

@@ -15,6 +15,7 @@ reads, and the same generator then makes "memories" of the retained classes besi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -33,8 +34,11 @@ class FeatureGenerator(nn.Module):
     makes_images = False
 
     def __init__(self, num_classes: int, classes: Sequence[int], mean: torch.Tensor, std: torch.Tensor,
-                 samples_per_class: int, seed: int = 0):
+                 samples_per_class: int, seed: int = 0, emit: "LayerNormImage | None" = None):
         super().__init__()
+        self.emit = emit
+        """Where the head reads a LayerNorm's output directly: the map from the bank onto the vectors that norm can
+        emit (the bank's vectors are then the norm's inputs); None: the bank holds the features themselves."""
         self.num_classes = num_classes
         self.classes = list(classes)
         slot = torch.full((num_classes,), -1, dtype=torch.long)
@@ -44,7 +48,8 @@ class FeatureGenerator(nn.Module):
         self.register_buffer("std", std.detach().clone().float().clamp(min=1e-4))
         rng = torch.Generator().manual_seed(seed)
         start = torch.randn(len(self.classes), samples_per_class, len(mean), generator=rng)
-        self.bank = nn.Parameter(self.mean.cpu() + self.std.cpu() * start)
+        # With ``emit`` the bank holds the norm's inputs, which it standardises: any start will do.
+        self.bank = nn.Parameter(start if emit is not None else self.mean.cpu() + self.std.cpu() * start)
         self.samples_per_class = samples_per_class
 
     def sample(self, labels: torch.Tensor) -> torch.Tensor:
@@ -52,11 +57,19 @@ class FeatureGenerator(nn.Module):
         if (slots < 0).any():
             raise ValueError(f"this generator holds classes {self.classes}, not {sorted(set(labels.tolist()))}")
         pick = torch.randint(self.samples_per_class, (len(labels),), device=labels.device)
-        return self.bank[slots, pick]
+        return self.features(self.bank[slots, pick])
+
+    def features(self, bank: torch.Tensor) -> torch.Tensor:
+        """The head's input that bank vectors stand for."""
+        return bank if self.emit is None else self.emit(bank)
+
+    def all_features(self) -> torch.Tensor:
+        """Every vector of the bank as the head's input, (classes * samples_per_class, features)."""
+        return self.features(self.bank.reshape(len(self.classes) * self.samples_per_class, -1))
 
     def prior(self) -> torch.Tensor:
-        """How far the bank lies from the real features' statistics (mean squared z-score)."""
-        return ((self.bank - self.mean) / self.std).pow(2).mean()
+        """How far the bank's features lie from the real features' statistics (mean squared z-score)."""
+        return ((self.features(self.bank) - self.mean) / self.std).pow(2).mean()
 
 
 def fit_feature_generator(generator: FeatureGenerator, head: nn.Module, cfg: GeneratorConfig, *,
@@ -73,7 +86,7 @@ def fit_feature_generator(generator: FeatureGenerator, head: nn.Module, cfg: Gen
         p.requires_grad_(False)
     try:
         for _ in tqdm(range(cfg.steps), desc=desc, disable=not progress, leave=False):
-            logits = head(generator.bank.reshape(len(labels), -1))
+            logits = head(generator.all_features())
             loss = F.cross_entropy(logits, labels) + cfg.bn_prior_weight * generator.prior()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -84,20 +97,79 @@ def fit_feature_generator(generator: FeatureGenerator, head: nn.Module, cfg: Gen
         head.train(was_training)
 
 
-@torch.no_grad()
-def batchnorm_feature_statistics(model: nn.Module, input_size, *, samples: int = 256,
-                                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and spread of the head's input over images the model was trained on, with no image: read off
-    the last BatchNorm layer, whose running statistics summarise its input over the training set.
+class LayerNormImage:
+    """The vectors a LayerNorm can emit: any input, standardised over its features, through the norm's affine.
+    (A plain callable, not a module: it is the model's, and no part of a saved generator.)"""
 
-    That layer's input is drawn per pixel from N(running mean, running variance), passed through the layer
-    (its affine and, in timm's ``BatchNormAct2d``, its activation) and pooled as the head pools it. Only a
-    model whose head reads the global average of that layer's output (EfficientNet, MobileNet and others
-    ending in conv, BatchNorm, activation, pooling) fits; any other is refused, since then the statistics
-    would describe something the head never sees.
+    def __init__(self, weight: torch.Tensor | None, bias: torch.Tensor | None, eps: float):
+        self.weight = None if weight is None else weight.detach().clone().float()
+        self.bias = None if bias is None else bias.detach().clone().float()
+        self.eps = eps
+
+    def to(self, device) -> "LayerNormImage":
+        self.weight = None if self.weight is None else self.weight.to(device)
+        self.bias = None if self.bias is None else self.bias.to(device)
+        return self
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        z = F.layer_norm(v, v.shape[-1:], eps=self.eps)
+        if self.weight is not None:
+            z = z * self.weight
+        return z if self.bias is None else z + self.bias
+
+
+@dataclass(frozen=True)
+class FeaturePrior:
+    """What the head's input looks like over the images the model was trained on, read off the model alone."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    norm: str
+    """``batchnorm`` (the last BatchNorm's running statistics) or ``layernorm`` (the last LayerNorm's affine)."""
+    reads: str
+    """How the head reads the norm's output: ``pooled`` (the mean over positions or tokens), ``class token``
+    (the first token) or ``direct`` (the norm's output is the head's input)."""
+    emit: LayerNormImage | None = None
+    """Set where the head's input is a LayerNorm's output itself (direct or its class token): the memories are
+    then made as that norm's inputs and mapped through it, so every one is a vector the norm can emit."""
+
+
+_LAYER_NORMS = (nn.LayerNorm,)  # timm's LayerNorm2d and LayerNormAct are subclasses
+
+
+def _readouts(out: torch.Tensor, channels_first: bool) -> list[tuple[str, torch.Tensor]]:
+    """The ways a head might read a norm's output ``out`` as one vector per image."""
+    if out.dim() == 2:
+        return [("direct", out)]
+    if out.dim() == 4 and channels_first:
+        pooled = out.mean((2, 3))
+        return [("direct", out.flatten(1))] + ([("pooled", pooled)] if out.shape[2:] != (1, 1) else [])
+    if out.dim() == 4:  # (N, H, W, C): a Swin's channels-last stages
+        return [("pooled", out.mean((1, 2)))]
+    if out.dim() == 3:  # (N, tokens, C)
+        return [("class token", out[:, 0]), ("pooled", out.mean(1)), ("pooled", out[:, 1:].mean(1))]
+    return []
+
+
+@torch.no_grad()
+def head_input_prior(model: nn.Module, input_size, *, samples: int = 256, seed: int = 0) -> FeaturePrior:
+    """The head input's mean and spread with no image, from the last normalisation layer before the head.
+
+    - **BatchNorm** (EfficientNet, MobileNet, ResNet, RegNet: conv, BatchNorm, activation, pooling): its running
+      statistics summarise its input over the training set, so that input is drawn per pixel from N(running mean,
+      running variance), passed through the layer (its affine and, in timm's ``BatchNormAct2d``, its activation)
+      and pooled as the head pools it.
+    - **LayerNorm** (ViT, DeiT, ConvNeXt, Swin): it keeps no statistics, but whatever it emits is a vector
+      standardised over its features and put through its affine, so the affine bounds the head's input: mean
+      the bias, spread the weight's magnitude. Where the head reads that output itself (a ConvNeXt's norm after
+      pooling, a ViT's class token or ``fc_norm``), the prior also says exactly which vectors can occur
+      (:class:`LayerNormImage`).
+
+    A model whose head reads neither the pooled nor the direct output of such a layer is refused, since any
+    statistics would then describe something the head never sees.
     """
     device = next(model.parameters()).device
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, *_LAYER_NORMS))]
     outputs: list[tuple[nn.Module, torch.Tensor]] = []
     # A clone: an in-place activation after the layer (nn.ReLU(inplace=True)) would otherwise rewrite it.
     hooks = [m.register_forward_hook(lambda mod, _args, out: outputs.append((mod, out.detach().clone()))) for m in norms]
@@ -110,26 +182,44 @@ def batchnorm_feature_statistics(model: nn.Module, input_size, *, samples: int =
         finally:  # before the draws below pass through the same layer
             for hook in hooks:
                 hook.remove()
-        fits = False
+        found = None
         if outputs:
-            last, out = outputs[-1]
-            pooled = out.float().mean(dim=tuple(range(2, out.dim())))
-            fits = out.dim() >= 3 and pooled.shape == head_input.value.shape and torch.allclose(
-                pooled, head_input.value.float(), rtol=1e-4, atol=1e-5)
-        if not fits:
-            raise ModelError(f"{type(model).__name__}'s classifier head does not read the pooled output of a "
-                             "BatchNorm layer, so its features' statistics cannot be read off the model: the "
-                             "data-free mode with train_scope: head needs one (EfficientNet, MobileNet); use "
-                             "train_scope: all")
-        rng = torch.Generator().manual_seed(seed)
-        mean = last.running_mean.float().cpu().view(1, -1, *[1] * (out.dim() - 2))
-        spread = last.running_var.float().cpu().sqrt().view_as(mean)
-        drawn = (mean + spread * torch.randn((samples, *out.shape[1:]), generator=rng)).to(device)
-        pooled = last(drawn).float().mean(dim=tuple(range(2, out.dim())))
+            last, out = outputs[-1]  # the norm that ran last before the head
+            target = head_input.value.float()
+            channels_first = not isinstance(last, _LAYER_NORMS) or out.dim() != 4 or out.shape[-1] != target.shape[1]
+            for reads, vector in _readouts(out.float(), channels_first):
+                if vector.shape == target.shape and torch.allclose(vector, target, rtol=1e-4, atol=1e-5):
+                    found = reads
+                    break
+        if found is None or (isinstance(last, nn.modules.batchnorm._BatchNorm) and found != "pooled"):
+            raise ModelError(f"{type(model).__name__}'s classifier head does not read the output of a BatchNorm or "
+                             "LayerNorm layer (pooled, its class token or as it is), so its features' statistics "
+                             "cannot be read off the model and the data-free mode with train_scope: head cannot "
+                             "make its memories: pass retained images (retain=...), or use train_scope: all")
+        if isinstance(last, nn.modules.batchnorm._BatchNorm):
+            rng = torch.Generator().manual_seed(seed)
+            mean = last.running_mean.float().cpu().view(1, -1, *[1] * (out.dim() - 2))
+            spread = last.running_var.float().cpu().sqrt().view_as(mean)
+            drawn = (mean + spread * torch.randn((samples, *out.shape[1:]), generator=rng)).to(device)
+            pooled = last(drawn).float().mean(dim=tuple(range(2, out.dim())))
+            return FeaturePrior(pooled.mean(0), pooled.std(0), "batchnorm", found)
+        channels = head_input.value.shape[1]
+        weight = last.weight.detach().float().flatten() if last.weight is not None else torch.ones(channels)
+        bias = last.bias.detach().float().flatten() if last.bias is not None else torch.zeros(channels)
+        emit = LayerNormImage(last.weight, last.bias, last.eps).to(device) if found in ("direct", "class token") \
+            and weight.numel() == channels else None
+        return FeaturePrior(bias.to(device), weight.abs().to(device), "layernorm", found, emit)
     finally:
         for module, training in modes:
             module.training = training
-    return pooled.mean(0), pooled.std(0)
 
 
-__all__ = ["FeatureGenerator", "fit_feature_generator", "batchnorm_feature_statistics"]
+def batchnorm_feature_statistics(model: nn.Module, input_size, *, samples: int = 256,
+                                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and spread of the head's input read off the model (:func:`head_input_prior`), as a pair."""
+    prior = head_input_prior(model, input_size, samples=samples, seed=seed)
+    return prior.mean, prior.std
+
+
+__all__ = ["FeatureGenerator", "FeaturePrior", "LayerNormImage", "fit_feature_generator", "head_input_prior",
+           "batchnorm_feature_statistics"]

@@ -11,16 +11,16 @@ import torch.nn as nn
 from ..augment import Augment
 from ..data.datasets import ImageTensorDataset
 from ..engine import BatchStream, batch_stream, train_phase
-from ..errors import InvalidRequestError, RecipeError
+from ..errors import InvalidRequestError, ModelError, RecipeError
 from ..generators import GENERATORS
-from ..generators.features import batchnorm_feature_statistics
+from ..generators.features import head_input_prior
 from ..losses import masked_distillation
 from ..recipes import Recipe
 from ..runtime import Runtime
 from ..sections import PhaseConfig, RetainedPhase
 from ..settings import Settings
 from ..spec import ModelSpec
-from ..surgery import conv_weights_in, unknown_prefixes
+from ..surgery import check_linear_head, conv_weights_in, unknown_prefixes
 from ..training_log import TrainingLog
 from ..validate import retained_classes
 from .registry import describe_needs, list_methods
@@ -249,13 +249,20 @@ def check_head_scope(model: nn.Module, recipe: Recipe, *, data_free: bool) -> No
     if recipe.train_scope != "head":
         raise RecipeError("generator.kind 'features' makes anti-memories at the classifier head's input, which only "
                           "train_scope: head reads; set train_scope: head or an image generator (network, noise)")
+    input_size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+    if input_size:  # the logits must be the head's output on one feature vector (ModelError where not)
+        check_linear_head(model, input_size)
     if data_free:
         if recipe.generator.kind != "features":
             raise RecipeError("the data-free mode with train_scope: head makes its memories at the head's input: "
                               "set generator.kind: features")
-        input_size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
         if input_size:  # the memories' prior is read off the model (ModelError where it cannot be)
-            batchnorm_feature_statistics(model, input_size, samples=2)
+            prior = head_input_prior(model, input_size, samples=2)
+            if prior.norm == "layernorm" and not recipe.section("data_free").layernorm_prior:
+                raise ModelError(f"{type(model).__name__}'s head reads a LayerNorm, whose prior for the data-free "
+                                 "memories has not been measured on a trained model of that kind yet: pass retained "
+                                 "images (retain=..., even a few per class), or set data_free.layernorm_prior: true to "
+                                 "run it unmeasured")
     if recipe.generator.kind not in set(GENERATORS) | {"features"}:
         raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}, features")

@@ -15,6 +15,7 @@ time) and no BatchNorm statistic changes.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from typing import Iterator
@@ -26,10 +27,12 @@ from ... import seeds
 from ...data.datasets import iter_batches
 from ...engine import BatchStream
 from ...generators import create_generator, fit_generator
-from ...generators.features import FeatureGenerator, batchnorm_feature_statistics, fit_feature_generator
+from ...generators.features import FeatureGenerator, FeaturePrior, fit_feature_generator, head_input_prior
 from ...losses import masked_distillation
 from ...surgery import HeadInput, classifier_head
 from ..base import ForgetContext, MethodOutput
+
+log = logging.getLogger(__name__)
 
 POOL_PER_CLASS = 64
 """Anti-memory images per forget class whose features an image generator's pool holds."""
@@ -79,17 +82,19 @@ class FeaturePool:
         return self.features[torch.stack(picks)]
 
 
-def feature_memories(ctx: ForgetContext, per_class: int) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+def feature_memories(ctx: ForgetContext, per_class: int) -> tuple[torch.Tensor, torch.Tensor, FeaturePrior]:
     """The data-free mode's stand-in for the retained features: ``per_class`` vectors per retained class
-    at the head's input, fitted like the anti-memories under the statistics the last BatchNorm implies.
-    Returns (features, labels, (mean, std) of the prior)."""
-    mean, std = batchnorm_feature_statistics(ctx.original, ctx.input_size, seed=ctx.seed)
-    memories = FeatureGenerator(ctx.num_classes, ctx.retained, mean, std, per_class,
-                                seed=ctx.seed + seeds.REPAIR).to(ctx.device)  # its own torch.Generator
+    at the head's input, fitted like the anti-memories under the prior the model's last norm implies
+    (:func:`~zeroshot_unlearn.generators.features.head_input_prior`). Returns (features, labels, the prior)."""
+    prior = head_input_prior(ctx.original, ctx.input_size, seed=ctx.seed)
+    log.info("data-free memories under the %s prior (the head reads its %s output)", prior.norm, prior.reads)
+    memories = FeatureGenerator(ctx.num_classes, ctx.retained, prior.mean, prior.std, per_class,
+                                seed=ctx.seed + seeds.REPAIR, emit=prior.emit).to(ctx.device)  # its own torch.Generator
     fit_feature_generator(memories, classifier_head(ctx.original), ctx.recipe.generator, progress=ctx.progress,
                           desc="memory features")
     labels = torch.as_tensor(ctx.retained, device=ctx.device).repeat_interleave(per_class)
-    return memories.bank.detach().reshape(len(labels), -1), labels, (memories.mean, memories.std)
+    with torch.no_grad():
+        return memories.all_features(), labels, prior
 
 
 def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None = None) -> MethodOutput:
@@ -100,8 +105,10 @@ def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None
     recipe = ctx.recipe
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    emit = None
     if memories_per_class is not None:
-        features, labels, (mean, std) = feature_memories(ctx, memories_per_class)
+        features, labels, prior = feature_memories(ctx, memories_per_class)
+        mean, std, emit = prior.mean, prior.std, prior.emit
         timings["memories"] = time.perf_counter() - start
     else:
         features, labels = head_inputs(ctx.original, iter_batches(ctx.retain, 32), ctx.device)
@@ -112,8 +119,8 @@ def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None
     sampler, generator = None, ctx.generator
     if recipe.impair.anti_memory_batch > 0:
         if recipe.generator.kind == "features":
-            generator = FeatureGenerator(ctx.num_classes, ctx.forget, mean, std,
-                                         recipe.generator.samples_per_class, seed=ctx.seed + seeds.IMPAIR).to(ctx.device)
+            generator = FeatureGenerator(ctx.num_classes, ctx.forget, mean, std, recipe.generator.samples_per_class,
+                                         seed=ctx.seed + seeds.IMPAIR, emit=emit).to(ctx.device)
             fit_feature_generator(generator, original_head, recipe.generator, progress=ctx.progress)
             sampler = generator
         else:  # an image generator: fitted as in the full method, its pool's features computed once
