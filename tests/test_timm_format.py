@@ -91,3 +91,17 @@ def test_timm_format_errors_are_clear_and_early(timm_folder, tmp_path, digits_mo
     assert not (tmp_path / "out").exists()
     with pytest.raises(InvalidRequestError, match="unknown save format 'onnx'"):
         result.save(tmp_path / "out", format="onnx")
+
+
+def test_audit_takes_the_original_as_forget_takes_it(timm_folder):
+    """``audit --original local-dir:PATH`` (issue 47): the model names and folders ``forget --model`` takes, and an
+    original of another architecture refused."""
+    from conftest import state_equal
+    from zeroshot_unlearn.cli.audit import load_original
+
+    unlearned = load_model(f"local-dir:{timm_folder}")
+    for source in (f"local-dir:{timm_folder}", str(timm_folder)):
+        original = load_original(source, unlearned)
+        assert state_equal(original, unlearned)
+    with pytest.raises(CheckpointError, match="is a 'digits_cnn'.*audit a model against the one it was made from"):
+        load_original("digits_cnn", unlearned)

@@ -29,9 +29,10 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     resolution blurs ResNet20's CIFAR impressions). A model that knows the class gives a
     recognisable impression; one that forgot it gives jumbled texture.
     ``resolution`` (> 0) optimises a grid of that side instead, upsampled to the input size.
-    ``patience`` (> 0): stop before ``steps`` once the model has given every image its class with at least
-    ``stop_confidence`` on ``patience`` consecutive steps (read off each step's own shifted view, so it
-    costs no extra pass): the steps after that only sharpen impressions that already count.
+    ``patience`` (> 0): each image stops once the model has given it its class with at least
+    ``stop_confidence`` on ``patience`` consecutive steps (read off each step's own shifted view, so it costs
+    no extra pass), and the later steps run on the images still searching only; the search ends when none
+    is, or at ``steps``. The steps after that point would only sharpen impressions that already count.
     Returns pixel images in [0, 1], shape (len(classes) * per_class, C, H, W).
     """
     device = next(model.parameters()).device
@@ -45,26 +46,34 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
     raw = torch.randn(len(labels), channels, *grid, generator=rng) * 0.5
     raw = raw.to(device).requires_grad_(True)
     optimizer = torch.optim.Adam([raw], lr=lr)
-    confident_steps = 0
+    active = torch.ones(len(labels), dtype=torch.bool, device=device)
+    streak = torch.zeros(len(labels), dtype=torch.long, device=device)
     with inverting(model, bn_weight > 0) as prior:
         for _ in range(steps):
-            pixels = _pixels(raw, (height, width))
+            rows = raw if not patience else raw[active]  # with patience: only the images still searching
+            pixels = _pixels(rows, (height, width))
             dx, dy = torch.randint(-jitter, jitter + 1, (2,), generator=rng).tolist()
             view = torch.roll(pixels, (dx, dy), (2, 3))
             if channels > 1 and torch.rand((), generator=rng) < 0.5:  # a mirrored digit is no digit
                 view = view.flip(3)
             logits = model((view - mean_t) / std_t)
-            loss = F.cross_entropy(logits, labels) + tv_weight * _total_variation(pixels)
+            targets = labels if not patience else labels[active]
+            loss = F.cross_entropy(logits, targets) + tv_weight * _total_variation(pixels)
             if prior is not None:
                 loss = loss + bn_weight * prior.pop()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if patience:
+                kept = raw.detach()[~active].clone()
             optimizer.step()
             if patience:
                 with torch.no_grad():
-                    reached = bool((logits.softmax(1).gather(1, labels[:, None]) >= stop_confidence).all())
-                confident_steps = confident_steps + 1 if reached else 0
-                if confident_steps >= patience:
+                    raw[~active] = kept  # a finished image stays as it was (Adam's momentum would move it)
+                    reached = logits.softmax(1).gather(1, targets[:, None]).squeeze(1) >= stop_confidence
+                    index = torch.nonzero(active).flatten()
+                    streak[index] = torch.where(reached, streak[index] + 1, torch.zeros_like(streak[index]))
+                    active[index] = streak[index] < patience
+                if not active.any():
                     break
     return _pixels(raw, (height, width)).detach().cpu()
 

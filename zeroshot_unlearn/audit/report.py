@@ -306,3 +306,73 @@ class AuditReport:
             write_json(tmp / "report.json", self.to_json())
             write_text(tmp / "report.html", page)
         return Path(folder)
+
+
+# ----------------------------------------------------------------------------- the audit at ImageNet size
+
+
+def _cell(figure: dict | None) -> str:
+    if not figure:
+        return "–"
+    interval = figure.get("interval")
+    text = f"{figure['value']:g}"
+    if interval:
+        text += f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+    return text + (" (capped)" if figure.get("capped") else "")
+
+
+def _band_cell(summary: dict | None) -> str:
+    if not summary:
+        return "–"
+    low, high = summary["range"]
+    return f"{summary['median']:g} ({low:g}–{high:g})"
+
+
+def scaled_rows(audit) -> list[tuple[str, list[str]]]:
+    """(label, one cell per model and the band) for every column of a :class:`~.at_scale.ScaledAudit`."""
+    names = list(audit.rows)
+    band = (audit.band or {}).get("summary", {})
+    first = audit.rows[names[0]]
+    lines = [(label, [_cell(audit.rows[n].get(key)) for n in names] + ["–"])
+             for key, label in (("df", "Df (%)"), ("dr", "Dr (%)"), ("mia_forget_auc", "MIA-forget AUC"),
+                                ("qmia_auc", "per-example MIA AUC"))]
+    for key, label in (("relearn_head", "relearn steps, head alone"), ("relearn_tail", "relearn steps, last stage + head")):
+        lines.append((label, [_cell(audit.rows[n].get(key)) for n in names] + [_band_cell(band.get(key))]))
+    for stage in first["readable"]:
+        for reader in ("probe", "knn"):
+            lines.append((f"{'linear probe' if reader == 'probe' else '5-NN'} at {stage} (%)",
+                          [_cell(audit.rows[n]["readable"][stage][reader]) for n in names]
+                          + [_band_cell(band.get(f"{reader} {stage}"))]))
+    return lines
+
+
+def scaled_markdown(audit) -> str:
+    names = [*audit.rows, "never-learnt band: median (range)"]
+    meta = audit.meta
+    out = [f"# Audit at ImageNet size: class {meta['audited_class']}", "",
+           f"Relearn target: Df {meta['relearn_target_df']}% (half the original's {meta['original_df']}%). "
+           f"{meta['train_images']} training and {meta['test_images']} test images; "
+           f"{meta['backbone_passes']} backbone passes ({meta['feature_seconds']} s); {meta['seconds']} s in all. "
+           f"Sharing the original's backbone: {', '.join(meta['shared_backbone']) or 'none'}.", "",
+           "| column | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    out += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in scaled_rows(audit)]
+    for model, verdicts in audit.verdicts.items():
+        out += ["", f"## {model}", ""]
+        out += [f"- {v['column']}: {v['value']:g} — {v['verdict']}" for v in verdicts]
+    return "\n".join(out) + "\n"
+
+
+def scaled_html(audit) -> str:
+    names = [*audit.rows, "never-learnt band: median (range)"]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+                   + "</tr>" for label, cells in scaled_rows(audit))
+    verdicts = "".join(f"<h2>{html.escape(model)}</h2><ul>" + "".join(
+        f"<li>{html.escape(v['column'])}: {v['value']:g} — <b>{html.escape(v['verdict'])}</b></li>" for v in vs)
+        + "</ul>" for model, vs in audit.verdicts.items())
+    meta = html.escape(", ".join(f"{k}: {v}" for k, v in audit.meta.items()))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Audit at ImageNet size</title><style>"
+            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:4px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>"
+            f"<h1>Audit at ImageNet size</h1><p>{meta}</p><table><tr><th>column</th>{head}</tr>{body}</table>"
+            f"{verdicts}</body></html>")

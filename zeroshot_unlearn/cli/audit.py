@@ -32,6 +32,28 @@ def run_audit(original, unlearned, classes, data, retain, *, source, reference_p
                  compare=compare)
 
 
+def load_original(source: str, unlearned, *, trust_checkpoint: bool = False):
+    """``--original`` as ``forget --model`` takes it: a timm folder (``local-dir:PATH``, ``hf-hub:NAME``, a folder
+    with config.json), a zoo name with registered weights (``tf_efficientnet_lite0``, ``digits_cnn``), or a
+    checkpoint file of the unlearned model's architecture. Refused if it is another architecture."""
+    from ..errors import CheckpointError
+    from ..zoo import load_model
+    from ..zoo.registry import pretrained_entry
+    from ..zoo.timm_format import is_timm_source
+
+    architecture = unlearned.pretrained_cfg["architecture"]
+    if is_timm_source(source):
+        original = load_model(source)
+    elif not Path(source).exists() and (entry := pretrained_entry(source)) is not None and entry.default_checkpoint:
+        original = load_model(source, pretrained=True)
+    else:
+        original = load_model(architecture, source, trust_checkpoint=trust_checkpoint)
+    if original.pretrained_cfg.get("architecture") != architecture:
+        raise CheckpointError(f"--original {source} is a {original.pretrained_cfg.get('architecture')!r}, the unlearned "
+                              f"model a {architecture!r}: audit a model against the one it was made from")
+    return original
+
+
 def print_report(report) -> None:
     from ..audit.report import ROWS
 
@@ -63,8 +85,8 @@ def cmd_audit(args) -> int:
     check_output_folder(out, overwrite=args.overwrite)  # fail before any work; the write checks again
     budget = parse_budget(args.retain_budget)
     unlearned = load_model(args.model, args.unlearned)
-    original = with_class_names(load_model(unlearned.pretrained_cfg["architecture"], args.original,
-                                            trust_checkpoint=args.trust_checkpoint), args.class_names)
+    original = with_class_names(load_original(args.original, unlearned, trust_checkpoint=args.trust_checkpoint),
+                                args.class_names)
     classes = validate_classes(class_ids(original, parse_classes(args.classes)), model_num_classes(original))
     generator = None
     if args.generator:
@@ -103,8 +125,9 @@ def cmd_audit(args) -> int:
 def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     aud = command("audit", "measure forgetting (MIA, probe, rebound, relearn) and write report.json + report.html")
     aud.add_argument("--model", default=None, help="architecture; default: read from the unlearned file")
-    aud.add_argument("--original", required=True, help="the original model's checkpoint")
-    aud.add_argument("--unlearned", required=True, help="the unlearned OUT/model.safetensors")
+    aud.add_argument("--original", required=True, help="the original model as forget --model takes it: a timm folder "
+                     "(local-dir:PATH, hf-hub:NAME), a zoo name with registered weights, or its checkpoint file")
+    aud.add_argument("--unlearned", required=True, help="the unlearned model: forget's OUT folder or its model.safetensors")
     aud.add_argument("--classes", nargs="+", required=True, metavar="CLASS", help="the forgotten class ids or names")
     aud.add_argument("--data", required=True, help="'digits', a folder of *train*/*test*.npz, or an ImageFolder "
                                                    "with train/ and test/")
