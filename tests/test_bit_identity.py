@@ -217,6 +217,9 @@ def portable_reference() -> dict:
                     f"{_describe([r for r in _references() if r.get('kernels') == 'portable'])})")
     same_build = [r for r in recorded if r.get("torch_build") == torch.__version__]
     if not same_build:
+        if _in_ci():  # CI installs the recorded build (constraints.txt): another one is CI's own mistake
+            pytest.fail(f"CI=true: torch {torch.__version__} is not the build the portable set was recorded with "
+                        f"({_describe(recorded)}); install with -c constraints.txt")
         pytest.skip(f"identity is not promised on this torch build ({torch.__version__}): the portable set was "
                     f"recorded with {_describe(recorded)}, and another build may compile the kernels otherwise. "
                     "`pip install -c constraints.txt` gives the recorded build; `--record COMMIT` adds this one")

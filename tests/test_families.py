@@ -165,7 +165,7 @@ def test_a_torchvision_model_object_needs_its_weights_description():
     described = describe_model(model, weights=ResNet18_Weights.IMAGENET1K_V1)
     assert described is model
     cfg = model.pretrained_cfg
-    assert cfg["input_size"] == (3, 224, 224) and cfg["architecture"] == "resnet18"
+    assert cfg["input_size"] == (3, 224, 224) and cfg["architecture"] == "torchvision.resnet18"
     assert cfg["crop_pct"] == round(224 / 256, 4) and cfg["mean"] == (0.485, 0.456, 0.406)
     request = check_request(model, ["tench"])  # a 1,000-class head knows the ImageNet names
     assert request.forget == [0] and request.recipe.name == "imagenet"
@@ -218,3 +218,13 @@ def test_a_fine_tuned_model_of_its_own_classes_reads_them_from_the_folders(tmp_p
     assert data.train.classes == names and data.train.item_shape == (3, 224, 224)
     request = check_request(model, ["tulip"])
     assert request.forget == [2] and request.recipe.name == "imagenet"
+
+
+def test_the_batchnorm_prior_reads_a_map_pooled_to_one_pixel():
+    """At 32 px an EfficientNet's last map is 1x1: its pooled output is the head's input, as at 224 px."""
+    from zeroshot_unlearn.generators.features import head_input_prior
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=5).eval()
+    prior = head_input_prior(model, (3, 32, 32), samples=8)
+    assert prior.norm == "batchnorm" and prior.reads == "pooled" and prior.emit is None

@@ -145,14 +145,18 @@ def test_the_inversion_stops_once_every_impression_is_recognised(digits_model):
     in a row; the impressions it returns are then recognised, in fewer steps than the cap."""
     from zeroshot_unlearn.inversion import invert_classes
 
-    calls = []
-    handle = digits_model.register_forward_hook(lambda *_: calls.append(1))
+    batches = []
+    handle = digits_model.register_forward_hook(lambda _m, args, _out: batches.append(len(args[0])))
     try:
-        invert_classes(digits_model, [3, 7], (1, 28, 28), (0.1307,), (0.3081,), per_class=2, steps=100, lr=0.1,
-                       patience=2, stop_confidence=0.5, seed=0)
-        early = len(calls)
-        calls.clear()
+        pixels = invert_classes(digits_model, [3, 7], (1, 28, 28), (0.1307,), (0.3081,), per_class=2, steps=100,
+                                lr=0.1, patience=2, stop_confidence=0.5, seed=0)
+        early = list(batches)
+        batches.clear()
         invert_classes(digits_model, [3, 7], (1, 28, 28), (0.1307,), (0.3081,), per_class=2, steps=100, lr=0.1, seed=0)
     finally:
         handle.remove()
-    assert len(calls) == 100 and 2 <= early < 100
+    assert batches == [4] * 100  # without patience: every image, every step
+    assert len(early) < 100 and early == sorted(early, reverse=True) and early[-1] < 4  # finished images drop out
+    with torch.no_grad():
+        probs = digits_model.eval()((pixels - 0.1307) / 0.3081).softmax(1)
+    assert (probs[torch.arange(4), torch.tensor([3, 3, 7, 7])] >= 0.5).all()  # what it returns is recognised

@@ -58,7 +58,12 @@ def invert_classes(model: nn.Module, classes: Sequence[int], input_size: Sequenc
                 view = view.flip(3)
             logits = model((view - mean_t) / std_t)
             targets = labels if not patience else labels[active]
-            loss = F.cross_entropy(logits, targets) + tv_weight * _total_variation(pixels)
+            if not patience:
+                loss = F.cross_entropy(logits, targets) + tv_weight * _total_variation(pixels)
+            else:  # each image's terms weigh what they did with all searching, however many have finished
+                share = len(targets) / len(labels)
+                loss = F.cross_entropy(logits, targets, reduction="sum") / len(labels) \
+                    + tv_weight * share * _total_variation(pixels)
             if prior is not None:
                 loss = loss + bn_weight * prior.pop()
             optimizer.zero_grad(set_to_none=True)

@@ -10,6 +10,7 @@ plan known before any data is read (the command line runs it before it reads a d
 from __future__ import annotations
 
 import json
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, fields
@@ -27,6 +28,7 @@ from .recipes import Recipe, choose_recipe, list_recipes, load_recipe, resolve_r
 from .runtime import Runtime, make_runtime
 from .settings import RecordedReads
 from .spec import ModelSpec
+from .surgery import check_linear_head
 from .training_log import TrainingLog
 from .validate import (first_images, item_shape, retained_coverage, validate_eval_data, validate_classes,
                        validate_forget_data, validate_model, validate_retain)
@@ -185,9 +187,20 @@ def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Data
     request = check_request(model, classes, recipe=recipe, method=method, overrides=overrides, seed=seed,
                             data_free=retain is None, forget_data_given=forget_data is not None,
                             generator=generator, training_log=training_log)
+    retain_data = materialise(retain) if retain is not None else None
+    if not request.spec.input_size and retain_data is not None and isinstance(recipe, (str, os.PathLike)) \
+            and str(recipe) == "auto":
+        # The model does not say its input size, so the recipe was chosen by its name alone: now that the data
+        # says it, choose again by what the model is (the same checks, the recipe that fits its size).
+        choice = choose_recipe(request.spec.architecture, item_shape(retain_data))
+        if choice.name != request.recipe.name:
+            log.info("recipe %r: %s", choice.name, choice.reason)
+            request = dataclasses.replace(
+                check_request(model, classes, recipe=choice.name, method=method, overrides=overrides, seed=seed,
+                              data_free=False, forget_data_given=forget_data is not None, generator=generator,
+                              training_log=training_log), recipe_reason=choice.reason)
     reads = set(request.recipe_keys_read)
     algorithm, resolved, forget = request.method, RecordedReads(request.recipe, reads), request.forget
-    retain_data = materialise(retain) if retain is not None else None
     if retain_data is not None and algorithm.holds_images and is_streamed(retain_data):
         log.info("method %s holds its data in memory: loading the %d retained images", algorithm.name, len(retain_data))
         retain_data = in_memory(retain_data)
@@ -195,6 +208,8 @@ def plan_request(model: nn.Module, classes: Sequence[int | str], *, retain: Data
     if len(spec.input_size) != 3:
         raise InvalidRequestError("the model's input size is unknown: set model.pretrained_cfg['input_size'] = "
                                   "(C, H, W)")
+    if resolved.train_scope == "head" and not request.spec.input_size:  # checked by check_request where it knew it
+        check_linear_head(model, spec.input_size)
     if request.generator is not None:  # its image size, checked again now that the model's is known
         _check_generator_fits(request.generator, spec)
     if retain_data is not None:

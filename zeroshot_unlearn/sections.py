@@ -182,8 +182,8 @@ class SelfCheckConfig(Settings):
     forget, a second inversion's cost; measured in benchmarks/selfcheck/)."""
     impressions_per_class: int = 16
     max_impressions: int = 256
-    """Impressions in all: a request of many classes gets fewer per class (at least 2), so the check's
-    cost stops growing with the class count."""
+    """Impressions in all: a request of many classes gets fewer per class (at least 2 where this allows 2 per
+    class, else 1), so the check's cost stops growing with the class count."""
     steps: int = 30
     """Optimisation steps of each inversion (30: about 1.2 s per forget class on the CIFAR ResNet20, one
     CPU thread; the check inverts twice, the original and the new model)."""
@@ -197,9 +197,10 @@ class SelfCheckConfig(Settings):
     """Side of the pixel grid the inversion optimises, upsampled bilinearly to the input size; 0: the
     input size (grayscale: half of it). A coarse grid converges in fewer steps on large inputs."""
     patience: int = 0
-    """Stop an inversion before ``steps`` once every impression has reached ``min_confidence`` on this many
-    consecutive steps (0: always run ``steps``). At 224 px the inversion is most of the check's cost and the
-    original's impressions of Lite0 cross 0.5 within 6 to 10 of the 30 steps (docs/imagenet.md)."""
+    """Each impression stops searching once it has reached ``min_confidence`` on this many consecutive steps,
+    and the inversion ends when none searches or at ``steps`` (0: every impression runs every step). At 224 px
+    the inversion is most of the check's cost, and Lite0's impressions of tench all cross 0.5 within 6 of the
+    30 steps (docs/imagenet.md)."""
     min_confidence: float = 0.9
     """The original's confidence an impression needs to count among its confident impressions."""
     min_original_figure: float = 50.0

@@ -111,7 +111,9 @@ def check_linear_head(model: nn.Module, input_size: Sequence[int]) -> None:
     """Refuse (:class:`~zeroshot_unlearn.errors.ModelError`) a model whose logits are not its head applied to one
     feature vector per image: training that head alone, on features captured at its input, would then train
     something other than what the model outputs (a distilled ViT averages two heads; a model may scale, pool
-    or mix its logits after the last linear layer). One forward pass of two random images, in eval mode."""
+    or mix its logits after the last linear layer). One forward pass of two random images, in eval mode. A model
+    under an output mask (``logit_mask``'s, ``.unmasked``) is checked on its weights: the mask is not a layer."""
+    model = getattr(model, "unmasked", model)
     head = classifier_head(model)
     if head is None:
         raise ModelError(f"{type(model).__name__} has no linear classifier head, so the head-only path cannot serve "

@@ -7,7 +7,8 @@ against a retrained reference) cannot run as it is. This one:
 - computes each split's pooled stage outputs, head input and (for the rows relearn reads) the activations at
   the input of the last stage **once per backbone**: a head-only run keeps the original's backbone, so the
   original, the unlearned model and the head that never had the class share one pass; each model's logits
-  are its head on those features (:func:`~zeroshot_unlearn.surgery.check_linear_head` holds them equal);
+  are its head on those features (:func:`~zeroshot_unlearn.surgery.check_linear_head`, run on every model
+  first, refuses one for which they would not be);
 - reads the forget class at every stage with a linear probe and a 5-NN, each fitted on the training split;
 - measures membership inference (population and per-example) as at 32 px, from the cached logits;
 - relearns with two attackers, each starting from the audited model's own weights: the head alone (on the
@@ -38,7 +39,7 @@ import torch.nn.functional as F
 
 from ..data.datasets import iter_batches
 from ..evaluation import mask_logits
-from ..surgery import HeadInput, StageOutputs, backbone_stages, classifier_head
+from ..surgery import HeadInput, StageOutputs, backbone_stages, check_linear_head, classifier_head
 from .intervals import auc_of, mean_interval, two_sample_interval
 from .metrics import Outputs, mia_forget, relearn_checks, weights_of
 from .per_example import quantile_attack
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 HEAD = "head input"
 RELEARN_RUNS = 3
+RELEARN_LR, RELEARN_MOMENTUM, RELEARN_BATCH = 0.01, 0.9, 32
+"""The attackers' SGD: the 32-px audit's (:func:`~zeroshot_unlearn.audit.metrics.relearn_steps`)."""
 HEAD_CAP, TAIL_CAP = 1000, 200
 """Relearn step caps: the head attacker's steps cost microseconds on cached features; the last stage's cost a
 forward and backward of that stage on a batch."""
@@ -85,7 +88,7 @@ def backbone_digest(model: nn.Module) -> str:
         if id(tensor) in head:
             continue
         digest.update(name.encode())
-        digest.update(tensor.detach().float().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -127,9 +130,10 @@ class FeatureBank:
                 lambda _m, args: cut_values.append(args[0].detach().float().cpu()))
         labels, kept = [], []
         try:
+            device = next(weights.parameters()).device
             with HeadInput(weights) as head_input, StageOutputs(weights) as stages:
                 for x, y in iter_batches(data, 32):
-                    weights(x)
+                    weights(x.to(device))
                     y = torch.as_tensor(y)
                     labels.append(y)
                     if handle is not None:
@@ -155,8 +159,9 @@ class FeatureBank:
 
 def logits_of(model: nn.Module, features: SplitFeatures) -> torch.Tensor:
     """The model's logits from its backbone's cached head input: its head on them, under its output mask."""
+    head = classifier_head(weights_of(model))
     with torch.no_grad():
-        logits = classifier_head(weights_of(model))(features.head_input)
+        logits = head(features.head_input.to(head.weight.device)).cpu()
     masked = getattr(model, "forget", None) if model is not weights_of(model) else None
     return mask_logits(logits, masked) if masked else logits
 
@@ -173,11 +178,11 @@ def never_had_head(original: nn.Module, forget: Sequence[int], seed: int) -> nn.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fresh.reset_parameters()
-    rows = torch.as_tensor(list(forget))
+    rows = torch.as_tensor(list(forget), device=head.weight.device)
     with torch.no_grad():
-        head.weight[rows] = fresh.weight[rows]
+        head.weight[rows] = fresh.weight.to(head.weight)[rows]
         if head.bias is not None:
-            head.bias[rows] = fresh.bias[rows]
+            head.bias[rows] = fresh.bias.to(head.bias)[rows]
     return model
 
 
@@ -263,15 +268,16 @@ def _stage_view(features: SplitFeatures, rows: torch.Tensor) -> dict[str, torch.
 
 def _relearn(forward: nn.Module, params: list[torch.nn.Parameter], train_x: torch.Tensor, train_y: torch.Tensor,
              test: Callable[[nn.Module], float], target: float, seed: int, cap: int) -> tuple[int, bool]:
-    """SGD steps (batch 32 with replacement, lr 0.01, momentum 0.9, eval mode) until ``test(forward) >= target``,
+    """SGD steps (:data:`RELEARN_BATCH` images drawn with replacement, :data:`RELEARN_LR`, momentum; eval mode)
+    until ``test(forward) >= target``,
     checked at :func:`~zeroshot_unlearn.audit.metrics.relearn_checks`; (steps, capped)."""
     if test(forward) >= target:
         return 0, False
-    optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+    optimizer = torch.optim.SGD(params, lr=RELEARN_LR, momentum=RELEARN_MOMENTUM)
     rng = torch.Generator().manual_seed(seed)
     checks = set(relearn_checks(cap))
     for step in range(1, cap + 1):
-        rows = torch.randint(len(train_x), (32,), generator=rng)
+        rows = torch.randint(len(train_x), (RELEARN_BATCH,), generator=rng)
         optimizer.zero_grad(set_to_none=True)
         F.cross_entropy(forward(train_x[rows]), train_y[rows]).backward()
         optimizer.step()
@@ -289,7 +295,8 @@ class Tail(nn.Module):
     def __init__(self, model: nn.Module, cut: str):
         super().__init__()
         self.model = model.eval()
-        self.stub = torch.zeros(1, *model.pretrained_cfg["input_size"])
+        self.device = next(model.parameters()).device
+        self.stub = torch.zeros(1, *model.pretrained_cfg["input_size"], device=self.device)
         self.given: torch.Tensor | None = None
         cut_module = model.get_submodule(cut)
         started: list[nn.Module] = []
@@ -310,9 +317,9 @@ class Tail(nn.Module):
                                                             else None)
 
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
-        self.given = activations
+        self.given = activations.to(self.device)
         try:
-            return self.model(self.stub)
+            return self.model(self.stub).cpu()
         finally:
             self.given = None
 
@@ -321,29 +328,31 @@ def _df(logits: torch.Tensor, target_class: int) -> float:
     return float((logits.argmax(1) == target_class).float().mean() * 100)
 
 
-def relearn_head(model: nn.Module, train_x, train_y, test_x, target_class: int, target: float, seed: int,
-                 runs: int = RELEARN_RUNS, cap: int = HEAD_CAP) -> dict:
+def relearn_head(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+                 target_class: int, target: float, seed: int, runs: int = RELEARN_RUNS, cap: int = HEAD_CAP) -> dict:
     """The head-alone attacker from ``model``'s own head, on cached head inputs, ``runs`` batch orders."""
     steps = []
     for run in range(runs):
-        head = copy.deepcopy(classifier_head(weights_of(model))).train()
+        head = copy.deepcopy(classifier_head(weights_of(model))).cpu().train()  # cached features live on the CPU
         test = lambda h: _df(h(test_x), target_class)  # noqa: E731
         steps.append(_relearn(head, list(head.parameters()), train_x, train_y, torch.no_grad()(test), target,
                               seed + run, cap))
     return _steps_row(steps)
 
 
-def relearn_tail(model: nn.Module, train_cut, train_y, test_cut, target_class: int, target: float, seed: int,
+def relearn_tail(model: nn.Module, train_cut: torch.Tensor, train_y: torch.Tensor, test_cut: torch.Tensor,
+                 test_head_input: torch.Tensor, target_class: int, target: float, seed: int,
                  runs: int = RELEARN_RUNS, cap: int = TAIL_CAP) -> dict | None:
     """The last-stage-plus-head attacker from ``model``'s own weights, on cached activations at the last stage's
-    input; None (with the reason logged) where the model cannot be run from there."""
+    input (``test_head_input``: the same test rows' cached head input, which the tail must reproduce); None (with
+    the reason logged) where the model cannot be run from there."""
     cut = last_stage(model)
     if cut is None:
         return None
     steps = []
     for run in range(runs):
         tail = Tail(copy.deepcopy(weights_of(model)), cut)
-        if run == 0 and not _tail_agrees(tail, model, test_cut):
+        if run == 0 and not _tail_agrees(tail, test_cut, test_head_input):
             log.warning("relearn (last stage + head) skipped: the model's output is not a function of its last "
                         "stage's input alone")
             return None
@@ -355,14 +364,14 @@ def relearn_tail(model: nn.Module, train_cut, train_y, test_cut, target_class: i
 
 
 @torch.no_grad()
-def _tail_agrees(tail: Tail, model: nn.Module, cut: torch.Tensor) -> bool:
-    """The tail gives the cached head input's logits (checked on two rows through the head's own input)."""
+def _tail_agrees(tail: Tail, cut: torch.Tensor, head_input: torch.Tensor) -> bool:
+    """Run from the cached activations at the cut, the tail reaches the head with the head input cached for the
+    same rows in the full pass (two rows checked): the model's output is a function of its last stage's input."""
     if len(cut) == 0:
         return True
-    weights = weights_of(model).eval()
     with HeadInput(tail.model) as captured:
-        out = tail(cut[:2])
-    return bool(torch.allclose(classifier_head(weights)(captured.value), out, rtol=1e-4, atol=1e-4))
+        tail(cut[:2])
+    return bool(torch.allclose(captured.value.cpu(), head_input[:2], rtol=1e-4, atol=1e-4))
 
 
 def _steps_row(steps: list[tuple[int, bool]]) -> dict:
@@ -386,6 +395,14 @@ class ScaledAudit:
     def as_dict(self) -> dict[str, Any]:
         return {"meta": self.meta, "rows": self.rows, "band": self.band, "verdicts": self.verdicts}
 
+    def metrics_row(self, name: str) -> dict[str, Any]:
+        """The columns a results row carries (``AUDIT_COLUMNS``) that this audit measures, for model ``name``:
+        relearn steps are the head attacker's, probe-Df the probe at the head's input."""
+        row = self.rows[name]
+        return {"mia_forget_auc": row["mia_forget_auc"]["value"], "qmia_auc": row["qmia_auc"]["value"],
+                "relearn_steps": row["relearn_head"]["value"],
+                "probe_df": row["readable"][HEAD]["probe"]["value"]}
+
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         from ..io import atomic_dir, write_json
         from .report import scaled_html, scaled_markdown
@@ -408,9 +425,17 @@ def audit_at_scale(original: nn.Module, models: Mapping[str, nn.Module], forget:
     say so. One forget class at a time is what the band and relearn read: a request of several classes is
     audited on its first. ``relearn_caps``: the step caps of the head and the last-stage attackers.
     """
+    from ..errors import DataError
+
     start = time.perf_counter()
     forget = list(forget)
     target_class = forget[0]
+    for model in (original, *models.values()):
+        check_linear_head(weights_of(model), weights_of(model).pretrained_cfg["input_size"])
+    for split, data in (("training", train), ("test", test)):
+        if not bool((data.y == target_class).any()):
+            raise DataError(f"the audit at ImageNet size needs {split} images of the audited class {target_class} "
+                            "(members and relearn data; non-members and Df): the split has none")
     bank = FeatureBank(progress)
     reference = never_had_head(original, forget, seed)
     everyone = {"original": original, **models, "head that never had the class": reference}
@@ -419,6 +444,9 @@ def audit_at_scale(original: nn.Module, models: Mapping[str, nn.Module], forget:
     rows: dict[str, dict[str, Any]] = {}
     original_test = bank.get(original, "test", test, cut_classes=forget)
     original_df = _df(logits_of(original, original_test)[original_test.of([target_class])], target_class)
+    if original_df == 0:
+        raise DataError(f"the original calls none of class {target_class}'s test images that class, so relearning "
+                        "it to half the original's Df means nothing: audit a class the original recognises")
     target = 0.5 * original_df
     readable: dict[str, dict] = {}  # by backbone: the probes read features, which a head-only run leaves as they were
     for name, model in everyone.items():
@@ -432,10 +460,13 @@ def audit_at_scale(original: nn.Module, models: Mapping[str, nn.Module], forget:
         band = _band(original, reference, bank, train, never_learnt, forget, target_class, target, retained_shown,
                      seed, relearn_caps)
     verdicts = {name: _verdicts(rows[name], rows, band) for name in models}
-    meta = {"forget": forget, "audited_class": target_class, "relearn_target_df": round(target, 2),
+    meta = {"forget": forget, "audited_class": target_class,
+            "audited_class_note": None if len(forget) == 1 else (
+                f"Df, Dr and the MIA read every forget class; the probes, k-NN, relearn and the band read class "
+                f"{target_class} alone"), "relearn_target_df": round(target, 2),
             "original_df": round(original_df, 2), "train_images": len(train), "test_images": len(test),
             "never_learnt": str(never_learnt) if never_learnt is not None else None,
-            "backbone_passes": len(bank.cache), "feature_seconds": round(bank.seconds, 1),
+            "backbone_passes": len(bank.cache), "knn": KNN, "feature_seconds": round(bank.seconds, 1),
             "seconds": round(time.perf_counter() - start, 1), "seed": seed,
             "shared_backbone": sorted(n for n, m in everyone.items()
                                       if bank.digest(m) == bank.digest(original) and n != "original")}
@@ -472,7 +503,8 @@ def _model_row(model, tr: SplitFeatures, te: SplitFeatures, forget, target_class
     if tr.cut is not None:
         train_cut, cut_y = tr.cut_of([target_class])
         test_cut, _ = te.cut_of([target_class])
-        row["relearn_tail"] = relearn_tail(model, train_cut, cut_y, test_cut, target_class, target, seed, cap=caps[1])
+        row["relearn_tail"] = relearn_tail(model, train_cut, cut_y, test_cut, test_x, target_class, target, seed,
+                                           cap=caps[1])
     return row
 
 
@@ -501,7 +533,8 @@ def _band(original, reference, bank, train, folder, forget, target_class, target
             cut_train, _ = ftr.cut_of([k])
             cut_test, _ = fte.cut_of([k])
             entry["relearn_tail"] = relearn_tail(reference, cut_train, torch.full((len(cut_train),), target_class),
-                                                 cut_test, target_class, target, seed, runs=1, cap=caps[1])
+                                                 cut_test, fte.head_input[test_rows], target_class, target, seed,
+                                                 runs=1, cap=caps[1])
         per_class[name] = entry
     return {"classes": per_class, "summary": _band_summary(per_class)}
 

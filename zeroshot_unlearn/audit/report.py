@@ -328,7 +328,7 @@ def _band_cell(summary: dict | None) -> str:
     return f"{summary['median']:g} ({low:g}–{high:g})"
 
 
-def scaled_rows(audit) -> list[tuple[str, list[str]]]:
+def scaled_rows(audit: Any) -> list[tuple[str, list[str]]]:
     """(label, one cell per model and the band) for every column of a :class:`~.at_scale.ScaledAudit`."""
     names = list(audit.rows)
     band = (audit.band or {}).get("summary", {})
@@ -340,16 +340,17 @@ def scaled_rows(audit) -> list[tuple[str, list[str]]]:
         lines.append((label, [_cell(audit.rows[n].get(key)) for n in names] + [_band_cell(band.get(key))]))
     for stage in first["readable"]:
         for reader in ("probe", "knn"):
-            lines.append((f"{'linear probe' if reader == 'probe' else '5-NN'} at {stage} (%)",
+            lines.append((f"{'linear probe' if reader == 'probe' else str(audit.meta['knn']) + '-NN'} at {stage} (%)",
                           [_cell(audit.rows[n]["readable"][stage][reader]) for n in names]
                           + [_band_cell(band.get(f"{reader} {stage}"))]))
     return lines
 
 
-def scaled_markdown(audit) -> str:
+def scaled_markdown(audit: Any) -> str:
     names = [*audit.rows, "never-learnt band: median (range)"]
     meta = audit.meta
     out = [f"# Audit at ImageNet size: class {meta['audited_class']}", "",
+           *([meta["audited_class_note"] + ".", ""] if meta.get("audited_class_note") else []),
            f"Relearn target: Df {meta['relearn_target_df']}% (half the original's {meta['original_df']}%). "
            f"{meta['train_images']} training and {meta['test_images']} test images; "
            f"{meta['backbone_passes']} backbone passes ({meta['feature_seconds']} s); {meta['seconds']} s in all. "
@@ -362,7 +363,7 @@ def scaled_markdown(audit) -> str:
     return "\n".join(out) + "\n"
 
 
-def scaled_html(audit) -> str:
+def scaled_html(audit: Any) -> str:
     names = [*audit.rows, "never-learnt band: median (range)"]
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(f"<tr><td>{html.escape(label)}</td>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells)

@@ -4,19 +4,42 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import torch.nn as nn
 
 from ..errors import DataError, InvalidRequestError
 from ._common import output_options, parse_budget, parse_classes, with_class_names
 
 
+def at_scale(model: nn.Module) -> bool:
+    """Whether ``model`` is audited at ImageNet size (:mod:`zeroshot_unlearn.audit.at_scale`): an input side the
+    head-only path serves (the ``imagenet`` recipe's ``min_input_size``)."""
+    from ..audit.at_scale import model_side
+    from ..recipes import load_recipe
+
+    return model_side(model) >= load_recipe("imagenet").min_input_size
+
+
 def run_audit(original, unlearned, classes, data, retain, *, source, reference_path, seed, quiet, generator=None,
-               recipe=None, compare=None):
+              recipe=None, compare=None, never_learnt=None):
     from ..audit import audit
     from ..zoo import load_model
 
     if data.test is None:
         raise DataError("the audit needs a test split in the data (a *test*.npz or DIR/test)")
+    if at_scale(original):
+        # No retrained ImageNet model can be built here: the references are the never-learnt band and the head
+        # that never had the class, every column read from features computed once per backbone.
+        from ..audit.at_scale import audit_at_scale
+
+        if reference_path:
+            raise InvalidRequestError("--reference: at ImageNet size the audit's references are the never-learnt "
+                                      "band (--never-learnt DIR) and the head that never had the class; drop it")
+        return audit_at_scale(original, {"unlearned": unlearned, **(compare or {})}, classes,
+                              train=data.require_train("audit's training images"), test=data.test,
+                              never_learnt=never_learnt, seed=seed, progress=not quiet)
     reference = None
     if reference_path:
         reference = load_model(original.pretrained_cfg["architecture"], reference_path)
@@ -32,7 +55,7 @@ def run_audit(original, unlearned, classes, data, retain, *, source, reference_p
                  compare=compare)
 
 
-def load_original(source: str, unlearned, *, trust_checkpoint: bool = False):
+def load_original(source: str, unlearned: nn.Module, *, trust_checkpoint: bool = False) -> nn.Module:
     """``--original`` as ``forget --model`` takes it: a timm folder (``local-dir:PATH``, ``hf-hub:NAME``, a folder
     with config.json), a zoo name with registered weights (``tf_efficientnet_lite0``, ``digits_cnn``), or a
     checkpoint file of the unlearned model's architecture. Refused if it is another architecture."""
@@ -57,6 +80,11 @@ def load_original(source: str, unlearned, *, trust_checkpoint: bool = False):
 def print_report(report) -> None:
     from ..audit.report import ROWS
 
+    if hasattr(report, "band"):  # the audit at ImageNet size
+        from ..audit.report import scaled_markdown
+
+        print(scaled_markdown(report))
+        return
     names = report.model_names()
     width = max(11, *(len(n) + 2 for n in names))
     print(f"{'metric':<42}" + "".join(f"{n:>{width}}" for n in names))
@@ -100,8 +128,12 @@ def cmd_audit(args) -> int:
         from ..recipes import load_recipe
 
         recipe = load_recipe(recipe_file)
+    if args.never_learnt and not at_scale(original):
+        raise InvalidRequestError("--never-learnt is read by the audit at ImageNet size (an input side the recipe "
+                                  "'imagenet' serves); at this size the reference is a retrained model (--reference)")
     data = load_data(args.data, original)
-    retain = retained_subset(data.require_train("audit's training images"), sorted(set(classes) | set(forgotten_classes(unlearned))), budget,
+    forgotten = sorted(set(classes) | set(forgotten_classes(unlearned)))
+    retain = retained_subset(data.require_train("audit's training images"), forgotten, budget,
                              seed=args.seed, num_classes=model_num_classes(original))
     compare = {}
     for path in args.compare or []:
@@ -115,7 +147,8 @@ def cmd_audit(args) -> int:
             label += "'"
         compare[label] = other
     report = run_audit(original, unlearned, classes, data, retain, source=args.data, reference_path=args.reference,
-                        seed=args.seed, quiet=args.quiet, generator=generator, recipe=recipe, compare=compare)
+                       seed=args.seed, quiet=args.quiet, generator=generator, recipe=recipe, compare=compare,
+                       never_learnt=args.never_learnt)
     report.save(out, overwrite=args.overwrite)
     print_report(report)
     print(f"wrote {out}/report.json and {out}/report.html ({report.meta['seconds']}s)")
@@ -138,6 +171,9 @@ def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
                                          "(generator.safetensors + recipe.yaml) or an amortised generator folder")
     aud.add_argument("--compare", nargs="+", metavar="MODEL", help="other unlearned models of the same request (e.g. "
                      "the other --depth's OUT/model.safetensors), measured alike and placed beside it")
+    aud.add_argument("--never-learnt", metavar="DIR", help="at ImageNet size: a folder of classes the model never "
+                     "learnt (train/<class>/, test/<class>/), each read and relearnt in the forget class's place: the "
+                     "band the verdicts compare with")
     aud.add_argument("--trust-checkpoint", action="store_true", help="open pickled checkpoints that safe loading "
                                                                      "refuses")
     output_options(aud, out_help="output folder (must be new or empty)")

@@ -111,10 +111,11 @@ def cmd_forget(args) -> int:
         report = run_audit(model, result.model, result.forget, inputs.eval_source, audit_retain,
                            source=args.eval_data or args.retain_data,
                            reference_path=args.reference, seed=args.seed, quiet=args.quiet,
-                           generator=result.generator, recipe=result.recipe)
+                           generator=result.generator, recipe=result.recipe, never_learnt=args.never_learnt)
         print_report(report)
+        measured = report.metrics_row("unlearned") if hasattr(report, "band") else report.metrics["unlearned"]
         for key in AUDIT_COLUMNS:
-            row[key] = report.metrics["unlearned"].get(key)
+            row[key] = measured.get(key)
     # Everything is computed before anything is written: the folder appears complete or not at all.
     # Under torchrun every rank holds the same result and rank 0 alone writes it.
     if rank == 0:
@@ -198,6 +199,8 @@ def add_command(command: Callable[..., argparse.ArgumentParser]) -> None:
                              "config.json, so timm.create_model('local-dir:OUT') loads the result (timm models only)")
     forget.add_argument("--audit", action="store_true", help="run the audit right after and write OUT/audit/")
     forget.add_argument("--reference", help="retrain reference checkpoint for the audit (digits: shipped or trained)")
+    forget.add_argument("--never-learnt", metavar="DIR", help="--audit at ImageNet size: a folder of classes the model "
+                        "never learnt (train/<class>/, test/<class>/), the band its verdicts compare with")
     forget.add_argument("--generator", help="a fitted amortised generator folder (generators/<model-id>/) to reuse")
     forget.add_argument("--training-log", help="the model's training log (NAME.updates/ from train --record-updates), "
                                                "for --method amnesiac")

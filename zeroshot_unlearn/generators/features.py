@@ -68,7 +68,9 @@ class FeatureGenerator(nn.Module):
         return self.features(self.bank.reshape(len(self.classes) * self.samples_per_class, -1))
 
     def prior(self) -> torch.Tensor:
-        """How far the bank's features lie from the real features' statistics (mean squared z-score)."""
+        """How far the bank's features lie from the real features' statistics (mean squared z-score). With ``emit``
+        (a LayerNorm's image) every feature already lies where that norm can put it, and this term only pulls
+        each dimension towards the norm's bias, within its weight."""
         return ((self.features(self.bank) - self.mean) / self.std).pow(2).mean()
 
 
@@ -137,13 +139,14 @@ class FeaturePrior:
 _LAYER_NORMS = (nn.LayerNorm,)  # timm's LayerNorm2d and LayerNormAct are subclasses
 
 
-def _readouts(out: torch.Tensor, channels_first: bool) -> list[tuple[str, torch.Tensor]]:
+def _readouts(out: torch.Tensor, batchnorm: bool, channels_first: bool) -> list[tuple[str, torch.Tensor]]:
     """The ways a head might read a norm's output ``out`` as one vector per image."""
     if out.dim() == 2:
         return [("direct", out)]
-    if out.dim() == 4 and channels_first:
-        pooled = out.mean((2, 3))
-        return [("direct", out.flatten(1))] + ([("pooled", pooled)] if out.shape[2:] != (1, 1) else [])
+    if batchnorm:  # (N, C, ...): pooled over every position (a 1x1 map pools to itself)
+        return [("pooled", out.mean(dim=tuple(range(2, out.dim()))))]
+    if out.dim() == 4 and channels_first:  # LayerNorm2d: after pooling (1x1) the head reads it as it is
+        return [("direct", out.flatten(1))] if out.shape[2:] == (1, 1) else [("pooled", out.mean((2, 3)))]
     if out.dim() == 4:  # (N, H, W, C): a Swin's channels-last stages
         return [("pooled", out.mean((1, 2)))]
     if out.dim() == 3:  # (N, tokens, C)
@@ -186,12 +189,13 @@ def head_input_prior(model: nn.Module, input_size, *, samples: int = 256, seed: 
         if outputs:
             last, out = outputs[-1]  # the norm that ran last before the head
             target = head_input.value.float()
-            channels_first = not isinstance(last, _LAYER_NORMS) or out.dim() != 4 or out.shape[-1] != target.shape[1]
-            for reads, vector in _readouts(out.float(), channels_first):
+            batchnorm = isinstance(last, nn.modules.batchnorm._BatchNorm)
+            channels_first = out.dim() != 4 or out.shape[-1] != target.shape[1]
+            for reads, vector in _readouts(out.float(), batchnorm, channels_first):
                 if vector.shape == target.shape and torch.allclose(vector, target, rtol=1e-4, atol=1e-5):
                     found = reads
                     break
-        if found is None or (isinstance(last, nn.modules.batchnorm._BatchNorm) and found != "pooled"):
+        if found is None or (isinstance(last, nn.modules.batchnorm._BatchNorm) and out.dim() < 3):
             raise ModelError(f"{type(model).__name__}'s classifier head does not read the output of a BatchNorm or "
                              "LayerNorm layer (pooled, its class token or as it is), so its features' statistics "
                              "cannot be read off the model and the data-free mode with train_scope: head cannot "

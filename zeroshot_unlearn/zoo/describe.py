@@ -47,7 +47,8 @@ def describe_model(model: nn.Module, weights: Any = None, *, input_size: Sequenc
         cfg.update(input_size=(3, crop, crop), mean=tuple(preset.mean), std=tuple(preset.std),
                    crop_pct=round(crop / resize, 4) if resize else 1.0,
                    interpolation=str(getattr(preset.interpolation, "value", preset.interpolation)),
-                   architecture=type(weights).__name__.removesuffix("_Weights").lower(),
+                   # namespaced: "resnet50" is also a timm name, whose weights are laid out otherwise
+                   architecture="torchvision." + type(weights).__name__.removesuffix("_Weights").lower(),
                    weights=f"torchvision {type(weights).__name__}.{getattr(weights, 'name', weights)}")
     for key, value in (("input_size", input_size), ("mean", mean), ("std", std), ("crop_pct", crop_pct),
                        ("interpolation", interpolation), ("architecture", architecture)):
@@ -64,7 +65,7 @@ def describe_model(model: nn.Module, weights: Any = None, *, input_size: Sequenc
         if len(label_names) != num_classes:
             raise ModelError(f"{len(label_names)} label_names for a head of {num_classes} classes")
         cfg["label_names"] = list(label_names)
-    cfg.setdefault("architecture", type(model).__name__.lower())
+    cfg.setdefault("architecture", ("torchvision." if is_torchvision_model(model) else "") + type(model).__name__.lower())
     cfg.setdefault("weights", "described by the caller (describe_model)")
     cfg["num_classes"] = num_classes
     model.pretrained_cfg = cfg
