@@ -35,6 +35,15 @@ SCRIPTS = {
     "gpu-h200.json": "python -m research.gpu_check ../shared/data/cifar100 benchmarks/cifar100-resnet20/gpu-h200.json",
     "original-mia.json": "python -m research.imagenet_original_mia ../shared/data "
                          "benchmarks/imagenet-efficientnet_lite0/original-mia.json",
+    "families.json": "python -m research.imagenet_families --out benchmarks/imagenet-families/families.json "
+                     "--whole-network --models resnet50,resnext50_32x4d,regnety_040,efficientnet_b0,efficientnetv2_rw_s,"
+                     "mobilenetv3_large_100,convnext_tiny,vit_base_patch16_224,swin_tiny_patch4_window7_224,"
+                     "torchvision:resnet50",
+    "selfcheck-cost.json": "python -m research.selfcheck_cost --out "
+                           "benchmarks/imagenet-efficientnet_lite0/selfcheck-cost.json",
+    "layernorm-prior.json": "python -m research.layernorm_prior --out benchmarks/imagenet-families/layernorm-prior.json",
+    "trace-": "python -m research.bit_identity_trace (this file: its prototype, with the same kernel settings and "
+              "stages, written as a table by hand)",
     "memory-": "bash research/imagenet_memory.sh (one forget call per budget, under /usr/bin/time -v; its metrics.json "
                "and the command's output copied here)",
 }
@@ -43,6 +52,7 @@ FOLDER_SCRIPTS = {
     "audit-per-example": "bash research/audit_per_example.sh (the step of this file; the CIFAR-10 steps pass the "
                          "shipped {3,7} retrain reference with --reference, which a results file does not record)",
     "audit-seeds": "bash research/audit_seeds.sh (the step of this file; resumable)",
+    "tench": "python -m research.imagenet_audit --out benchmarks/imagenet-audit/tench",
 }
 """Folders whose result files one script writes: every file there is listed with it."""
 
@@ -89,6 +99,17 @@ FOLDERS = {
                                     "to 2% of its steps; the data-free mode on the five requests (`data-free.json`); 8,000 against "
                                     "800 retained images (`research/imagenet_lite0.sh`, "
                                     "`research/imagenet_memory.sh`; page: docs/imagenet.md)."),
+    "bit-identity": ("The bit-identity guard", "Where the portable set's hashes parted on one machine under each kernel "
+                     "setting, stage by stage (issue 45; page: docs/benchmarks.md, \"The bit-identity guard\")."),
+    "imagenet-families": ("Every family at 224 px", "One single-class request (tench, the subset's other 19 classes' "
+                          "train/ images) on a 1,000-class model of each family at its own input size, random weights, "
+                          "`strict=False`: the cost of every phase and the peak memory, beside the whole-network path's "
+                          "cost on ResNet-50 from its step counts; and the data-free mode's LayerNorm prior on a trained "
+                          "LayerNorm head (issue 46; page: docs/imagenet.md)."),
+    "imagenet-audit/tench": ("The audit at 224 px: Lite0 without tench", "The real EfficientNet-Lite0 forgotten by "
+                             "every method that needs no forget image and runs at 224 px here, audited in one run at "
+                             "ImageNet size with the never-learnt flowers as the band and the head that never had "
+                             "tench (issue 47; page: docs/imagenet.md)."),
     "audit-per-example": ("The audit with per-example MIA, intervals and verdicts", "Digits {3,7} (output depth), "
                           "the public CIFAR-10 ResNet20 {3,7} and the CIFAR-100 ResNet20's rocket at both depths, "
                           "each beside the original and its shipped retrain reference, every audit column with its "

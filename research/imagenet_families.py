@@ -142,7 +142,8 @@ def main() -> None:
         key = ("resnet50", "timm_resnet") if name == "whole-network" else (name, recipe)
         if key in done:
             continue
-        child = subprocess.run([sys.executable, "-m", "research.imagenet_families", "--child", name, "--data-dir",
+        child = subprocess.run([sys.executable, "-m", "research.imagenet_families", "--child", name, "--out", str(out),
+                                "--data-dir",
                                 args.data_dir, "--seed", str(args.seed), "--whole-network-steps",
                                 str(args.whole_network_steps)], capture_output=True, text=True,
                                env={**os.environ, "PYTHONWARNINGS": "ignore"})

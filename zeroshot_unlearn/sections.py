@@ -247,9 +247,10 @@ class DataFreeSettings(Settings):
     """``train_scope: head``: memories fitted per retained class at the head's input (a bank the phases
     draw from; 4,000 feature vectors for a 1,000-class model, fitted in seconds)."""
     layernorm_prior: bool = False
-    """``train_scope: head`` on a head that reads a LayerNorm (ViT, DeiT, ConvNeXt, Swin): make the memories under
-    the prior that norm's affine implies. Off: such a request is refused, because the prior has not been measured
-    on a trained model of that kind yet (on random weights it is not a test of anything); on: run it unmeasured."""
+    """``train_scope: head`` on a head that reads the *pooled* output of a LayerNorm (a Swin's tokens): make the
+    memories under that norm's affine alone. Off: such a request is refused (the prior without the map onto the
+    norm's outputs lost 6 points of Dr on the trained LayerNorm head it was measured on, docs/imagenet.md); a head
+    that reads the norm's output itself (a ViT's class token, ConvNeXt) gets the map and runs either way."""
 
     rules = {"memories_per_epoch": (1, None), "memories_per_class": (1, None)}
 

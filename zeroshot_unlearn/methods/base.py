@@ -258,11 +258,12 @@ def check_head_scope(model: nn.Module, recipe: Recipe, *, data_free: bool) -> No
                               "set generator.kind: features")
         if input_size:  # the memories' prior is read off the model (ModelError where it cannot be)
             prior = head_input_prior(model, input_size, samples=2)
-            if prior.norm == "layernorm" and not recipe.section("data_free").layernorm_prior:
-                raise ModelError(f"{type(model).__name__}'s head reads a LayerNorm, whose prior for the data-free "
-                                 "memories has not been measured on a trained model of that kind yet: pass retained "
-                                 "images (retain=..., even a few per class), or set data_free.layernorm_prior: true to "
-                                 "run it unmeasured")
+            if prior.norm == "layernorm" and prior.emit is None and not recipe.section("data_free").layernorm_prior:
+                raise ModelError(f"{type(model).__name__}'s head reads the {prior.reads} output of a LayerNorm (a Swin's "
+                                 "pooled tokens): the memories cannot be made as that norm's outputs, and the prior "
+                                 "without that map lost 6 points of Dr where it was measured (docs/imagenet.md): pass "
+                                 "retained images (retain=..., even a few per class), or set "
+                                 "data_free.layernorm_prior: true to run it anyway")
     if recipe.generator.kind not in set(GENERATORS) | {"features"}:
         raise RecipeError(f"unknown generator.kind {recipe.generator.kind!r}; registered generators: "
                           f"{', '.join(sorted(GENERATORS))}, features")
