@@ -4,6 +4,7 @@ One request (``--classes``, default tench), forgotten by every method that needs
 224 px on this CPU, each with the subset's train/ images of the other classes where it reads retained data:
 
 - ``anti_memory``: the default (the head alone, anti-memories at the head's input);
+- ``anti_memory, fresh forget rows``: the same, its forget rows then drawn as a new head's (``forget_rows: fresh``);
 - ``anti_memory_data_free``: no image at all;
 - ``masked head distillation``: the same head training without anti-memories (``impair.anti_memory_batch: 0``):
   what the anti-memories add;
@@ -28,6 +29,7 @@ from pathlib import Path
 
 METHODS = {
     "anti_memory": {},
+    "anti_memory, fresh forget rows": {"overrides": {"forget_rows": "fresh"}},
     "anti_memory_data_free": {"data_free": True},
     "masked head distillation": {"overrides": {"impair.anti_memory_batch": 0}},
     "logit_mask": {"method": "logit_mask"},

@@ -231,3 +231,22 @@ def test_the_batchnorm_prior_reads_a_map_pooled_to_one_pixel():
     model = timm.create_model("test_efficientnet", num_classes=5).eval()
     prior = head_input_prior(model, (3, 32, 32), samples=8)
     assert prior.norm == "batchnorm" and prior.reads == "pooled" and prior.emit is None
+
+
+def test_fresh_forget_rows_carry_nothing_of_the_original():
+    """``forget_rows: fresh``: after the head path, the forget class's row and bias are a new head's draw (the
+    same for any original), every other row as training left it."""
+    from zeroshot_unlearn import seeds
+    from zeroshot_unlearn.surgery import fresh_rows
+
+    model = tiny("resnet18")
+    data = images()
+    retain = ImageTensorDataset(data.x[data.y != 3], data.y[data.y != 3])
+    kwargs = dict(recipe="imagenet", seed=0, progress=False, strict=False)
+    trained = forget_classes(model, [3], retain=retain, overrides=QUICK, **kwargs).model
+    fresh = forget_classes(model, [3], retain=retain, overrides={**QUICK, "forget_rows": "fresh"}, **kwargs).model
+    reference = torch.nn.Linear(512, 10)
+    fresh_rows(reference, [3], seeds.FRESH_ROWS)
+    assert torch.equal(fresh.fc.weight[3], reference.weight[3]) and torch.equal(fresh.fc.bias[3], reference.bias[3])
+    others = [c for c in range(10) if c != 3]
+    assert torch.equal(fresh.fc.weight[others], trained.fc.weight[others])

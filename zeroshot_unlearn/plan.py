@@ -9,8 +9,8 @@ plan known before any data is read (the command line runs it before it reads a d
 
 from __future__ import annotations
 
-import json
 import dataclasses
+import json
 import logging
 import os
 from dataclasses import dataclass, fields

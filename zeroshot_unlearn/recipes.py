@@ -78,6 +78,11 @@ class Recipe(Settings):
     (``generator.kind: features``) or an image generator's pool (``zeroshot_unlearn.methods.anti_memory.head_only``):
     forgetting at the output (``depth: output``) for the time of one pass over the retained images, the
     setting of 224-px ImageNet models on a CPU. No augmentation, feature terms or BatchNorm changes."""
+    forget_rows: str = "trained"
+    """``train_scope: head``: what the forget classes' rows of the head are at the end. ``trained``: as impair and
+    repair left them (pushed down by the anti-memories); ``fresh``: drawn as a new head's rows are, so they
+    carry nothing of the original's (the audit at 224 px: the trained rows took twice a never-learnt class's
+    steps to relearn, which gives the deletion away; docs/imagenet.md)."""
     impair_scaling: str = "forget_ratio"
     """``forget_ratio``: a request that forgets more classes than it keeps gets a longer impair, its
     steps times sqrt(forget classes / retained classes) (8 of 10 classes: twice the steps), because the
@@ -111,7 +116,7 @@ class Recipe(Settings):
 
     rules = {"bn_policy": ("real_only", "frozen"), "precision": ("fp32", "bf16"), "min_per_class": (1, None),
              "min_epoch_images": (0, None), "max_epoch_images": (0, None), "min_input_size": (0, None), "depth": ("output", "representation"),
-             "impair_scaling": ("forget_ratio", "none"),
+             "impair_scaling": ("forget_ratio", "none"), "forget_rows": ("trained", "fresh"),
              "train_scope": ("all", "head")}
 
     def __post_init__(self) -> None:

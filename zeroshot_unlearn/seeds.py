@@ -31,3 +31,5 @@ CHANNEL_RANKING = 14
 """The anti-memories ``impair.perturb_channels`` ranks channels with (the same on every rank)."""
 HEAD_MEMORIES = 15
 """The data-free mode's memories at the head's input (``train_scope: head``): their starting points."""
+FRESH_ROWS = 16
+"""``forget_rows: fresh``: the forget classes' head rows drawn as a new head's are."""

@@ -144,6 +144,20 @@ def check_linear_head(model: nn.Module, input_size: Sequence[int]) -> None:
                          "head's input) cannot serve it: use a recipe with train_scope: all (recipe=NAME)")
 
 
+@torch.no_grad()
+def fresh_rows(head: nn.Linear, rows: Sequence[int], seed: int) -> None:
+    """Replace ``rows`` of ``head`` (weights and biases) with those a new ``nn.Linear`` of its shape draws
+    (its own initialisation, seeded): rows that carry nothing of what the head had learnt."""
+    fresh = nn.Linear(head.in_features, head.out_features, bias=head.bias is not None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh.reset_parameters()
+    index = torch.as_tensor(list(rows), device=head.weight.device)
+    head.weight[index] = fresh.weight.to(head.weight)[index]
+    if head.bias is not None:
+        head.bias[index] = fresh.bias.to(head.bias)[index]
+
+
 def backbone_stages(model: nn.Module) -> list[str]:
     """The names of the modules whose outputs are the backbone's stages, in order, from timm's ``feature_info``
     (every timm model has one; so do the zoo's own models). Empty where the model does not describe its stages."""

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from ..data.datasets import iter_batches
 from ..evaluation import mask_logits
-from ..surgery import HeadInput, StageOutputs, backbone_stages, check_linear_head, classifier_head
+from ..surgery import HeadInput, StageOutputs, backbone_stages, check_linear_head, classifier_head, fresh_rows
 from .intervals import auc_of, mean_interval, two_sample_interval
 from .metrics import Outputs, mia_forget, relearn_checks, weights_of
 from .per_example import quantile_attack
@@ -173,16 +173,7 @@ def never_had_head(original: nn.Module, forget: Sequence[int], seed: int) -> nn.
     """The original with the forget classes' head rows and biases drawn as a fresh head's of that shape are
     (``nn.Linear``'s own initialisation, seeded): the closest thing to a retrain that this backbone allows."""
     model = copy.deepcopy(weights_of(original))
-    head = classifier_head(model)
-    fresh = nn.Linear(head.in_features, head.out_features, bias=head.bias is not None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fresh.reset_parameters()
-    rows = torch.as_tensor(list(forget), device=head.weight.device)
-    with torch.no_grad():
-        head.weight[rows] = fresh.weight.to(head.weight)[rows]
-        if head.bias is not None:
-            head.bias[rows] = fresh.bias.to(head.bias)[rows]
+    fresh_rows(classifier_head(model), forget, seed)
     return model
 
 

@@ -29,7 +29,7 @@ from ...engine import BatchStream
 from ...generators import create_generator, fit_generator
 from ...generators.features import FeatureGenerator, FeaturePrior, fit_feature_generator, head_input_prior
 from ...losses import masked_distillation
-from ...surgery import HeadInput, classifier_head
+from ...surgery import HeadInput, classifier_head, fresh_rows
 from ..base import ForgetContext, MethodOutput
 
 log = logging.getLogger(__name__)
@@ -159,4 +159,6 @@ def run_on_head(ctx: ForgetContext, impair_scale, memories_per_class: int | None
                 return loss
 
             timings[name] = ctx.train(cfg, steps, loss_fn, name=name).seconds
+        if recipe.forget_rows == "fresh":
+            fresh_rows(head, ctx.forget, ctx.seed + seeds.FRESH_ROWS)
     return MethodOutput(ctx.student, generator=generator, timings=timings)
