@@ -36,8 +36,8 @@ SCRIPTS = {
     "original-mia.json": "python -m research.imagenet_original_mia ../shared/data "
                          "benchmarks/imagenet-efficientnet_lite0/original-mia.json",
     "families.json": "python -m research.imagenet_families --out benchmarks/imagenet-families/families.json "
-                     "--whole-network --models resnet50,resnext50_32x4d,regnety_040,efficientnet_b0,efficientnetv2_rw_s,"
-                     "mobilenetv3_large_100,convnext_tiny,vit_base_patch16_224,swin_tiny_patch4_window7_224,"
+                     "--whole-network --models resnet50,resnext26ts,regnetx_016,efficientnet_b0,efficientnetv2_rw_t,"
+                     "mobilenetv3_large_100,convnext_tiny,vit_small_patch16_224,swin_tiny_patch4_window7_224,"
                      "torchvision:resnet50",
     "selfcheck-cost.json": "python -m research.selfcheck_cost --out "
                            "benchmarks/imagenet-efficientnet_lite0/selfcheck-cost.json",

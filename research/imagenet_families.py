@@ -9,6 +9,7 @@ costs). Each model runs in a child process, so the peak memory is that request's
 of the call, the time of every phase, the peak resident memory.
 
     python -m research.imagenet_families --out benchmarks/imagenet-families/families.json   # resumable
+    python -m research.imagenet_families --table benchmarks/imagenet-families/families.json  # docs/imagenet.md's table
 
 Beside it, ``--whole-network`` times the other path on ResNet-50 (recipe ``timm_resnet``): a few generator,
 impair and repair steps each, and the call's cost from its step counts (``--whole-network-steps``).
@@ -26,20 +27,17 @@ import time
 from pathlib import Path
 
 FAMILIES = {
-    # name: (how it is built, what it is)
+    # name: (how it is built, what it is); the smaller member of a family where its cost would only scale
     "resnet50": ("timm", "ResNet"),
-    "resnext50_32x4d": ("timm", "ResNeXt"),
-    "regnety_040": ("timm", "RegNet"),
+    "resnext26ts": ("timm", "ResNeXt"),
+    "regnetx_016": ("timm", "RegNet"),
     "efficientnet_b0": ("timm", "EfficientNet"),
-    "efficientnetv2_rw_s": ("timm", "EfficientNetV2"),
+    "efficientnetv2_rw_t": ("timm", "EfficientNetV2"),
     "mobilenetv3_large_100": ("timm", "MobileNetV3"),
     "convnext_tiny": ("timm", "ConvNeXt"),
-    "vit_base_patch16_224": ("timm", "ViT"),
-    "deit_small_patch16_224": ("timm", "DeiT"),
+    "vit_small_patch16_224": ("timm", "ViT/DeiT"),
     "swin_tiny_patch4_window7_224": ("timm", "Swin"),
     "torchvision:resnet50": ("torchvision", "ResNet (torchvision object)"),
-    "torchvision:vit_b_16": ("torchvision", "ViT (torchvision object)"),
-    "torchvision:convnext_tiny": ("torchvision", "ConvNeXt (torchvision object)"),
 }
 
 
@@ -118,9 +116,28 @@ def whole_network(data_dir: str, seed: int, steps: int) -> dict:
             "peak_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20, 2)}
 
 
+def table(path: Path) -> str:
+    """The markdown table of docs/imagenet.md from a results file."""
+    rows = json.loads(path.read_text())["rows"]
+    lines = ["| family: model | input | params M | call s (CPU s) | phases s | peak GiB |", "| --- |" + " --- |" * 5]
+    for row in rows:
+        if row.get("train_scope") == "all":
+            per = ", ".join(f"{k} {v}" for k, v in row["seconds_per_step"].items())
+            lines.append(f"| whole network (`timm_resnet`): resnet50 | 224 | 25.6 | about {row['call_estimate_s']:.0f} "
+                         f"(estimated: {row['timed_steps']} steps a phase timed, s per step: {per}; steps "
+                         f"{row['recipe_steps']}) | – | {row['peak_gib']} |")
+            continue
+        family = FAMILIES.get(row["model"], ("", row["model"]))[1]
+        phases = ", ".join(f"{k} {v}" for k, v in row["phases_s"].items() if k != "total")
+        lines.append(f"| {family}: `{row['model']}` | {row['input_size'][1]} | {row['parameters_m']} | {row['wall_s']} "
+                     f"({row['cpu_s']}) | {phases} | {row['peak_gib']} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--table", help="print the markdown table of this results file and stop")
+    parser.add_argument("--out")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--models", default=",".join(FAMILIES))
     parser.add_argument("--seed", type=int, default=0)
@@ -128,6 +145,11 @@ def main() -> None:
     parser.add_argument("--whole-network-steps", type=int, default=3)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.table:
+        print(table(Path(args.table)))
+        return
+    if not args.out:
+        parser.error("--out is required")
     if args.child:
         row = whole_network(args.data_dir, args.seed, args.whole_network_steps) if args.child == "whole-network" \
             else one(args.child, args.data_dir, args.seed)

@@ -255,6 +255,7 @@ def test_the_guard_sees_a_one_line_change_to_the_arithmetic(portable_reference):
     assert measured["runs"]["anti_memory"] != portable_reference["runs"]["anti_memory"]
 
 
+@pytest.mark.slow  # about two minutes where it runs; the portable set guards CI (`pytest -m slow` runs these)
 @pytest.mark.parametrize("method", [m for m in METHODS if m not in PORTABLE_METHODS])
 def test_output_is_bit_identical_to_the_recorded_one(method, digits_model, digits_retain, forget_images):
     from zeroshot_unlearn.io import sha256_state_dict
