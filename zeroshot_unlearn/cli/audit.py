@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import torch.nn as nn
 
 from ..errors import DataError, InvalidRequestError
-from ._common import output_options, parse_budget, parse_classes, with_class_names
+from ._common import load_trained, output_options, parse_budget, parse_classes, with_class_names
 
 
 def at_scale(model: nn.Module) -> bool:
@@ -65,10 +65,10 @@ def load_original(source: str, unlearned: nn.Module, *, trust_checkpoint: bool =
     from ..zoo.timm_format import is_timm_source
 
     architecture = unlearned.pretrained_cfg["architecture"]
-    if is_timm_source(source):
-        original = load_model(source)
-    elif not Path(source).exists() and (entry := pretrained_entry(source)) is not None and entry.default_checkpoint:
-        original = load_model(source, pretrained=True)
+    registered = not Path(source).exists() and (entry := pretrained_entry(source)) is not None \
+        and entry.default_checkpoint
+    if is_timm_source(source) or registered:  # what forget --model NAME loads, by the same function
+        original = load_trained(argparse.Namespace(model=source, checkpoint=None, trust_checkpoint=trust_checkpoint))
     else:
         original = load_model(architecture, source, trust_checkpoint=trust_checkpoint)
     if original.pretrained_cfg.get("architecture") != architecture:
